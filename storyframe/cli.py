@@ -1,0 +1,86 @@
+"""`storyframe serve | migrate | export-schema`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from storyframe.settings import Settings
+
+log = logging.getLogger("storyframe")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="storyframe", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the API server (uvicorn)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    commands.add_parser("migrate", help="apply the database migrations")
+    export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
+    export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
+    args = parser.parse_args(argv)
+
+    if args.command == "export-schema":
+        return _export_schema(args.output)
+    settings = Settings()
+    from storyframe.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings, only_if_empty=False))
+        return 0
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return _serve(settings.model_copy(update=overrides))
+
+
+def _export_schema(output: Path | None) -> int:
+    from storyframe.app import build_schema
+
+    sdl = build_schema().as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+    return 0
+
+
+async def _migrate(settings: Settings, *, only_if_empty: bool) -> None:
+    from storyframe.db.engine import create_engine
+    from storyframe.db.migrate import is_empty, upgrade
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        if only_if_empty and not await is_empty(engine):
+            return
+        await upgrade(engine)
+        log.info("database migrated")
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from storyframe.app import create_app
+
+    if settings.resolved_database_url.startswith("sqlite"):
+        # The embedded default needs no set-up: a new SQLite database is created and migrated.
+        asyncio.run(_migrate(settings, only_if_empty=True))
+    log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, the engine, repositories and migrations."""

@@ -1,0 +1,264 @@
+"""The SQL write side: one transaction per unit of work, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col
+
+from storyframe.db.engine import WRITE_OPTION
+from storyframe.db.tables import (
+    Context,
+    Frame,
+    Image,
+    ImagePlacement,
+    MainChat,
+    Message,
+    MessageAttachment,
+    Project,
+    Video,
+)
+from storyframe.services.places import Place, PlaceKind, PlaceOwner
+from storyframe.services.ports import Doomed, Repository
+
+Row = TypeVar("Row", bound=SQLModel)
+
+_PLACEMENT_COLUMN = {
+    PlaceKind.FRAME: ImagePlacement.frame_id,
+    PlaceKind.CONTEXT: ImagePlacement.context_id,
+    PlaceKind.MAIN_CHAT: ImagePlacement.main_chat_id,
+    PlaceKind.GALLERY: ImagePlacement.gallery_project_id,
+}
+_MESSAGE_COLUMN = {
+    PlaceKind.FRAME: Message.frame_id,
+    PlaceKind.CONTEXT: Message.context_id,
+    PlaceKind.MAIN_CHAT: Message.main_chat_id,
+}
+_PLACE_FIELD = {
+    PlaceKind.FRAME: "frame_id",
+    PlaceKind.CONTEXT: "context_id",
+    PlaceKind.MAIN_CHAT: "main_chat_id",
+    PlaceKind.GALLERY: "gallery_project_id",
+}
+
+
+def placement_column(kind: PlaceKind) -> Any:
+    return _PLACEMENT_COLUMN[kind]
+
+
+def message_column(kind: PlaceKind) -> Any:
+    return _MESSAGE_COLUMN[kind]
+
+
+def _placement_is(image_id: int, place: Place) -> ColumnElement[bool]:
+    same_place: ColumnElement[bool] = placement_column(place.kind) == place.id
+    return (col(ImagePlacement.image_id) == image_id) & same_place
+
+
+class SqlRepository(Repository):
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, model: type[Row], id: int) -> Row | None:
+        return await self._session.get(model, id)
+
+    async def add(self, row: SQLModel) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def save(self, row: SQLModel) -> None:
+        self._session.add(row)
+        await self._session.flush()
+
+    async def lock_video(self, video_id: int) -> None:
+        # FOR UPDATE is a no-op on SQLite, whose write transactions are already exclusive.
+        await self._session.execute(
+            select(col(Video.id)).where(col(Video.id) == video_id).with_for_update()
+        )
+
+    async def frames_of_video(self, video_id: int) -> list[Frame]:
+        rows = await self._session.scalars(
+            select(Frame).where(col(Frame.video_id) == video_id).order_by(col(Frame.order))
+        )
+        return list(rows)
+
+    async def set_frame_orders(self, video_id: int, frames: Sequence[Frame]) -> None:
+        # Two steps keep the unique (video_id, order) index satisfied after every statement.
+        await self._session.execute(
+            update(Frame)
+            .where(col(Frame.video_id) == video_id)
+            .values(order=-col(Frame.order) - 1)
+            .execution_options(synchronize_session=False)
+        )
+        for position, frame in enumerate(frames):
+            await self._session.execute(
+                update(Frame)
+                .where(col(Frame.id) == frame.id)
+                .values(order=position)
+                .execution_options(synchronize_session=False)
+            )
+            # Already written: record the value as committed so a flush does not write it again.
+            set_committed_value(frame, "order", position)
+
+    async def owner_of(self, place: Place) -> PlaceOwner | None:
+        if place.kind is PlaceKind.GALLERY:
+            project = await self._session.get(Project, place.id)
+            return PlaceOwner(place.id, None) if project else None
+        models: dict[PlaceKind, Any] = {
+            PlaceKind.FRAME: Frame,
+            PlaceKind.CONTEXT: Context,
+            PlaceKind.MAIN_CHAT: MainChat,
+        }
+        model = models[place.kind]
+        row = (
+            await self._session.execute(
+                select(col(Video.project_id), col(Video.id))
+                .join(model, col(model.video_id) == col(Video.id))
+                .where(col(model.id) == place.id)
+            )
+        ).first()
+        return PlaceOwner(row[0], row[1]) if row else None
+
+    async def has_placement(self, image_id: int, place: Place) -> bool:
+        found = await self._session.scalar(
+            select(col(ImagePlacement.id)).where(_placement_is(image_id, place)).limit(1)
+        )
+        return found is not None
+
+    async def add_placement(self, image_id: int, place: Place) -> None:
+        if not await self.has_placement(image_id, place):
+            placement = ImagePlacement(image_id=image_id)
+            setattr(placement, _PLACE_FIELD[place.kind], place.id)
+            self._session.add(placement)
+            await self._session.flush()
+
+    async def remove_placement(self, image_id: int, place: Place) -> bool:
+        result = await self._session.execute(
+            delete(ImagePlacement).where(_placement_is(image_id, place))
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def remove_placements_in_project(self, image_id: int, project_id: int) -> None:
+        videos = select(col(Video.id)).where(col(Video.project_id) == project_id)
+        await self._session.execute(
+            delete(ImagePlacement).where(
+                col(ImagePlacement.image_id) == image_id,
+                or_(
+                    col(ImagePlacement.gallery_project_id) == project_id,
+                    col(ImagePlacement.frame_id).in_(
+                        select(col(Frame.id)).where(col(Frame.video_id).in_(videos))
+                    ),
+                    col(ImagePlacement.context_id).in_(
+                        select(col(Context.id)).where(col(Context.video_id).in_(videos))
+                    ),
+                    col(ImagePlacement.main_chat_id).in_(
+                        select(col(MainChat.id)).where(col(MainChat.video_id).in_(videos))
+                    ),
+                ),
+            )
+        )
+        await self._session.execute(
+            update(Frame)
+            .where(col(Frame.selected_image_id) == image_id, col(Frame.video_id).in_(videos))
+            .values(selected_image_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def unselect_image(self, image_id: int, frame_id: int) -> None:
+        await self._session.execute(
+            update(Frame)
+            .where(col(Frame.selected_image_id) == image_id, col(Frame.id) == frame_id)
+            .values(selected_image_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None:
+        self._session.add_all(
+            MessageAttachment(message_id=message_id, image_id=image_id, position=position)
+            for position, image_id in enumerate(image_ids)
+        )
+        await self._session.flush()
+
+    async def _ids(self, model: Any, column: Any, values: Iterable[int]) -> set[int]:
+        """Ids of the `model` rows whose `column` is one of `values`."""
+        statement = select(col(model.id)).where(column.in_(list(values)))
+        return set((await self._session.scalars(statement)).all())
+
+    async def video_ids_of_project(self, project_id: int) -> set[int]:
+        return await self._ids(Video, Video.project_id, [project_id])
+
+    async def frame_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]:
+        return await self._ids(Frame, Frame.video_id, video_ids)
+
+    async def main_chat_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]:
+        return await self._ids(MainChat, MainChat.video_id, video_ids)
+
+    async def message_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]:
+        return await self._ids(Message, Message.video_id, video_ids)
+
+    async def message_ids_of_chat(self, chat: Place) -> set[int]:
+        return await self._ids(Message, message_column(chat.kind), [chat.id])
+
+    async def image_ids_of_project(self, project_id: int) -> set[int]:
+        return await self._ids(Image, Image.project_id, [project_id])
+
+    async def image_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]:
+        return await self._ids(Image, Image.video_id, video_ids)
+
+    async def image_ids_of_messages(self, message_ids: Iterable[int]) -> set[int]:
+        return await self._ids(Image, Image.message_id, message_ids)
+
+    async def delete(self, doomed: Doomed) -> None:
+        session = self._session
+        if doomed.images:
+            ids = list(doomed.images)
+            await self.unselect_image_ids(ids)
+            await session.execute(
+                delete(ImagePlacement).where(col(ImagePlacement.image_id).in_(ids))
+            )
+            await session.execute(
+                delete(MessageAttachment).where(col(MessageAttachment.image_id).in_(ids))
+            )
+            await session.execute(delete(Image).where(col(Image.id).in_(ids)))
+        for model, ids_ in (
+            (Message, doomed.messages),
+            (Frame, doomed.frames),
+            (MainChat, doomed.main_chats),
+            (Video, doomed.videos),
+            (Project, doomed.projects),
+        ):
+            if ids_:
+                # What else hangs off these rows (contexts, placements) cascades in the database.
+                await session.execute(delete(model).where(col(model.id).in_(list(ids_))))
+        session.expunge_all()
+
+    async def unselect_image_ids(self, image_ids: list[int]) -> None:
+        await self._session.execute(
+            update(Frame)
+            .where(col(Frame.selected_image_id).in_(image_ids))
+            .values(selected_image_id=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def commit(self) -> None:
+        await self._session.commit()
+
+
+class SqlUnitOfWork:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    @asynccontextmanager
+    async def __call__(self) -> AsyncIterator[Repository]:
+        async with self._sessions() as session:
+            await session.connection(execution_options={WRITE_OPTION: True})
+            yield SqlRepository(session)
+
+
+async def count_rows(session: AsyncSession, model: type[SQLModel]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)

@@ -1,0 +1,209 @@
+"""SQLModel tables: the persistent shape of Storyframe's domain.
+
+Every foreign key cascades the way the product behaves: deleting a project deletes its videos,
+a video its context, frames, main chats and messages, a message the images it produced.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import CheckConstraint, Column, DateTime, Dialect, ForeignKey, Index, Integer, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+NAME_MAX = 200
+TITLE_MAX = 500
+CONTENT_MAX = 20_000
+PROMPT_MAX = 8_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every dialect (SQLite stores it naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def _fk(
+    target: str, *, nullable: bool, ondelete: str = "CASCADE", index: bool = True
+) -> Column[int]:
+    return Column(Integer, ForeignKey(target, ondelete=ondelete), nullable=nullable, index=index)
+
+
+def _timestamp() -> Column[datetime]:
+    return Column(UtcDateTime(), nullable=False)
+
+
+def _exactly_one(*columns: str) -> str:
+    return " + ".join(f"(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)" for c in columns) + " = 1"
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "projects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=NAME_MAX)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Video(SQLModel, table=True):
+    __tablename__ = "videos"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(sa_column=_fk("projects.id", nullable=False))
+    name: str = Field(max_length=NAME_MAX)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Context(SQLModel, table=True):
+    """The per-video context: text and reference images, itself a chat. Exactly one per video."""
+
+    __tablename__ = "contexts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("videos.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    content: str = Field(default="", sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Frame(SQLModel, table=True):
+    __tablename__ = "frames"
+    __table_args__ = (Index("ix_frames_video_order", "video_id", "order", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: int = Field(sa_column=_fk("videos.id", nullable=False, index=False))
+    title: str = Field(max_length=TITLE_MAX)
+    order: int
+    # use_alter breaks the frames → images → messages → frames cycle when tables are created.
+    selected_image_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey(
+                "images.id", ondelete="SET NULL", use_alter=True, name="fk_frames_selected_image"
+            ),
+            nullable=True,
+            index=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class MainChat(SQLModel, table=True):
+    __tablename__ = "main_chats"
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: int = Field(sa_column=_fk("videos.id", nullable=False))
+    name: str = Field(max_length=NAME_MAX)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Message(SQLModel, table=True):
+    """A prompt in exactly one chat: a frame, a video's context or a main chat."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(
+            _exactly_one("frame_id", "context_id", "main_chat_id"), name="ck_messages_one_chat"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: int = Field(sa_column=_fk("videos.id", nullable=False))
+    frame_id: int | None = Field(default=None, sa_column=_fk("frames.id", nullable=True))
+    context_id: int | None = Field(default=None, sa_column=_fk("contexts.id", nullable=True))
+    main_chat_id: int | None = Field(default=None, sa_column=_fk("main_chats.id", nullable=True))
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    with_context: bool = False
+    final_prompt: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Image(SQLModel, table=True):
+    """A stored image. It belongs to its project, and to the message that made it, if any."""
+
+    __tablename__ = "images"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(sa_column=_fk("projects.id", nullable=False))
+    video_id: int | None = Field(default=None, sa_column=_fk("videos.id", nullable=True))
+    message_id: int | None = Field(default=None, sa_column=_fk("messages.id", nullable=True))
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    storage_key: str = Field(max_length=300)
+    width: int
+    height: int
+    content_type: str = Field(max_length=100)
+    byte_size: int
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class ImagePlacement(SQLModel, table=True):
+    """One place an image appears in: a frame, a context, a main chat or a project's gallery."""
+
+    __tablename__ = "image_placements"
+    __table_args__ = (
+        CheckConstraint(
+            _exactly_one("frame_id", "context_id", "main_chat_id", "gallery_project_id"),
+            name="ck_image_placements_one_place",
+        ),
+        Index("uq_placement_frame", "frame_id", "image_id", unique=True),
+        Index("uq_placement_context", "context_id", "image_id", unique=True),
+        Index("uq_placement_main_chat", "main_chat_id", "image_id", unique=True),
+        Index("uq_placement_gallery", "gallery_project_id", "image_id", unique=True),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    image_id: int = Field(sa_column=_fk("images.id", nullable=False))
+    frame_id: int | None = Field(
+        default=None, sa_column=_fk("frames.id", nullable=True, index=False)
+    )
+    context_id: int | None = Field(
+        default=None, sa_column=_fk("contexts.id", nullable=True, index=False)
+    )
+    main_chat_id: int | None = Field(
+        default=None, sa_column=_fk("main_chats.id", nullable=True, index=False)
+    )
+    gallery_project_id: int | None = Field(
+        default=None, sa_column=_fk("projects.id", nullable=True, index=False)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class MessageAttachment(SQLModel, table=True):
+    """An image a message used as a reference."""
+
+    __tablename__ = "message_attachments"
+
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    )
+    image_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
+    )
+    position: int = 0

@@ -1,0 +1,117 @@
+"""One DataLoader per relation, each answering a whole batch of keys with one read."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlmodel import SQLModel
+from strawberry.dataloader import DataLoader
+
+from storyframe.db import tables
+from storyframe.schema.connection import Connection
+from storyframe.schema.context import Loaders
+from storyframe.schema.types import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.services.container import Services
+from storyframe.services.pages import PageRequest
+from storyframe.services.ports import Reader
+
+K = TypeVar("K", bound=Hashable)
+P = TypeVar("P", bound=Hashable)
+V = TypeVar("V")
+Row = TypeVar("Row", bound=SQLModel)
+
+
+def _by_id(reader: Reader, model: type[Row], wrap: Callable[[Row], V]) -> DataLoader[int, V | None]:
+    async def load(ids: list[int]) -> list[V | None]:
+        rows = await reader.get_many(model, ids)
+        return [wrap(rows[i]) if i in rows else None for i in ids]
+
+    return DataLoader(load)
+
+
+def _grouped(
+    fetch: Callable[[list[K]], Awaitable[Mapping[K, Sequence[Any]]]], wrap: Callable[[Any], V]
+) -> DataLoader[K, list[V]]:
+    async def load(keys: list[K]) -> list[list[V]]:
+        found = await fetch(keys)
+        return [[wrap(row) for row in found.get(key, ())] for key in keys]
+
+    return DataLoader(load)
+
+
+def _counts(fetch: Callable[[list[K]], Awaitable[Mapping[K, int]]]) -> DataLoader[K, int]:
+    async def load(keys: list[K]) -> list[int]:
+        found = await fetch(keys)
+        return [found.get(key, 0) for key in keys]
+
+    return DataLoader(load)
+
+
+def _paged(
+    fetch: Callable[[list[P], PageRequest], Awaitable[Mapping[P, Sequence[Any]]]],
+    wrap: Callable[[Any], V],
+    counter: Callable[[], DataLoader[P, int]],
+) -> DataLoader[tuple[P, PageRequest], Connection[V]]:
+    """Pages of each parent: one read per distinct page request in the batch."""
+
+    async def load(keys: list[tuple[P, PageRequest]]) -> list[Connection[V]]:
+        by_page: dict[PageRequest, list[P]] = defaultdict(list)
+        for parent, page in keys:
+            by_page[page].append(parent)
+        found: dict[tuple[P, PageRequest], Sequence[Any]] = {}
+        for page, parents in by_page.items():
+            rows = await fetch(parents, page)
+            found.update({(parent, page): rows.get(parent, ()) for parent in parents})
+        counts = counter()
+        return [
+            Connection.of([wrap(row) for row in found[key]], key[1], (counts, key[0]))
+            for key in keys
+        ]
+
+    return DataLoader(load)
+
+
+def make_loaders(services: Services) -> Loaders:
+    reader = services.reads
+    video_count = _counts(reader.count_videos)
+    project_image_count = _counts(reader.count_project_images)
+    message_count = _counts(reader.count_messages)
+    place_image_count = _counts(reader.count_place_images)
+
+    async def contexts_of_videos(ids: list[int]) -> list[Context | None]:
+        found = await reader.contexts_of_videos(ids)
+        return [Context.from_row(found[i]) if i in found else None for i in ids]
+
+    async def count_projects(keys: list[int]) -> list[int]:
+        total = await reader.count_projects()
+        return [total for _ in keys]
+
+    return Loaders(
+        project=_by_id(reader, tables.Project, Project.from_row),
+        video=_by_id(reader, tables.Video, Video.from_row),
+        context=_by_id(reader, tables.Context, Context.from_row),
+        frame=_by_id(reader, tables.Frame, Frame.from_row),
+        main_chat=_by_id(reader, tables.MainChat, MainChat.from_row),
+        message=_by_id(reader, tables.Message, Message.from_row),
+        image=_by_id(reader, tables.Image, Image.from_row),
+        videos_of_project=_paged(reader.videos_of_projects, Video.from_row, lambda: video_count),
+        context_of_video=DataLoader(contexts_of_videos),
+        frames_of_video=_grouped(reader.frames_of_videos, Frame.from_row),
+        main_chats_of_video=_grouped(reader.main_chats_of_videos, MainChat.from_row),
+        messages_of_chat=_paged(reader.messages_of_chats, Message.from_row, lambda: message_count),
+        images_of_message=_grouped(reader.images_of_messages, Image.from_row),
+        attachments_of_message=_grouped(reader.attachments_of_messages, Image.from_row),
+        images_of_place=_paged(reader.images_of_places, Image.from_row, lambda: place_image_count),
+        images_of_project=_paged(
+            reader.images_of_projects, Image.from_row, lambda: project_image_count
+        ),
+        places_of_image=_grouped(reader.places_of_images, lambda place: place),
+        project_count=DataLoader(count_projects),
+        video_count=video_count,
+        project_image_count=project_image_count,
+        frame_count=_counts(reader.count_frames),
+        message_count=message_count,
+        place_image_count=place_image_count,
+    )

@@ -1,0 +1,1 @@
+"""The shape of the API: Strawberry types, inputs, payloads and error codes."""

@@ -1,0 +1,73 @@
+"""Relay connections: `edges { cursor node }`, `nodes`, `pageInfo` and `totalCount`."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+import strawberry
+from strawberry.dataloader import DataLoader
+
+from storyframe.schema.context import Context
+from storyframe.schema.ids import encode_cursor
+from storyframe.schema.relations import peek
+from storyframe.services.pages import Page, PageRequest
+
+
+class HasPk(Protocol):
+    @property
+    def pk(self) -> int: ...
+
+
+N = TypeVar("N")
+
+
+@strawberry.type(description="Where a page of a connection sits.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[N]):
+    cursor: str
+    node: N
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    """A page of items, newest first. Pass `pageInfo.endCursor` as `after` for the next page."""
+
+    edges: list[Edge[N]]
+    nodes: list[N]
+    page_info: PageInfo
+    counter: strawberry.Private[tuple[DataLoader[Any, int], Hashable] | None]
+
+    @strawberry.field(description="How many items there are in all pages together.")
+    def total_count(self, info: strawberry.Info[Context, None]) -> int:
+        if self.counter is None:
+            return len(self.nodes)
+        return peek(*self.counter)  # type: ignore[no-any-return]
+
+    @classmethod
+    def of(
+        cls,
+        items: Sequence[Any],
+        request: PageRequest,
+        counter: tuple[DataLoader[Any, int], Hashable] | None = None,
+    ) -> Connection[Any]:
+        page = Page.from_rows(list(items), request)
+        cursors = [encode_cursor(item.pk) for item in page.items]
+        return cls(
+            edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, page.items, strict=True)],
+            nodes=page.items,
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=page.has_previous,
+                start_cursor=cursors[0] if cursors else None,
+                end_cursor=cursors[-1] if cursors else None,
+            ),
+            counter=counter,
+        )

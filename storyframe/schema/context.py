@@ -1,0 +1,61 @@
+"""The per-request context every resolver receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+from strawberry.dataloader import DataLoader
+
+from storyframe.services.container import Services
+from storyframe.services.pages import PageRequest
+from storyframe.services.places import Place
+
+if TYPE_CHECKING:
+    from storyframe.schema.connection import Connection
+    from storyframe.schema.types import Context as ContextNode
+    from storyframe.schema.types import Frame, Image, MainChat, Message, Project, Video
+
+ProjectImagesKey = tuple[int, int | None]
+
+
+@dataclass(slots=True)
+class Loaders:
+    """DataLoaders for every relation a query can reach; one set per request."""
+
+    project: DataLoader[int, Project | None]
+    video: DataLoader[int, Video | None]
+    context: DataLoader[int, ContextNode | None]
+    frame: DataLoader[int, Frame | None]
+    main_chat: DataLoader[int, MainChat | None]
+    message: DataLoader[int, Message | None]
+    image: DataLoader[int, Image | None]
+    videos_of_project: DataLoader[tuple[int, PageRequest], Connection[Video]]
+    context_of_video: DataLoader[int, ContextNode | None]
+    frames_of_video: DataLoader[int, list[Frame]]
+    main_chats_of_video: DataLoader[int, list[MainChat]]
+    messages_of_chat: DataLoader[tuple[Place, PageRequest], Connection[Message]]
+    images_of_message: DataLoader[int, list[Image]]
+    attachments_of_message: DataLoader[int, list[Image]]
+    images_of_place: DataLoader[tuple[Place, PageRequest], Connection[Image]]
+    images_of_project: DataLoader[tuple[ProjectImagesKey, PageRequest], Connection[Image]]
+    places_of_image: DataLoader[int, list[Place]]
+    project_count: DataLoader[int, int]
+    video_count: DataLoader[int, int]
+    project_image_count: DataLoader[ProjectImagesKey, int]
+    frame_count: DataLoader[int, int]
+    message_count: DataLoader[Place, int]
+    place_image_count: DataLoader[Place, int]
+
+    def clear_all(self) -> None:
+        for name in self.__slots__:
+            getattr(self, name).clear_all()
+
+
+@dataclass(slots=True)
+class Context:
+    services: Services
+    loaders: Loaders
+    request: Request | WebSocket | None = None

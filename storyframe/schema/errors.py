@@ -1,0 +1,72 @@
+"""How failures appear in responses: `userErrors` for expected ones, masked errors otherwise."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from storyframe.services import errors as domain
+
+log = logging.getLogger("storyframe.errors")
+
+ErrorCode = strawberry.enum(
+    domain.ErrorCode,
+    name="ErrorCode",
+    description="Why an input was refused.",
+)
+
+
+@strawberry.type(description="An input the mutation refused; nothing was changed.")
+class UserError:
+    field: list[str] | None = strawberry.field(
+        description="Path to the input field at fault, relative to `input`."
+    )
+    message: str
+    code: ErrorCode  # type: ignore[valid-type]
+
+    @classmethod
+    def of(cls, error: domain.DomainError) -> UserError:
+        return cls(field=error.field, message=error.message, code=error.code)
+
+
+class MaskErrors(SchemaExtension):
+    """Keeps the message of expected errors; replaces any other with an id that is logged."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [_shown(error) for error in result.errors]
+
+
+def _shown(error: GraphQLError) -> GraphQLError:
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return error
+    if isinstance(original, domain.DomainError):
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": original.code.value, "field": original.field},
+        )
+    error_id = uuid.uuid4().hex
+    log.error(
+        "unexpected error %s at %s",
+        error_id,
+        ".".join(map(str, error.path or [])),
+        exc_info=original,
+        extra={"error_id": error_id},
+    )
+    return GraphQLError(
+        "Internal server error",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+    )

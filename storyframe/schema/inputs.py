@@ -1,0 +1,105 @@
+"""Mutation inputs. The subject of an update, delete, reorder or clear is `id`."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import ID
+
+PLACE = "the ID of a Frame, Context, MainChat, or Project (its gallery)"
+
+
+@strawberry.input
+class CreateProjectInput:
+    name: str
+
+
+@strawberry.input
+class UpdateProjectInput:
+    id: ID
+    name: str
+
+
+@strawberry.input
+class DeleteInput:
+    id: ID
+
+
+@strawberry.input
+class CreateVideoInput:
+    project_id: ID
+    name: str
+
+
+@strawberry.input
+class UpdateVideoInput:
+    id: ID
+    name: str
+
+
+@strawberry.input
+class UpdateContextInput:
+    id: ID
+    content: str
+
+
+@strawberry.input
+class CreateFrameInput:
+    video_id: ID
+    title: str = ""
+    order: int | None = strawberry.field(
+        default=None, description="Where to insert the frame (clamped); appended when omitted."
+    )
+
+
+@strawberry.input
+class UpdateFrameInput:
+    id: ID
+    title: str
+
+
+@strawberry.input
+class ReorderFrameInput:
+    id: ID
+    new_order: int = strawberry.field(description="Clamped to 0..n-1; neighbours shift.")
+
+
+@strawberry.input
+class SelectFrameImageInput:
+    frame_id: ID
+    image_id: ID | None = strawberry.field(description="null clears the selection.")
+
+
+@strawberry.input
+class CreateMainChatInput:
+    video_id: ID
+    name: str
+
+
+@strawberry.input
+class UpdateMainChatInput:
+    id: ID
+    name: str
+
+
+@strawberry.input
+class ClearHistoryInput:
+    id: ID
+
+
+@strawberry.input
+class CopyImageInput:
+    image_id: ID
+    target_id: ID = strawberry.field(description=PLACE)
+
+
+@strawberry.input
+class MoveImageInput:
+    image_id: ID
+    source_id: ID = strawberry.field(description=PLACE)
+    target_id: ID = strawberry.field(description=PLACE)
+
+
+@strawberry.input
+class RemoveImageInput:
+    image_id: ID
+    source_id: ID = strawberry.field(description=PLACE)

@@ -1,0 +1,143 @@
+"""Chats (frames, the video's context, main chats): their messages and histories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from storyframe.db.tables import (
+    CONTENT_MAX,
+    NAME_MAX,
+    PROMPT_MAX,
+    Context,
+    Frame,
+    Image,
+    MainChat,
+    Message,
+    Video,
+    utcnow,
+)
+from storyframe.services.deletion import Deleted, doom_chat_history
+from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.places import Place, PlaceKind
+from storyframe.services.ports import Doomed, UnitOfWork
+from storyframe.services.validation import clean_name
+
+MAX_ATTACHMENTS = 16
+
+
+class ContextService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def update(self, context_id: int, content: str) -> Context:
+        cleaned = clean_name(content, "content", CONTENT_MAX, allow_blank=True)
+        async with self._uow() as repo:
+            context = await repo.get(Context, context_id)
+            if context is None:
+                raise NotFound("context", ["id"])
+            context.content, context.updated_at = cleaned, utcnow()
+            await repo.save(context)
+            await repo.commit()
+        return context
+
+
+class MainChatService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def create(self, video_id: int, name: str) -> MainChat:
+        cleaned = clean_name(name, "name", NAME_MAX)
+        async with self._uow() as repo:
+            if await repo.get(Video, video_id) is None:
+                raise NotFound("video", ["videoId"])
+            chat = MainChat(video_id=video_id, name=cleaned)
+            await repo.add(chat)
+            await repo.commit()
+        return chat
+
+    async def rename(self, chat_id: int, name: str) -> MainChat:
+        cleaned = clean_name(name, "name", NAME_MAX)
+        async with self._uow() as repo:
+            chat = await repo.get(MainChat, chat_id)
+            if chat is None:
+                raise NotFound("main chat", ["id"])
+            chat.name, chat.updated_at = cleaned, utcnow()
+            await repo.save(chat)
+            await repo.commit()
+        return chat
+
+    async def delete(self, chat_id: int) -> Deleted:
+        async with self._uow() as repo:
+            if await repo.get(MainChat, chat_id) is None:
+                raise NotFound("main chat", ["id"])
+            doomed = Doomed(main_chats={chat_id})
+            await doom_chat_history(repo, doomed, Place(PlaceKind.MAIN_CHAT, chat_id))
+            await repo.delete(doomed)
+            await repo.commit()
+        return Deleted.of(doomed)
+
+
+class ChatService:
+    """What every chat can do, whatever its kind."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def clear_history(self, chat: Place) -> Deleted:
+        """Delete the chat's messages and the images they made; a frame loses its selection."""
+        async with self._uow() as repo:
+            if await repo.owner_of(chat) is None:
+                raise NotFound(chat.label, ["id"])
+            doomed = Doomed()
+            await doom_chat_history(repo, doomed, chat)
+            await repo.delete(doomed)
+            if chat.kind is PlaceKind.FRAME:
+                frame = await repo.get(Frame, chat.id)
+                assert frame is not None
+                frame.selected_image_id, frame.updated_at = None, utcnow()
+                await repo.save(frame)
+            await repo.commit()
+        return Deleted.of(doomed)
+
+    async def post_message(
+        self,
+        chat: Place,
+        prompt: str,
+        *,
+        with_context: bool = False,
+        attached_image_ids: Sequence[int] = (),
+    ) -> Message:
+        """Record the user's prompt in the chat, before any work is done for it."""
+        cleaned = clean_name(prompt, "prompt", PROMPT_MAX)
+        if len(attached_image_ids) > MAX_ATTACHMENTS:
+            raise DomainError(
+                ErrorCode.INVALID,
+                f"at most {MAX_ATTACHMENTS} reference images per message",
+                ["contextImageIds"],
+            )
+        attached = list(dict.fromkeys(attached_image_ids))
+        async with self._uow() as repo:
+            owner = await repo.owner_of(chat)
+            if owner is None or owner.video_id is None:
+                raise NotFound(chat.label, [f"{_camel(chat.kind.value)}Id"])
+            for image_id in attached:
+                image = await repo.get(Image, image_id)
+                if image is None or image.project_id != owner.project_id:
+                    raise NotFound("image", ["contextImageIds"])
+            message = Message(
+                video_id=owner.video_id,
+                prompt=cleaned,
+                with_context=with_context and chat.kind is PlaceKind.FRAME,
+            )
+            setattr(message, f"{chat.kind.value}_id", chat.id)
+            await repo.add(message)
+            assert message.id is not None
+            if attached:
+                await repo.add_attachments(message.id, attached)
+            await repo.commit()
+        return message
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(part.title() for part in rest)

@@ -1,0 +1,37 @@
+"""Gathering what a deletion takes with it, so it can be counted and reported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storyframe.services.places import Place
+from storyframe.services.ports import Doomed, Repository
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """How many rows of each kind a delete or clear removed."""
+
+    videos: int = 0
+    frames: int = 0
+    messages: int = 0
+    images: int = 0
+
+    @classmethod
+    def of(cls, doomed: Doomed) -> Deleted:
+        return cls(len(doomed.videos), len(doomed.frames), len(doomed.messages), len(doomed.images))
+
+
+async def doom_videos(repo: Repository, doomed: Doomed, video_ids: set[int]) -> None:
+    doomed.videos |= video_ids
+    doomed.frames |= await repo.frame_ids_of_videos(video_ids)
+    doomed.main_chats |= await repo.main_chat_ids_of_videos(video_ids)
+    doomed.messages |= await repo.message_ids_of_videos(video_ids)
+    doomed.images |= await repo.image_ids_of_videos(video_ids)
+    doomed.images |= await repo.image_ids_of_messages(doomed.messages)
+
+
+async def doom_chat_history(repo: Repository, doomed: Doomed, chat: Place) -> None:
+    messages = await repo.message_ids_of_chat(chat)
+    doomed.messages |= messages
+    doomed.images |= await repo.image_ids_of_messages(messages)

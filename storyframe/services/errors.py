@@ -1,0 +1,32 @@
+"""Expected failures of the domain. The API shows them as `userErrors` with these codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import Enum
+
+
+class ErrorCode(Enum):
+    BLANK = "BLANK"
+    TOO_LONG = "TOO_LONG"
+    INVALID = "INVALID"
+    INVALID_ID = "INVALID_ID"
+    WRONG_TYPE = "WRONG_TYPE"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_IN_PLACE = "NOT_IN_PLACE"
+    SAME_PLACE = "SAME_PLACE"
+
+
+class DomainError(Exception):
+    """An expected failure: bad input, a missing object, a conflict. Nothing was changed."""
+
+    def __init__(self, code: ErrorCode, message: str, field: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = list(field) if field is not None else None
+
+
+class NotFound(DomainError):
+    def __init__(self, what: str, field: Sequence[str] | None = None) -> None:
+        super().__init__(ErrorCode.NOT_FOUND, f"{what} not found", field)

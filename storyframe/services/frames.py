@@ -1,0 +1,91 @@
+"""Frames: the ordered stills of a video. Orders stay 0..n-1, contiguous, under concurrency."""
+
+from __future__ import annotations
+
+from storyframe.db.tables import TITLE_MAX, Frame, Image, Video, utcnow
+from storyframe.services.deletion import Deleted, doom_chat_history
+from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.places import Place, PlaceKind
+from storyframe.services.ports import Doomed, Repository, UnitOfWork
+from storyframe.services.validation import clean_name
+
+
+def _clamp(value: int, upper: int) -> int:
+    return max(0, min(value, upper))
+
+
+async def _frame(repo: Repository, frame_id: int, field: str = "id") -> Frame:
+    frame = await repo.get(Frame, frame_id)
+    if frame is None:
+        raise NotFound("frame", [field])
+    return frame
+
+
+class FrameService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def create(self, video_id: int, title: str, order: int | None = None) -> Frame:
+        """A new frame at `order` (clamped to 0..n; appended when None)."""
+        cleaned = clean_name(title, "title", TITLE_MAX, allow_blank=True)
+        async with self._uow() as repo:
+            if await repo.get(Video, video_id) is None:
+                raise NotFound("video", ["videoId"])
+            await repo.lock_video(video_id)
+            frames = await repo.frames_of_video(video_id)
+            frame = Frame(video_id=video_id, title=cleaned, order=len(frames))
+            await repo.add(frame)
+            if order is not None and order < len(frames):
+                frames.insert(_clamp(order, len(frames)), frame)
+                await repo.set_frame_orders(video_id, frames)
+            await repo.commit()
+        return frame
+
+    async def rename(self, frame_id: int, title: str) -> Frame:
+        cleaned = clean_name(title, "title", TITLE_MAX, allow_blank=True)
+        async with self._uow() as repo:
+            frame = await _frame(repo, frame_id)
+            frame.title, frame.updated_at = cleaned, utcnow()
+            await repo.save(frame)
+            await repo.commit()
+        return frame
+
+    async def reorder(self, frame_id: int, new_order: int) -> Frame:
+        """Move the frame to `new_order` (clamped); its neighbours shift to close the gap."""
+        async with self._uow() as repo:
+            video_id = (await _frame(repo, frame_id)).video_id
+            await repo.lock_video(video_id)
+            frames = await repo.frames_of_video(video_id)
+            frame = next(f for f in frames if f.id == frame_id)
+            frames.remove(frame)
+            frames.insert(_clamp(new_order, len(frames)), frame)
+            await repo.set_frame_orders(video_id, frames)
+            await repo.commit()
+        return frame
+
+    async def select_image(self, frame_id: int, image_id: int | None) -> Frame:
+        """Select one of the frame's images, or clear the selection with None."""
+        async with self._uow() as repo:
+            frame = await _frame(repo, frame_id, "frameId")
+            if image_id is not None:
+                if await repo.get(Image, image_id) is None:
+                    raise NotFound("image", ["imageId"])
+                if not await repo.has_placement(image_id, Place(PlaceKind.FRAME, frame_id)):
+                    raise DomainError(
+                        ErrorCode.NOT_IN_PLACE, "the image is not in this frame", ["imageId"]
+                    )
+            frame.selected_image_id, frame.updated_at = image_id, utcnow()
+            await repo.save(frame)
+            await repo.commit()
+        return frame
+
+    async def delete(self, frame_id: int) -> Deleted:
+        async with self._uow() as repo:
+            video_id = (await _frame(repo, frame_id)).video_id
+            await repo.lock_video(video_id)
+            doomed = Doomed(frames={frame_id})
+            await doom_chat_history(repo, doomed, Place(PlaceKind.FRAME, frame_id))
+            await repo.delete(doomed)
+            await repo.set_frame_orders(video_id, await repo.frames_of_video(video_id))
+            await repo.commit()
+        return Deleted.of(doomed)

@@ -1,0 +1,126 @@
+"""Images and the places they appear in: adding, copying, moving, removing, deleting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from storyframe.db.tables import Image
+from storyframe.services.deletion import Deleted
+from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.places import Place, PlaceKind, PlaceOwner
+from storyframe.services.ports import Doomed, Repository, UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """What blob storage reports about bytes it holds."""
+
+    url: str
+    storage_key: str
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+
+
+async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Image:
+    image = await repo.get(Image, image_id)
+    if image is None:
+        raise NotFound("image", [field])
+    return image
+
+
+async def _owner(repo: Repository, place: Place, field: str) -> PlaceOwner:
+    owner = await repo.owner_of(place)
+    if owner is None:
+        raise NotFound(place.label, [field])
+    return owner
+
+
+async def _take_out(repo: Repository, image_id: int, place: Place, field: str) -> None:
+    if not await repo.remove_placement(image_id, place):
+        raise DomainError(
+            ErrorCode.NOT_IN_PLACE, f"the image is not in this {place.label}", [field]
+        )
+    if place.kind is PlaceKind.FRAME:
+        await repo.unselect_image(image_id, place.id)
+
+
+class ImageService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def add(self, place: Place, stored: StoredImage, message_id: int | None = None) -> Image:
+        """Record stored bytes as an image of the place's project, appearing in the place."""
+        async with self._uow() as repo:
+            owner = await _owner(repo, place, "targetId")
+            image = Image(
+                project_id=owner.project_id,
+                video_id=owner.video_id,
+                message_id=message_id,
+                url=stored.url,
+                storage_key=stored.storage_key,
+                width=stored.width,
+                height=stored.height,
+                content_type=stored.content_type,
+                byte_size=stored.byte_size,
+            )
+            await repo.add(image)
+            assert image.id is not None
+            await repo.add_placement(image.id, place)
+            await repo.commit()
+        return image
+
+    async def copy(self, image_id: int, target: Place) -> Image:
+        """Make the image appear in the target too. Across projects the copy is a new image of
+        the target project sharing the stored bytes, so each project owns what it shows."""
+        async with self._uow() as repo:
+            image = await _image(repo, image_id)
+            owner = await _owner(repo, target, "targetId")
+            if owner.project_id != image.project_id:
+                image = Image(
+                    **image.model_dump(exclude={"id", "created_at", "message_id"}),
+                )
+                image.project_id, image.video_id = owner.project_id, owner.video_id
+                await repo.add(image)
+            assert image.id is not None
+            await repo.add_placement(image.id, target)
+            await repo.commit()
+        return image
+
+    async def move(self, image_id: int, source: Place, target: Place) -> Image:
+        """Take the image out of the source and into the target. Moving into another project
+        hands the image over: it leaves every place of its old project and its producing
+        message, and belongs to the target project from then on."""
+        if source == target:
+            raise DomainError(ErrorCode.SAME_PLACE, "source and target are the same", ["targetId"])
+        async with self._uow() as repo:
+            image = await _image(repo, image_id)
+            await _owner(repo, source, "sourceId")
+            owner = await _owner(repo, target, "targetId")
+            await _take_out(repo, image_id, source, "sourceId")
+            if owner.project_id != image.project_id:
+                await repo.remove_placements_in_project(image_id, image.project_id)
+                image.project_id, image.video_id = owner.project_id, owner.video_id
+                image.message_id = None
+                await repo.save(image)
+            await repo.add_placement(image_id, target)
+            await repo.commit()
+        return image
+
+    async def remove(self, image_id: int, source: Place) -> Image:
+        """Take the image out of one place; it stays in its project."""
+        async with self._uow() as repo:
+            image = await _image(repo, image_id)
+            await _owner(repo, source, "sourceId")
+            await _take_out(repo, image_id, source, "sourceId")
+            await repo.commit()
+        return image
+
+    async def delete(self, image_id: int) -> Deleted:
+        async with self._uow() as repo:
+            await _image(repo, image_id, "id")
+            doomed = Doomed(images={image_id})
+            await repo.delete(doomed)
+            await repo.commit()
+        return Deleted.of(doomed)

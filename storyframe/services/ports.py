@@ -1,0 +1,119 @@
+"""What the domain needs from the outside world. The app wires concrete implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from sqlmodel import SQLModel
+
+from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.services.pages import PageRequest
+from storyframe.services.places import Place, PlaceOwner
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+@dataclass(slots=True)
+class Doomed:
+    """Row ids a deletion removes, gathered before anything is deleted so they can be counted."""
+
+    projects: set[int] = field(default_factory=set)
+    videos: set[int] = field(default_factory=set)
+    frames: set[int] = field(default_factory=set)
+    main_chats: set[int] = field(default_factory=set)
+    messages: set[int] = field(default_factory=set)
+    images: set[int] = field(default_factory=set)
+
+
+class Repository(Protocol):
+    """The write side, inside one transaction."""
+
+    async def get(self, model: type[Row], id: int) -> Row | None: ...
+    async def add(self, row: SQLModel) -> None:
+        """Insert the row and assign its id."""
+
+    async def save(self, row: SQLModel) -> None:
+        """Write the changes made to a loaded row."""
+
+    async def lock_video(self, video_id: int) -> None:
+        """Serialise changes to one video's frames until the transaction ends."""
+
+    async def frames_of_video(self, video_id: int) -> list[Frame]:
+        """The video's frames in order."""
+
+    async def set_frame_orders(self, video_id: int, frames: Sequence[Frame]) -> None:
+        """Renumber the video's frames 0..n-1 in the given sequence."""
+
+    async def owner_of(self, place: Place) -> PlaceOwner | None: ...
+    async def has_placement(self, image_id: int, place: Place) -> bool: ...
+    async def add_placement(self, image_id: int, place: Place) -> None: ...
+    async def remove_placement(self, image_id: int, place: Place) -> bool: ...
+    async def remove_placements_in_project(self, image_id: int, project_id: int) -> None:
+        """Take the image out of every place of the project, and out of its frames' selections."""
+
+    async def unselect_image(self, image_id: int, frame_id: int) -> None:
+        """Clear the frame's selection if it is the image."""
+
+    async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None: ...
+    async def video_ids_of_project(self, project_id: int) -> set[int]: ...
+    async def frame_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
+    async def main_chat_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
+    async def message_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
+    async def message_ids_of_chat(self, chat: Place) -> set[int]: ...
+    async def image_ids_of_project(self, project_id: int) -> set[int]: ...
+    async def image_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
+    async def image_ids_of_messages(self, message_ids: Iterable[int]) -> set[int]: ...
+    async def delete(self, doomed: Doomed) -> None:
+        """Delete every row named, with what hangs off them (placements, attachments)."""
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    def __call__(self) -> AbstractAsyncContextManager[Repository]:
+        """Open a write transaction; it rolls back unless committed."""
+        ...
+
+
+class Reader(Protocol):
+    """Batched reads for the API: one statement per call, whatever the number of keys."""
+
+    async def get_many(self, model: type[Row], ids: Sequence[int]) -> Mapping[int, Row]: ...
+    async def projects(self, page: PageRequest) -> list[Project]: ...
+    async def count_projects(self) -> int: ...
+    async def videos_of_projects(
+        self, project_ids: Sequence[int], page: PageRequest
+    ) -> Mapping[int, list[Video]]: ...
+    async def contexts_of_videos(self, video_ids: Sequence[int]) -> Mapping[int, Context]: ...
+    async def frames_of_videos(self, video_ids: Sequence[int]) -> Mapping[int, list[Frame]]: ...
+    async def main_chats_of_videos(
+        self, video_ids: Sequence[int]
+    ) -> Mapping[int, list[MainChat]]: ...
+    async def messages_of_chats(
+        self, chats: Sequence[Place], page: PageRequest
+    ) -> Mapping[Place, list[Message]]: ...
+    async def images_of_messages(self, message_ids: Sequence[int]) -> Mapping[int, list[Image]]: ...
+    async def attachments_of_messages(
+        self, message_ids: Sequence[int]
+    ) -> Mapping[int, list[Image]]: ...
+    async def images_of_places(
+        self, places: Sequence[Place], page: PageRequest
+    ) -> Mapping[Place, list[Image]]: ...
+    async def images_of_projects(
+        self, keys: Sequence[tuple[int, int | None]], page: PageRequest
+    ) -> Mapping[tuple[int, int | None], list[Image]]:
+        """Images of each (project, video or None for all) key."""
+
+    async def places_of_images(self, image_ids: Sequence[int]) -> Mapping[int, list[Place]]: ...
+    async def count_videos(self, project_ids: Sequence[int]) -> Mapping[int, int]: ...
+    async def count_project_images(
+        self, keys: Sequence[tuple[int, int | None]]
+    ) -> Mapping[tuple[int, int | None], int]: ...
+    async def count_frames(self, video_ids: Sequence[int]) -> Mapping[int, int]: ...
+    async def count_messages(self, chats: Sequence[Place]) -> Mapping[Place, int]: ...
+    async def count_place_images(self, places: Sequence[Place]) -> Mapping[Place, int]: ...
+    async def ping(self) -> None:
+        """Raise unless the database answers."""

@@ -1,0 +1,85 @@
+"""Projects and their videos: creating, renaming, deleting."""
+
+from __future__ import annotations
+
+from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video, utcnow
+from storyframe.services.deletion import Deleted, doom_videos
+from storyframe.services.errors import NotFound
+from storyframe.services.ports import Doomed, UnitOfWork
+from storyframe.services.validation import clean_name
+
+DEFAULT_MAIN_CHAT_NAME = "Main chat"
+
+
+class ProjectService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def create(self, name: str) -> Project:
+        project = Project(name=clean_name(name, "name", NAME_MAX))
+        async with self._uow() as repo:
+            await repo.add(project)
+            await repo.commit()
+        return project
+
+    async def rename(self, project_id: int, name: str) -> Project:
+        cleaned = clean_name(name, "name", NAME_MAX)
+        async with self._uow() as repo:
+            project = await repo.get(Project, project_id)
+            if project is None:
+                raise NotFound("project", ["id"])
+            project.name, project.updated_at = cleaned, utcnow()
+            await repo.save(project)
+            await repo.commit()
+        return project
+
+    async def delete(self, project_id: int) -> Deleted:
+        async with self._uow() as repo:
+            if await repo.get(Project, project_id) is None:
+                raise NotFound("project", ["id"])
+            doomed = Doomed(projects={project_id})
+            await doom_videos(repo, doomed, await repo.video_ids_of_project(project_id))
+            doomed.images |= await repo.image_ids_of_project(project_id)
+            await repo.delete(doomed)
+            await repo.commit()
+        return Deleted.of(doomed)
+
+
+class VideoService:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def create(self, project_id: int, name: str) -> Video:
+        """A new video, with its context and a default main chat."""
+        cleaned = clean_name(name, "name", NAME_MAX)
+        async with self._uow() as repo:
+            if await repo.get(Project, project_id) is None:
+                raise NotFound("project", ["projectId"])
+            video = Video(project_id=project_id, name=cleaned)
+            await repo.add(video)
+            assert video.id is not None
+            await repo.add(Context(video_id=video.id))
+            await repo.add(MainChat(video_id=video.id, name=DEFAULT_MAIN_CHAT_NAME))
+            await repo.commit()
+        return video
+
+    async def rename(self, video_id: int, name: str) -> Video:
+        cleaned = clean_name(name, "name", NAME_MAX)
+        async with self._uow() as repo:
+            video = await repo.get(Video, video_id)
+            if video is None:
+                raise NotFound("video", ["id"])
+            video.name, video.updated_at = cleaned, utcnow()
+            await repo.save(video)
+            await repo.commit()
+        return video
+
+    async def delete(self, video_id: int) -> Deleted:
+        async with self._uow() as repo:
+            if await repo.get(Video, video_id) is None:
+                raise NotFound("video", ["id"])
+            doomed = Doomed()
+            await doom_videos(repo, doomed, {video_id})
+            await repo.delete(doomed)
+            await repo.commit()
+        return Deleted.of(doomed)
