@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from storyframe.settings import Settings
 
@@ -71,6 +73,9 @@ def _serve(settings: Settings) -> int:
         # The embedded default needs no set-up: a new SQLite database is created and migrated.
         asyncio.run(_migrate(settings, only_if_empty=True))
     log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the previous
+    # handler; with the default one the process would die of it (exit -15) instead of exiting 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -80,6 +85,10 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _exit_cleanly(_signal: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

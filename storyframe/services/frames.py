@@ -29,9 +29,10 @@ class FrameService:
         """A new frame at `order` (clamped to 0..n; appended when None)."""
         cleaned = clean_name(title, "title", TITLE_MAX, allow_blank=True)
         async with self._uow() as repo:
+            # Lock first: a video deleted while we waited for its lock is then seen as gone.
+            await repo.lock_video(video_id)
             if await repo.get(Video, video_id) is None:
                 raise NotFound("video", ["videoId"])
-            await repo.lock_video(video_id)
             frames = await repo.frames_of_video(video_id)
             frame = Frame(video_id=video_id, title=cleaned, order=len(frames))
             await repo.add(frame)
@@ -56,7 +57,10 @@ class FrameService:
             video_id = (await _frame(repo, frame_id)).video_id
             await repo.lock_video(video_id)
             frames = await repo.frames_of_video(video_id)
-            frame = next(f for f in frames if f.id == frame_id)
+            # The frame may have been deleted while this waited for the video's lock.
+            frame = next((f for f in frames if f.id == frame_id), None)
+            if frame is None:
+                raise NotFound("frame", ["id"])
             frames.remove(frame)
             frames.insert(_clamp(new_order, len(frames)), frame)
             await repo.set_frame_orders(video_id, frames)
@@ -83,6 +87,8 @@ class FrameService:
         async with self._uow() as repo:
             video_id = (await _frame(repo, frame_id)).video_id
             await repo.lock_video(video_id)
+            if all(f.id != frame_id for f in await repo.frames_of_video(video_id)):
+                raise NotFound("frame", ["id"])  # deleted while this waited for the lock
             doomed = Doomed(frames={frame_id})
             await doom_chat_history(repo, doomed, Place(PlaceKind.FRAME, frame_id))
             await repo.delete(doomed)
