@@ -109,13 +109,13 @@ class ChatService:
     ) -> Message:
         """Record the user's prompt in the chat, before any work is done for it."""
         cleaned = clean_name(prompt, "prompt", PROMPT_MAX)
-        if len(attached_image_ids) > MAX_ATTACHMENTS:
+        attached = list(dict.fromkeys(attached_image_ids))
+        if len(attached) > MAX_ATTACHMENTS:
             raise DomainError(
                 ErrorCode.INVALID,
                 f"at most {MAX_ATTACHMENTS} reference images per message",
                 ["contextImageIds"],
             )
-        attached = list(dict.fromkeys(attached_image_ids))
         async with self._uow() as repo:
             owner = await repo.owner_of(chat)
             if owner is None or owner.video_id is None:
