@@ -170,7 +170,11 @@ class SqlReader(Reader):
         self, keys: Sequence[tuple[int, int | None]], page: PageRequest
     ) -> Mapping[tuple[int, int | None], list[Image]]:
         whole = [project for project, video in keys if video is None]
-        by_video = {video: project for project, video in keys if video is not None}
+        # Several projects may ask for the images of one video (all but its own get none).
+        by_video: dict[int, set[int]] = defaultdict(set)
+        for project, video in keys:
+            if video is not None:
+                by_video[video].add(project)
         found: dict[tuple[int, int | None], list[Image]] = {}
         if whole:
             pairs = await self._top_per_group(
@@ -183,13 +187,13 @@ class SqlReader(Reader):
                 col(Image.video_id),
                 [
                     col(Image.video_id).in_(list(by_video)),
-                    col(Image.project_id).in_(list(by_video.values())),
+                    col(Image.project_id).in_(sorted(set().union(*by_video.values()))),
                 ],
                 page,
             )
             for video, images in _grouped(pairs).items():
-                project = by_video[video]
-                found[(project, video)] = [i for i in images if i.project_id == project]
+                for project in by_video[video]:
+                    found[(project, video)] = [i for i in images if i.project_id == project]
         return found
 
     async def places_of_images(self, image_ids: Sequence[int]) -> Mapping[int, list[Place]]:

@@ -158,7 +158,11 @@ class Mutation:
     ) -> FramePayload:
         async def act() -> FramePayload:
             frame = decode_pk(input.frame_id, "Frame", "frameId")
-            image = decode_pk(input.image_id, "Image", "imageId") if input.image_id else None
+            image = (
+                decode_pk(input.image_id, "Image", "imageId")
+                if input.image_id is not None
+                else None
+            )
             row = await info.context.services.frames.select_image(frame, image)
             return FramePayload(frame=Frame.from_row(row))
 

@@ -1,0 +1,863 @@
+"""Bad input is refused with a user error naming the field, never a 500, and changes nothing."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from storyframe.db.tables import CONTENT_MAX, NAME_MAX, TITLE_MAX
+from storyframe.schema.ids import encode_id
+from storyframe.services.container import Services
+from tests.conftest import GraphQLClient
+from tests.integration.helpers import (
+    SeededVideo,
+    add_image,
+    create_frames,
+    generate,
+    seed_video,
+    select_image,
+    state,
+    unknown_id,
+)
+
+# --- documents --------------------------------------------------------------------------------
+
+ERRORS = "userErrors { field message code }"
+
+CREATE_PROJECT = f"""
+mutation($name: String!) {{ createProject(input: {{name: $name}}) {{ project {{ id }} {ERRORS} }} }}
+"""
+UPDATE_PROJECT = f"""
+mutation($id: ID!, $name: String!) {{
+  updateProject(input: {{id: $id, name: $name}}) {{ project {{ id }} {ERRORS} }}
+}}
+"""
+DELETE_PROJECT = f"""
+mutation($id: ID!) {{ deleteProject(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
+"""
+CREATE_VIDEO = f"""
+mutation($projectId: ID!, $name: String!) {{
+  createVideo(input: {{projectId: $projectId, name: $name}}) {{ video {{ id }} {ERRORS} }}
+}}
+"""
+UPDATE_VIDEO = f"""
+mutation($id: ID!, $name: String!) {{
+  updateVideo(input: {{id: $id, name: $name}}) {{ video {{ id }} {ERRORS} }}
+}}
+"""
+DELETE_VIDEO = f"""
+mutation($id: ID!) {{ deleteVideo(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
+"""
+UPDATE_CONTEXT = f"""
+mutation($id: ID!, $content: String!) {{
+  updateContext(input: {{id: $id, content: $content}}) {{ context {{ id }} {ERRORS} }}
+}}
+"""
+CREATE_FRAME = f"""
+mutation($videoId: ID!, $title: String!, $order: Int) {{
+  createFrame(input: {{videoId: $videoId, title: $title, order: $order}}) {{
+    frame {{ id }} {ERRORS}
+  }}
+}}
+"""
+UPDATE_FRAME = f"""
+mutation($id: ID!, $title: String!) {{
+  updateFrame(input: {{id: $id, title: $title}}) {{ frame {{ id }} {ERRORS} }}
+}}
+"""
+REORDER_FRAME = f"""
+mutation($id: ID!, $newOrder: Int!) {{
+  reorderFrame(input: {{id: $id, newOrder: $newOrder}}) {{ frame {{ id }} video {{ id }} {ERRORS} }}
+}}
+"""
+SELECT_FRAME_IMAGE = f"""
+mutation($frameId: ID!, $imageId: ID) {{
+  selectFrameImage(input: {{frameId: $frameId, imageId: $imageId}}) {{ frame {{ id }} {ERRORS} }}
+}}
+"""
+DELETE_FRAME = f"""
+mutation($id: ID!) {{ deleteFrame(input: {{id: $id}}) {{ deletedId video {{ id }} {ERRORS} }} }}
+"""
+CREATE_MAIN_CHAT = f"""
+mutation($videoId: ID!, $name: String!) {{
+  createMainChat(input: {{videoId: $videoId, name: $name}}) {{ mainChat {{ id }} {ERRORS} }}
+}}
+"""
+UPDATE_MAIN_CHAT = f"""
+mutation($id: ID!, $name: String!) {{
+  updateMainChat(input: {{id: $id, name: $name}}) {{ mainChat {{ id }} {ERRORS} }}
+}}
+"""
+DELETE_MAIN_CHAT = f"""
+mutation($id: ID!) {{ deleteMainChat(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
+"""
+CLEAR_FRAME_HISTORY = f"""
+mutation($id: ID!) {{ clearFrameHistory(input: {{id: $id}}) {{ frame {{ id }} {ERRORS} }} }}
+"""
+CLEAR_CONTEXT_HISTORY = f"""
+mutation($id: ID!) {{ clearContextHistory(input: {{id: $id}}) {{ context {{ id }} {ERRORS} }} }}
+"""
+CLEAR_MAIN_CHAT_HISTORY = f"""
+mutation($id: ID!) {{
+  clearMainChatHistory(input: {{id: $id}}) {{ mainChat {{ id }} {ERRORS} }}
+}}
+"""
+COPY_IMAGE = f"""
+mutation($imageId: ID!, $targetId: ID!) {{
+  copyImage(input: {{imageId: $imageId, targetId: $targetId}}) {{ image {{ id }} {ERRORS} }}
+}}
+"""
+MOVE_IMAGE = f"""
+mutation($imageId: ID!, $sourceId: ID!, $targetId: ID!) {{
+  moveImage(input: {{imageId: $imageId, sourceId: $sourceId, targetId: $targetId}}) {{
+    image {{ id }} {ERRORS}
+  }}
+}}
+"""
+REMOVE_IMAGE = f"""
+mutation($imageId: ID!, $sourceId: ID!) {{
+  removeImage(input: {{imageId: $imageId, sourceId: $sourceId}}) {{ image {{ id }} {ERRORS} }}
+}}
+"""
+DELETE_IMAGE = f"""
+mutation($id: ID!) {{ deleteImage(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
+"""
+
+PROJECT_BY_ID = "query($id: ID!) { project(id: $id) { id } }"
+VIDEO_BY_ID = "query($id: ID!) { video(id: $id) { id } }"
+CONTEXT_BY_ID = "query($id: ID!) { context(id: $id) { id } }"
+FRAME_BY_ID = "query($id: ID!) { frame(id: $id) { id } }"
+MAIN_CHAT_BY_ID = "query($id: ID!) { mainChat(id: $id) { id } }"
+IMAGE_BY_ID = "query($id: ID!) { image(id: $id) { id } }"
+NODE = "query($id: ID!) { node(id: $id) { id } }"
+NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
+PROJECTS_PAGE = """
+query($first: Int, $after: String) { projects(first: $first, after: $after) { totalCount } }
+"""
+PROJECT_VIDEOS = """
+query($id: ID!, $first: Int, $after: String) {
+  project(id: $id) { videos(first: $first, after: $after) { totalCount } }
+}
+"""
+PROJECT_GALLERY = """
+query($id: ID!, $first: Int, $after: String) {
+  project(id: $id) { gallery(first: $first, after: $after) { totalCount } }
+}
+"""
+PROJECT_IMAGES = """
+query($id: ID!, $videoId: ID, $first: Int) {
+  project(id: $id) { images(videoId: $videoId, first: $first) { totalCount } }
+}
+"""
+FRAME_MESSAGES = """
+query($id: ID!, $first: Int, $after: String) {
+  frame(id: $id) { messages(first: $first, after: $after) { totalCount } }
+}
+"""
+CONTEXT_IMAGES = """
+query($id: ID!, $first: Int, $after: String) {
+  context(id: $id) { images(first: $first, after: $after) { totalCount } }
+}
+"""
+UNKNOWN_FIELD = "{ projects { nope } }"
+SYNTAX_ERROR = "mutation { createProject("
+
+
+# --- the world every refused mutation runs against --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class World:
+    video: SeededVideo
+    frame: str
+    other_frame: str
+    image: str
+    other_image: str
+    message: str
+
+    @property
+    def project(self) -> str:
+        return self.video.project_id
+
+
+async def _world(gql: GraphQLClient, services: Services) -> World:
+    video = await seed_video(gql, "World")
+    frame, other_frame = await create_frames(gql, video.id, ["first", "second"])
+    message, (image,) = await generate(services, frame)
+    _, (other_image,) = await generate(services, other_frame)
+    await select_image(gql, frame, image)
+    await add_image(services, video.project_id)
+    await generate(services, video.main_chat_id)
+    return World(video, frame, other_frame, image, other_image, message)
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+Vars = Callable[[World], dict[str, Any]]
+Pick = Callable[[World], str]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    document: str
+    variables: Vars
+    code: str
+    field: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """A mutation's text field: a valid call, and what the field may hold."""
+
+    document: str
+    field: str
+    valid: Vars
+    limit: int
+    blank_allowed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IdInput:
+    """A mutation's ID field: a valid call, the type it wants, and an ID of another type."""
+
+    document: str
+    field: str
+    type_name: str
+    valid: Vars
+    wrong: Pick
+
+
+TEXT_INPUTS = {
+    "createProject": TextInput(CREATE_PROJECT, "name", lambda w: {"name": "x"}, NAME_MAX),
+    "updateProject": TextInput(
+        UPDATE_PROJECT, "name", lambda w: {"id": w.project, "name": "x"}, NAME_MAX
+    ),
+    "createVideo": TextInput(
+        CREATE_VIDEO, "name", lambda w: {"projectId": w.project, "name": "x"}, NAME_MAX
+    ),
+    "updateVideo": TextInput(
+        UPDATE_VIDEO, "name", lambda w: {"id": w.video.id, "name": "x"}, NAME_MAX
+    ),
+    "createMainChat": TextInput(
+        CREATE_MAIN_CHAT, "name", lambda w: {"videoId": w.video.id, "name": "x"}, NAME_MAX
+    ),
+    "updateMainChat": TextInput(
+        UPDATE_MAIN_CHAT, "name", lambda w: {"id": w.video.main_chat_id, "name": "x"}, NAME_MAX
+    ),
+    "createFrame": TextInput(
+        CREATE_FRAME, "title", lambda w: {"videoId": w.video.id, "title": "x"}, TITLE_MAX, True
+    ),
+    "updateFrame": TextInput(
+        UPDATE_FRAME, "title", lambda w: {"id": w.frame, "title": "x"}, TITLE_MAX, True
+    ),
+    "updateContext": TextInput(
+        UPDATE_CONTEXT,
+        "content",
+        lambda w: {"id": w.video.context_id, "content": "x"},
+        CONTENT_MAX,
+        True,
+    ),
+}
+
+ID_INPUTS = {
+    "updateProject.id": IdInput(
+        UPDATE_PROJECT, "id", "Project", lambda w: {"id": w.project, "name": "x"}, lambda w: w.frame
+    ),
+    "deleteProject.id": IdInput(
+        DELETE_PROJECT, "id", "Project", lambda w: {"id": w.project}, lambda w: w.video.id
+    ),
+    "createVideo.projectId": IdInput(
+        CREATE_VIDEO,
+        "projectId",
+        "Project",
+        lambda w: {"projectId": w.project, "name": "x"},
+        lambda w: w.video.id,
+    ),
+    "updateVideo.id": IdInput(
+        UPDATE_VIDEO, "id", "Video", lambda w: {"id": w.video.id, "name": "x"}, lambda w: w.project
+    ),
+    "deleteVideo.id": IdInput(
+        DELETE_VIDEO, "id", "Video", lambda w: {"id": w.video.id}, lambda w: w.video.context_id
+    ),
+    "updateContext.id": IdInput(
+        UPDATE_CONTEXT,
+        "id",
+        "Context",
+        lambda w: {"id": w.video.context_id, "content": "x"},
+        lambda w: w.video.id,
+    ),
+    "createFrame.videoId": IdInput(
+        CREATE_FRAME,
+        "videoId",
+        "Video",
+        lambda w: {"videoId": w.video.id, "title": "x"},
+        lambda w: w.frame,
+    ),
+    "updateFrame.id": IdInput(
+        UPDATE_FRAME, "id", "Frame", lambda w: {"id": w.frame, "title": "x"}, lambda w: w.video.id
+    ),
+    "reorderFrame.id": IdInput(
+        REORDER_FRAME, "id", "Frame", lambda w: {"id": w.frame, "newOrder": 1}, lambda w: w.image
+    ),
+    "selectFrameImage.frameId": IdInput(
+        SELECT_FRAME_IMAGE,
+        "frameId",
+        "Frame",
+        lambda w: {"frameId": w.other_frame, "imageId": w.other_image},
+        lambda w: w.video.context_id,
+    ),
+    "selectFrameImage.imageId": IdInput(
+        SELECT_FRAME_IMAGE,
+        "imageId",
+        "Image",
+        lambda w: {"frameId": w.other_frame, "imageId": w.other_image},
+        lambda w: w.message,
+    ),
+    "deleteFrame.id": IdInput(
+        DELETE_FRAME, "id", "Frame", lambda w: {"id": w.frame}, lambda w: w.image
+    ),
+    "createMainChat.videoId": IdInput(
+        CREATE_MAIN_CHAT,
+        "videoId",
+        "Video",
+        lambda w: {"videoId": w.video.id, "name": "x"},
+        lambda w: w.project,
+    ),
+    "updateMainChat.id": IdInput(
+        UPDATE_MAIN_CHAT,
+        "id",
+        "MainChat",
+        lambda w: {"id": w.video.main_chat_id, "name": "x"},
+        lambda w: w.frame,
+    ),
+    "deleteMainChat.id": IdInput(
+        DELETE_MAIN_CHAT,
+        "id",
+        "MainChat",
+        lambda w: {"id": w.video.main_chat_id},
+        lambda w: w.video.context_id,
+    ),
+    "clearFrameHistory.id": IdInput(
+        CLEAR_FRAME_HISTORY,
+        "id",
+        "Frame",
+        lambda w: {"id": w.frame},
+        lambda w: w.video.main_chat_id,
+    ),
+    "clearContextHistory.id": IdInput(
+        CLEAR_CONTEXT_HISTORY,
+        "id",
+        "Context",
+        lambda w: {"id": w.video.context_id},
+        lambda w: w.frame,
+    ),
+    "clearMainChatHistory.id": IdInput(
+        CLEAR_MAIN_CHAT_HISTORY,
+        "id",
+        "MainChat",
+        lambda w: {"id": w.video.main_chat_id},
+        lambda w: w.video.context_id,
+    ),
+    "copyImage.imageId": IdInput(
+        COPY_IMAGE,
+        "imageId",
+        "Image",
+        lambda w: {"imageId": w.image, "targetId": w.project},
+        lambda w: w.frame,
+    ),
+    "copyImage.targetId": IdInput(
+        COPY_IMAGE,
+        "targetId",
+        "Frame",
+        lambda w: {"imageId": w.image, "targetId": w.project},
+        lambda w: w.video.id,
+    ),
+    "moveImage.imageId": IdInput(
+        MOVE_IMAGE,
+        "imageId",
+        "Image",
+        lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.project},
+        lambda w: w.message,
+    ),
+    "moveImage.sourceId": IdInput(
+        MOVE_IMAGE,
+        "sourceId",
+        "MainChat",
+        lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.project},
+        lambda w: w.message,
+    ),
+    "moveImage.targetId": IdInput(
+        MOVE_IMAGE,
+        "targetId",
+        "Project",
+        lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.project},
+        lambda w: w.other_image,
+    ),
+    "removeImage.imageId": IdInput(
+        REMOVE_IMAGE,
+        "imageId",
+        "Image",
+        lambda w: {"imageId": w.image, "sourceId": w.frame},
+        lambda w: w.video.id,
+    ),
+    "removeImage.sourceId": IdInput(
+        REMOVE_IMAGE,
+        "sourceId",
+        "Context",
+        lambda w: {"imageId": w.image, "sourceId": w.frame},
+        lambda w: w.video.id,
+    ),
+    "deleteImage.id": IdInput(
+        DELETE_IMAGE, "id", "Image", lambda w: {"id": w.image}, lambda w: w.frame
+    ),
+}
+
+
+def _replacing(valid: Vars, field: str, value: Pick) -> Vars:
+    return lambda world: {**valid(world), field: value(world)}
+
+
+def _always(value: str) -> Pick:
+    return lambda _world: value
+
+
+def _text_refusals() -> list[Any]:
+    params = []
+    for name, spec in TEXT_INPUTS.items():
+        bad: list[tuple[str, str, str]] = [
+            ("too-long", "x" * (spec.limit + 1), "TOO_LONG"),
+            ("control-character", "bell\x07", "INVALID"),
+            ("nul-character", "nul\x00byte", "INVALID"),
+        ]
+        if not spec.blank_allowed:
+            bad += [("empty", "", "BLANK"), ("blank", " \t\n ", "BLANK")]
+        for label, value, code in bad:
+            variables = _replacing(spec.valid, spec.field, _always(value))
+            refusal = Refusal(spec.document, variables, code, [spec.field])
+            params.append(pytest.param(refusal, id=f"{name}.{spec.field}-{label}"))
+    return params
+
+
+def _id_refusals() -> list[Any]:
+    params = []
+    for name, spec in ID_INPUTS.items():
+        bad: list[tuple[str, Pick, str]] = [
+            ("malformed", _always("not-an-id"), "INVALID_ID"),
+            ("empty", _always(""), "INVALID_ID"),
+            ("wrong-type", spec.wrong, "WRONG_TYPE"),
+            ("unknown", _always(unknown_id(spec.type_name)), "NOT_FOUND"),
+        ]
+        for label, value, code in bad:
+            variables = _replacing(spec.valid, spec.field, value)
+            refusal = Refusal(spec.document, variables, code, [spec.field])
+            params.append(pytest.param(refusal, id=f"{name}-{label}"))
+    return params
+
+
+def _unknown_place(document: str, field: str, type_name: str, valid: Vars) -> Any:
+    variables = _replacing(valid, field, _always(unknown_id(type_name)))
+    refusal = Refusal(document, variables, "NOT_FOUND", [field])
+    return pytest.param(refusal, id=f"{field}-unknown-{type_name}")
+
+
+COPY_VALID = ID_INPUTS["copyImage.targetId"].valid
+MOVE_VALID = ID_INPUTS["moveImage.targetId"].valid
+
+CONFLICTS = [
+    pytest.param(
+        Refusal(
+            SELECT_FRAME_IMAGE,
+            lambda w: {"frameId": w.frame, "imageId": w.other_image},
+            "NOT_IN_PLACE",
+            ["imageId"],
+        ),
+        id="selectFrameImage-not-in-frame",
+    ),
+    pytest.param(
+        Refusal(
+            MOVE_IMAGE,
+            lambda w: {"imageId": w.image, "sourceId": w.other_frame, "targetId": w.project},
+            "NOT_IN_PLACE",
+            ["sourceId"],
+        ),
+        id="moveImage-not-in-source",
+    ),
+    pytest.param(
+        Refusal(
+            MOVE_IMAGE,
+            lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.frame},
+            "SAME_PLACE",
+            ["targetId"],
+        ),
+        id="moveImage-same-place",
+    ),
+    pytest.param(
+        Refusal(
+            REMOVE_IMAGE,
+            lambda w: {"imageId": w.image, "sourceId": w.video.context_id},
+            "NOT_IN_PLACE",
+            ["sourceId"],
+        ),
+        id="removeImage-not-in-source",
+    ),
+    *[
+        _unknown_place(COPY_IMAGE, "targetId", type_name, COPY_VALID)
+        for type_name in ["Context", "MainChat", "Project"]
+    ],
+    *[
+        _unknown_place(MOVE_IMAGE, field, type_name, MOVE_VALID)
+        for field in ["sourceId", "targetId"]
+        for type_name in ["Frame", "Context", "MainChat", "Project"]
+    ],
+]
+
+REFUSALS = [*_text_refusals(), *_id_refusals(), *CONFLICTS]
+
+
+@pytest.mark.parametrize("name", list(ID_INPUTS))
+async def test_the_valid_call_behind_each_id_refusal_is_accepted(
+    gql: GraphQLClient, services: Services, name: str
+) -> None:
+    # given
+    world = await _world(gql, services)
+
+    # when
+    data = await gql.data(ID_INPUTS[name].document, ID_INPUTS[name].valid(world))
+
+    # then only the replaced ID made the refusals refused
+    (payload,) = data.values()
+    assert payload["userErrors"] == []
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+async def test_a_refused_mutation_reports_why_and_changes_nothing(
+    gql: GraphQLClient, services: Services, refusal: Refusal
+) -> None:
+    # given
+    world = await _world(gql, services)
+    before = await state(gql)
+
+    # when
+    body = await gql.execute(refusal.document, refusal.variables(world))
+
+    # then
+    assert "errors" not in body, body["errors"]
+    (payload,) = body["data"].values()
+    (error,) = payload["userErrors"]
+    assert (error["code"], error["field"]) == (refusal.code, refusal.field)
+    assert error["message"]
+    assert all(value is None for key, value in payload.items() if key != "userErrors")
+    assert await state(gql) == before
+
+
+MALFORMED_IDS = [
+    pytest.param("", id="empty"),
+    pytest.param("not-an-id", id="not-base64"),
+    pytest.param("!!!!", id="punctuation"),
+    pytest.param(_b64("Video"), id="no-colon"),
+    pytest.param(_b64("Video:"), id="no-key"),
+    pytest.param(_b64(":12"), id="no-type"),
+    pytest.param(_b64("Video:abc"), id="key-not-a-number"),
+    pytest.param(_b64("Video:-1"), id="negative-key"),
+    pytest.param(_b64("Video:1.5"), id="fractional-key"),
+    pytest.param(_b64("Video:1" + "0" * 30), id="key-too-large"),
+    pytest.param(_b64("Vid eo:1"), id="type-with-a-space"),
+    pytest.param("V" * 500, id="very-long"),
+    pytest.param(base64.urlsafe_b64encode(b"\xff\xfe:1").decode(), id="not-utf8"),
+]
+
+
+@pytest.mark.parametrize("malformed", MALFORMED_IDS)
+async def test_every_malformed_id_is_refused_as_invalid(
+    gql: GraphQLClient, services: Services, malformed: str
+) -> None:
+    # given
+    await _world(gql, services)
+    before = await state(gql)
+
+    # when
+    data = await gql.data(CREATE_FRAME, {"videoId": malformed, "title": "x"})
+    node = await gql.execute(NODE, {"id": malformed})
+
+    # then
+    (error,) = data["createFrame"]["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_ID", ["videoId"])
+    assert node["data"] == {"node": None}
+    assert [e["extensions"]["code"] for e in node["errors"]] == ["INVALID_ID"]
+    assert await state(gql) == before
+
+
+@pytest.mark.parametrize("char", ["x", "é", "🎬"])
+@pytest.mark.parametrize(
+    ("field", "limit"),
+    [("name", NAME_MAX), ("title", TITLE_MAX), ("content", CONTENT_MAX)],
+)
+async def test_text_at_its_limit_is_accepted_even_with_surrounding_blanks(
+    gql: GraphQLClient, field: str, limit: int, char: str
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = (await create_frames(gql, video.id, ["frame"]))[0]
+    text = "  " + char * limit + "  "
+    document, variables = {
+        "name": (UPDATE_VIDEO, {"id": video.id, "name": text}),
+        "title": (UPDATE_FRAME, {"id": frame_id, "title": text}),
+        "content": (UPDATE_CONTEXT, {"id": video.context_id, "content": text}),
+    }[field]
+
+    # when
+    data = await gql.data(document, variables)
+
+    # then
+    (payload,) = data.values()
+    assert payload["userErrors"] == []
+    stored = (await state(gql))["projects"]["nodes"][0]["videos"]["nodes"][0]
+    value = {
+        "name": stored["name"],
+        "title": stored["frames"][0]["title"],
+        "content": stored["context"]["content"],
+    }[field]
+    assert value == char * limit
+
+
+async def test_a_refused_mutation_does_not_stop_the_next_one(gql: GraphQLClient) -> None:
+    # given
+    video = await seed_video(gql)
+
+    # when
+    first = await gql.data(UPDATE_VIDEO, {"id": video.id, "name": ""})
+    second = await gql.data(UPDATE_VIDEO, {"id": video.id, "name": "Renamed"})
+
+    # then
+    assert first["updateVideo"]["userErrors"][0]["code"] == "BLANK"
+    assert second["updateVideo"] == {"video": {"id": video.id}, "userErrors": []}
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+@pytest.mark.parametrize(
+    ("document", "key"),
+    [
+        (PROJECT_BY_ID, "project"),
+        (VIDEO_BY_ID, "video"),
+        (CONTEXT_BY_ID, "context"),
+        (FRAME_BY_ID, "frame"),
+        (MAIN_CHAT_BY_ID, "mainChat"),
+        (IMAGE_BY_ID, "image"),
+        (NODE, "node"),
+    ],
+)
+async def test_a_query_by_a_malformed_id_is_an_error_with_a_code(
+    gql: GraphQLClient, document: str, key: str
+) -> None:
+    # when
+    body = await gql.execute(document, {"id": "@@not-an-id@@"})
+
+    # then
+    assert body["data"] == {key: None}
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "INVALID_ID", "field": ["id"]}
+    assert "@@not-an-id@@" in error["message"]
+    assert error["path"] == [key]
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "type_name"),
+    [
+        (PROJECT_BY_ID, "project", "Video"),
+        (VIDEO_BY_ID, "video", "Frame"),
+        (FRAME_BY_ID, "frame", "Image"),
+        (IMAGE_BY_ID, "image", "Project"),
+    ],
+)
+async def test_a_query_by_an_id_of_the_wrong_type_is_an_error_with_a_code(
+    gql: GraphQLClient, document: str, key: str, type_name: str
+) -> None:
+    # when
+    body = await gql.execute(document, {"id": encode_id(type_name, 1)})
+
+    # then
+    assert body["data"] == {key: None}
+    assert _codes(body) == ["WRONG_TYPE"]
+
+
+@pytest.mark.parametrize(
+    ("document", "key", "type_name"),
+    [
+        (PROJECT_BY_ID, "project", "Project"),
+        (VIDEO_BY_ID, "video", "Video"),
+        (CONTEXT_BY_ID, "context", "Context"),
+        (FRAME_BY_ID, "frame", "Frame"),
+        (MAIN_CHAT_BY_ID, "mainChat", "MainChat"),
+        (IMAGE_BY_ID, "image", "Image"),
+        (NODE, "node", "Message"),
+        (NODE, "node", "Unknown"),
+    ],
+)
+async def test_a_query_by_an_unknown_id_is_null_without_error(
+    gql: GraphQLClient, document: str, key: str, type_name: str
+) -> None:
+    # when
+    body = await gql.execute(document, {"id": unknown_id(type_name)})
+
+    # then
+    assert body == {"data": {key: None}}
+
+
+async def test_nodes_refuses_a_malformed_id_among_good_ones(gql: GraphQLClient) -> None:
+    # given
+    video = await seed_video(gql)
+
+    # when
+    body = await gql.execute(NODES, {"ids": [video.id, "garbage!", video.project_id]})
+
+    # then
+    assert body["data"] is None
+    assert _codes(body) == ["INVALID_ID"]
+
+
+@pytest.mark.parametrize("first", [101, 1000, -1, -100])
+async def test_first_out_of_range_is_refused_with_a_clear_error(
+    gql: GraphQLClient, first: int
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = (await create_frames(gql, video.id, ["a"]))[0]
+
+    # when
+    bodies = [
+        await gql.execute(PROJECTS_PAGE, {"first": first}),
+        await gql.execute(PROJECT_VIDEOS, {"id": video.project_id, "first": first}),
+        await gql.execute(PROJECT_GALLERY, {"id": video.project_id, "first": first}),
+        await gql.execute(PROJECT_IMAGES, {"id": video.project_id, "first": first}),
+        await gql.execute(FRAME_MESSAGES, {"id": frame_id, "first": first}),
+        await gql.execute(CONTEXT_IMAGES, {"id": video.context_id, "first": first}),
+    ]
+
+    # then
+    for body in bodies:
+        (error,) = body["errors"]
+        assert error["extensions"] == {"code": "INVALID", "field": ["first"]}
+        assert "first" in error["message"]
+        assert "100" in error["message"]
+
+
+@pytest.mark.parametrize("first", [0, 100])
+async def test_first_at_the_bounds_is_accepted(gql: GraphQLClient, first: int) -> None:
+    # given
+    video = await seed_video(gql)
+
+    # when
+    body = await gql.execute(PROJECT_VIDEOS, {"id": video.project_id, "first": first})
+
+    # then
+    assert body == {"data": {"project": {"videos": {"totalCount": 1}}}}
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        pytest.param("garbage", id="not-base64"),
+        pytest.param("", id="empty"),
+        pytest.param(_b64("cursor:"), id="no-key"),
+        pytest.param(_b64("cursor:abc"), id="key-not-a-number"),
+        pytest.param(_b64("cursor:-3"), id="negative-key"),
+        pytest.param(_b64("Project:1"), id="an-id-not-a-cursor"),
+        pytest.param(_b64("cursor:1" + "0" * 30), id="key-too-large"),
+    ],
+)
+async def test_a_malformed_after_cursor_is_refused(gql: GraphQLClient, after: str) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = (await create_frames(gql, video.id, ["a"]))[0]
+
+    # when
+    bodies = [
+        await gql.execute(PROJECTS_PAGE, {"after": after}),
+        await gql.execute(PROJECT_VIDEOS, {"id": video.project_id, "after": after}),
+        await gql.execute(FRAME_MESSAGES, {"id": frame_id, "after": after}),
+        await gql.execute(CONTEXT_IMAGES, {"id": video.context_id, "after": after}),
+    ]
+
+    # then
+    for body in bodies:
+        (error,) = body["errors"]
+        assert error["extensions"] == {"code": "INVALID", "field": ["after"]}
+        assert "after" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("video_id", "code"),
+    [
+        pytest.param("garbage", "INVALID_ID", id="malformed"),
+        pytest.param(encode_id("Frame", 1), "WRONG_TYPE", id="wrong-type"),
+    ],
+)
+async def test_project_images_refuses_a_bad_video_id(
+    gql: GraphQLClient, video_id: str, code: str
+) -> None:
+    # given
+    video = await seed_video(gql)
+
+    # when
+    body = await gql.execute(PROJECT_IMAGES, {"id": video.project_id, "videoId": video_id})
+
+    # then
+    assert _codes(body) == [code]
+    assert body["errors"][0]["extensions"]["field"] == ["videoId"]
+
+
+async def test_nodes_refuses_more_than_a_page_of_ids(gql: GraphQLClient) -> None:
+    # given
+    video = await seed_video(gql)
+
+    # when
+    body = await gql.execute(NODES, {"ids": [video.id] * 101})
+
+    # then
+    assert body["data"] is None
+    assert _codes(body) == ["INVALID"]
+
+
+@pytest.mark.parametrize(
+    ("document", "variables"),
+    [
+        pytest.param(PROJECTS_PAGE, {"first": "ten"}, id="string-as-int"),
+        pytest.param(PROJECTS_PAGE, {"first": 2**31}, id="int-overflow"),
+        pytest.param(REORDER_FRAME, {"id": "x", "newOrder": 2**40}, id="order-overflow"),
+        pytest.param(CREATE_PROJECT, {}, id="missing-variable"),
+        pytest.param(CREATE_PROJECT, {"name": None}, id="null-for-non-null"),
+        pytest.param(CREATE_PROJECT, {"name": ["a"]}, id="list-for-string"),
+        pytest.param(UNKNOWN_FIELD, None, id="unknown-field"),
+        pytest.param(SYNTAX_ERROR, None, id="syntax-error"),
+    ],
+)
+async def test_ill_typed_requests_are_refused_without_a_server_error(
+    gql: GraphQLClient, document: str, variables: dict[str, Any] | None
+) -> None:
+    # given
+    before = await state(gql)
+
+    # when
+    body = await gql.execute(document, variables)
+
+    # then
+    assert body["errors"]
+    assert body.get("data") is None
+    assert "INTERNAL_SERVER_ERROR" not in _codes_or_none(body)
+    assert await state(gql) == before
+
+
+def _codes_or_none(body: dict[str, Any]) -> list[str | None]:
+    return [error.get("extensions", {}).get("code") for error in body["errors"]]

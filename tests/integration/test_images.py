@@ -1,0 +1,646 @@
+"""Images and their places: copying, moving, removing, deleting, within and across projects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from storyframe.services.container import Services
+from tests.conftest import GraphQLClient
+from tests.integration.helpers import (
+    add_image,
+    copy_image,
+    create_frame,
+    create_frames,
+    create_video,
+    generate,
+    ids,
+    places,
+    seed_video,
+    select_image,
+    state,
+)
+
+IMAGE_FIELDS = """
+fragment ImageParts on Image {
+  id url width height contentType byteSize
+  project { id }
+  message { id }
+  appearsIn { __typename ... on Node { id } }
+}
+"""
+
+COPY_IMAGE = (
+    IMAGE_FIELDS
+    + """
+mutation Copy($imageId: ID!, $targetId: ID!) {
+  copyImage(input: {imageId: $imageId, targetId: $targetId}) {
+    image { ...ImageParts }
+    source { __typename }
+    target { __typename ... on Node { id } }
+    userErrors { field message code }
+  }
+}
+"""
+)
+
+MOVE_IMAGE = (
+    IMAGE_FIELDS
+    + """
+mutation Move($imageId: ID!, $sourceId: ID!, $targetId: ID!) {
+  moveImage(input: {imageId: $imageId, sourceId: $sourceId, targetId: $targetId}) {
+    image { ...ImageParts }
+    source { __typename ... on Node { id } }
+    target { __typename ... on Node { id } }
+    userErrors { field message code }
+  }
+}
+"""
+)
+
+REMOVE_IMAGE = (
+    IMAGE_FIELDS
+    + """
+mutation Remove($imageId: ID!, $sourceId: ID!) {
+  removeImage(input: {imageId: $imageId, sourceId: $sourceId}) {
+    image { ...ImageParts }
+    source { __typename ... on Node { id } }
+    target { __typename }
+    userErrors { field message code }
+  }
+}
+"""
+)
+
+DELETE_IMAGE = """
+mutation Delete($id: ID!) {
+  deleteImage(input: {id: $id}) {
+    deletedId
+    deleted { videos frames messages images }
+    userErrors { field message code }
+  }
+}
+"""
+
+DELETE_PROJECT = """
+mutation Delete($id: ID!) {
+  deleteProject(input: {id: $id}) {
+    deleted { videos frames messages images }
+    userErrors { field message code }
+  }
+}
+"""
+
+IMAGE = (
+    IMAGE_FIELDS
+    + """
+query Image($id: ID!) {
+  image(id: $id) { ...ImageParts }
+}
+"""
+)
+
+PLACE_COUNTS = """
+query Places($frame: ID!, $project: ID!) {
+  frame(id: $frame) { imageCount selectedImage { id } images { nodes { id } } }
+  project(id: $project) {
+    imageCount galleryCount
+    gallery { nodes { id } }
+    images { nodes { id } }
+  }
+}
+"""
+
+PROJECT = """
+query Project($id: ID!) {
+  project(id: $id) {
+    imageCount galleryCount
+    images { nodes { id url } }
+    gallery { nodes { id } }
+  }
+}
+"""
+
+VIDEO = """
+query Video($id: ID!) {
+  video(id: $id) { imageCount frames { id imageCount selectedImage { id } } }
+}
+"""
+
+MESSAGE = """
+query Message($id: ID!) {
+  node(id: $id) { ... on Message { images { id } } }
+}
+"""
+
+
+async def _image(gql: GraphQLClient, image_id: str) -> dict[str, Any] | None:
+    image: dict[str, Any] | None = (await gql.data(IMAGE, {"id": image_id}))["image"]
+    return image
+
+
+async def _places(gql: GraphQLClient, image_id: str) -> set[tuple[str, str]]:
+    image = await _image(gql, image_id)
+    assert image is not None
+    return places(image)
+
+
+# --- appearsIn --------------------------------------------------------------------------------
+
+
+async def test_appears_in_lists_every_kind_of_place(gql: GraphQLClient, services: Services) -> None:
+    # given an image made in a frame
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    _, (image_id,) = await generate(services, frame_id)
+
+    # when it is copied to a context, a main chat and the gallery
+    for target in [video.context_id, video.main_chat_id, video.project_id]:
+        await copy_image(gql, image_id, target)
+
+    # then
+    image = await _image(gql, image_id)
+    assert image is not None
+    assert [(p["__typename"], p["id"]) for p in image["appearsIn"]] == [
+        ("Frame", frame_id),
+        ("Context", video.context_id),
+        ("MainChat", video.main_chat_id),
+        ("Project", video.project_id),
+    ]
+
+
+# --- copying ----------------------------------------------------------------------------------
+
+
+async def test_copy_image_within_a_project_adds_a_place(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    source, target = await create_frames(gql, video.id, ["source", "target"])
+    message_id, (image_id,) = await generate(services, source)
+
+    # when
+    payload = await gql.mutate(COPY_IMAGE, {"imageId": image_id, "targetId": target})
+
+    # then
+    image = payload["image"]
+    assert image["id"] == image_id
+    assert image["project"] == {"id": video.project_id}
+    assert image["message"] == {"id": message_id}
+    assert places(image) == {("Frame", source), ("Frame", target)}
+    assert payload["target"] == {"__typename": "Frame", "id": target}
+    assert payload["source"] is None
+    counts = await gql.data(PLACE_COUNTS, {"frame": target, "project": video.project_id})
+    assert ids(counts["frame"]["images"]["nodes"]) == [image_id]
+    assert counts["project"]["imageCount"] == 1
+
+
+async def test_copy_image_twice_to_the_same_place_changes_nothing(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    _, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.project_id)
+    before = await state(gql)
+
+    # when
+    payload = await gql.mutate(COPY_IMAGE, {"imageId": image_id, "targetId": video.project_id})
+
+    # then
+    assert payload["image"]["id"] == image_id
+    assert await state(gql) == before
+    counts = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    assert counts["project"]["galleryCount"] == 1
+    assert ids(counts["project"]["gallery"]["nodes"]) == [image_id]
+
+
+async def test_copy_image_to_a_place_it_was_made_in_changes_nothing(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    _, (image_id,) = await generate(services, video.main_chat_id)
+    before = await state(gql)
+
+    # when
+    payload = await gql.mutate(COPY_IMAGE, {"imageId": image_id, "targetId": video.main_chat_id})
+
+    # then
+    assert places(payload["image"]) == {("MainChat", video.main_chat_id)}
+    assert await state(gql) == before
+
+
+async def test_copy_image_across_projects_makes_a_new_image_of_the_target(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image of one project, and a frame of another
+    source = await seed_video(gql, "Source")
+    target = await seed_video(gql, "Target")
+    target_frame = await create_frame(gql, target.id)
+    message_id, (image_id,) = await generate(services, source.main_chat_id)
+    original = await _image(gql, image_id)
+
+    # when
+    payload = await gql.mutate(COPY_IMAGE, {"imageId": image_id, "targetId": target_frame})
+
+    # then the copy is a new image of the target project sharing the stored file
+    copy = payload["image"]
+    assert copy["id"] != image_id
+    assert original is not None
+    same = ["url", "width", "height", "contentType", "byteSize"]
+    assert {k: copy[k] for k in same} == {k: original[k] for k in same}
+    assert copy["project"] == {"id": target.project_id}
+    assert copy["message"] is None
+    assert places(copy) == {("Frame", target_frame)}
+    assert payload["target"] == {"__typename": "Frame", "id": target_frame}
+    # and the original is untouched
+    assert await _image(gql, image_id) == original
+    assert original["message"] == {"id": message_id}
+    source_project = (await gql.data(PROJECT, {"id": source.project_id}))["project"]
+    assert ids(source_project["images"]["nodes"]) == [image_id]
+    target_project = (await gql.data(PROJECT, {"id": target.project_id}))["project"]
+    assert target_project["imageCount"] == 1
+    assert target_project["images"]["nodes"] == [{"id": copy["id"], "url": original["url"]}]
+    target_video = (await gql.data(VIDEO, {"id": target.id}))["video"]
+    assert target_video["imageCount"] == 1
+    assert target_video["frames"][0]["imageCount"] == 1
+
+
+async def test_a_copy_across_projects_outlives_its_original(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    source = await seed_video(gql, "Source")
+    target = await seed_video(gql, "Target")
+    image_id = await add_image(services, source.project_id)
+    copy_id = await copy_image(gql, image_id, target.project_id)
+
+    # when
+    payload = await gql.mutate(DELETE_PROJECT, {"id": source.project_id})
+
+    # then
+    assert payload["deleted"] == {"videos": 1, "frames": 0, "messages": 0, "images": 1}
+    assert await _image(gql, image_id) is None
+    assert await _places(gql, copy_id) == {("Project", target.project_id)}
+
+
+# --- moving -----------------------------------------------------------------------------------
+
+
+async def test_move_image_within_a_project(gql: GraphQLClient, services: Services) -> None:
+    # given an image in a frame and the main chat
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    message_id, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.main_chat_id)
+
+    # when it moves from the frame to the gallery
+    payload = await gql.mutate(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": frame_id, "targetId": video.project_id}
+    )
+
+    # then
+    image = payload["image"]
+    assert image["id"] == image_id
+    assert image["project"] == {"id": video.project_id}
+    assert image["message"] == {"id": message_id}
+    assert places(image) == {("MainChat", video.main_chat_id), ("Project", video.project_id)}
+    assert payload["source"] == {"__typename": "Frame", "id": frame_id}
+    assert payload["target"] == {"__typename": "Project", "id": video.project_id}
+    counts = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    assert counts["frame"]["images"]["nodes"] == []
+    assert ids(counts["project"]["gallery"]["nodes"]) == [image_id]
+    assert counts["project"]["imageCount"] == 1
+
+
+async def test_move_image_between_videos_of_a_project(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    project_id = (await seed_video(gql, "First")).project_id
+    first = await create_video(gql, project_id, "A")
+    second = await create_video(gql, project_id, "B")
+    _, (image_id,) = await generate(services, first.context_id)
+
+    # when
+    payload = await gql.mutate(
+        MOVE_IMAGE,
+        {"imageId": image_id, "sourceId": first.context_id, "targetId": second.context_id},
+    )
+
+    # then
+    assert places(payload["image"]) == {("Context", second.context_id)}
+    assert payload["image"]["project"] == {"id": project_id}
+
+
+async def test_moving_the_selected_image_out_of_a_frame_unselects_it(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given two frames showing an image, selected in both
+    video = await seed_video(gql)
+    source, other = await create_frames(gql, video.id, ["source", "other"])
+    _, (image_id,) = await generate(services, source)
+    await copy_image(gql, image_id, other)
+    await select_image(gql, source, image_id)
+    await select_image(gql, other, image_id)
+
+    # when
+    await gql.mutate(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": source, "targetId": video.context_id}
+    )
+
+    # then
+    frames = (await gql.data(VIDEO, {"id": video.id}))["video"]["frames"]
+    assert [f["selectedImage"] for f in frames] == [None, {"id": image_id}]
+
+
+async def test_move_image_across_projects_hands_it_over(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image shown in several places of its project and selected in two frames
+    old = await seed_video(gql, "Old")
+    new = await seed_video(gql, "New")
+    old_frame, selecting = await create_frames(gql, old.id, ["made", "selecting"])
+    new_frame = await create_frame(gql, new.id)
+    message_id, (image_id,) = await generate(services, old_frame)
+    _, (sibling,) = await generate(services, old_frame)
+    for target in [selecting, old.main_chat_id, old.project_id]:
+        await copy_image(gql, image_id, target)
+    await select_image(gql, old_frame, image_id)
+    await select_image(gql, selecting, image_id)
+
+    # when it moves from the main chat to a frame of the other project
+    payload = await gql.mutate(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": old.main_chat_id, "targetId": new_frame}
+    )
+
+    # then it belongs to the new project only, with no producing message
+    image = payload["image"]
+    assert image["id"] == image_id
+    assert image["project"] == {"id": new.project_id}
+    assert image["message"] is None
+    assert places(image) == {("Frame", new_frame)}
+    assert payload["source"] == {"__typename": "MainChat", "id": old.main_chat_id}
+    assert payload["target"] == {"__typename": "Frame", "id": new_frame}
+    # and the old project shows it nowhere, selects it nowhere
+    old_frames = (await gql.data(VIDEO, {"id": old.id}))["video"]
+    assert old_frames["imageCount"] == 1
+    assert [f["selectedImage"] for f in old_frames["frames"]] == [None, None]
+    assert [f["imageCount"] for f in old_frames["frames"]] == [1, 0]
+    old_project = (await gql.data(PROJECT, {"id": old.project_id}))["project"]
+    assert (old_project["imageCount"], old_project["galleryCount"]) == (1, 0)
+    assert ids(old_project["images"]["nodes"]) == [sibling]
+    new_project = (await gql.data(PROJECT, {"id": new.project_id}))["project"]
+    assert ids(new_project["images"]["nodes"]) == [image_id]
+    assert ids((await gql.data(MESSAGE, {"id": message_id}))["node"]["images"]) == []
+    new_video = (await gql.data(VIDEO, {"id": new.id}))["video"]
+    assert new_video["imageCount"] == 1
+
+
+async def test_an_image_moved_across_projects_survives_its_old_project(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image made in one project and moved to another's gallery
+    old = await seed_video(gql, "Old")
+    new = await seed_video(gql, "New")
+    _, (image_id,) = await generate(services, old.context_id)
+    await gql.mutate(
+        MOVE_IMAGE,
+        {"imageId": image_id, "sourceId": old.context_id, "targetId": new.project_id},
+    )
+
+    # when
+    payload = await gql.mutate(DELETE_PROJECT, {"id": old.project_id})
+
+    # then
+    assert payload["deleted"] == {"videos": 1, "frames": 0, "messages": 1, "images": 0}
+    assert await _places(gql, image_id) == {("Project", new.project_id)}
+
+
+async def test_moving_an_image_from_a_place_it_is_not_in_is_refused(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id, other = await create_frames(gql, video.id, ["a", "b"])
+    _, (image_id,) = await generate(services, frame_id)
+    before = await state(gql)
+
+    # when
+    data = await gql.data(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": other, "targetId": video.project_id}
+    )
+
+    # then
+    payload = data["moveImage"]
+    assert (payload["image"], payload["source"], payload["target"]) == (None, None, None)
+    (error,) = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
+    assert await state(gql) == before
+
+
+async def test_moving_across_projects_from_a_place_it_is_not_in_is_refused(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image in a frame, and a move naming the gallery as its source
+    old = await seed_video(gql, "Old")
+    new = await seed_video(gql, "New")
+    frame_id = await create_frame(gql, old.id)
+    _, (image_id,) = await generate(services, frame_id)
+    await select_image(gql, frame_id, image_id)
+    before = await state(gql)
+
+    # when
+    data = await gql.data(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": old.project_id, "targetId": new.project_id}
+    )
+
+    # then nothing was handed over
+    (error,) = data["moveImage"]["userErrors"]
+    assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
+    assert await state(gql) == before
+
+
+@pytest.mark.parametrize("place", ["frame", "gallery"])
+async def test_moving_an_image_to_where_it_is_is_refused(
+    gql: GraphQLClient, services: Services, place: str
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    _, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.project_id)
+    place_id = frame_id if place == "frame" else video.project_id
+    before = await state(gql)
+
+    # when
+    data = await gql.data(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": place_id, "targetId": place_id}
+    )
+
+    # then
+    (error,) = data["moveImage"]["userErrors"]
+    assert (error["code"], error["field"]) == ("SAME_PLACE", ["targetId"])
+    assert data["moveImage"]["image"] is None
+    assert await state(gql) == before
+
+
+async def test_moving_to_a_place_that_already_shows_it_leaves_one_placement(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    _, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.project_id)
+
+    # when
+    payload = await gql.mutate(
+        MOVE_IMAGE, {"imageId": image_id, "sourceId": frame_id, "targetId": video.project_id}
+    )
+
+    # then
+    assert [(p["__typename"], p["id"]) for p in payload["image"]["appearsIn"]] == [
+        ("Project", video.project_id)
+    ]
+    counts = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    assert (counts["frame"]["imageCount"], counts["project"]["galleryCount"]) == (0, 1)
+
+
+# --- removing ---------------------------------------------------------------------------------
+
+
+async def test_remove_image_takes_it_out_of_one_place_only(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    message_id, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.project_id)
+
+    # when
+    payload = await gql.mutate(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.project_id})
+
+    # then
+    image = payload["image"]
+    assert places(image) == {("Frame", frame_id)}
+    assert image["message"] == {"id": message_id}
+    assert payload["source"] == {"__typename": "Project", "id": video.project_id}
+    assert payload["target"] is None
+    counts = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    assert (counts["project"]["galleryCount"], counts["project"]["imageCount"]) == (0, 1)
+    assert ids(counts["frame"]["images"]["nodes"]) == [image_id]
+
+
+async def test_an_image_removed_from_its_last_place_stays_in_its_project(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    image_id = await add_image(services, video.project_id)
+
+    # when
+    payload = await gql.mutate(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.project_id})
+
+    # then
+    assert payload["image"]["appearsIn"] == []
+    project = (await gql.data(PROJECT, {"id": video.project_id}))["project"]
+    assert (project["imageCount"], project["galleryCount"]) == (1, 0)
+    assert ids(project["images"]["nodes"]) == [image_id]
+    assert await _places(gql, image_id) == set()
+
+
+async def test_removing_the_selected_image_from_its_frame_unselects_it(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image selected in a frame and also in the gallery
+    video = await seed_video(gql)
+    frame_id = await create_frame(gql, video.id)
+    _, (image_id,) = await generate(services, frame_id)
+    await copy_image(gql, image_id, video.project_id)
+    await select_image(gql, frame_id, image_id)
+
+    # when it leaves the gallery, the selection stays
+    await gql.mutate(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.project_id})
+    kept = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    # and when it leaves the frame, the selection goes
+    await gql.mutate(REMOVE_IMAGE, {"imageId": image_id, "sourceId": frame_id})
+
+    # then
+    assert kept["frame"]["selectedImage"] == {"id": image_id}
+    gone = await gql.data(PLACE_COUNTS, {"frame": frame_id, "project": video.project_id})
+    assert gone["frame"]["selectedImage"] is None
+    assert gone["frame"]["images"]["nodes"] == []
+
+
+async def test_removing_an_image_from_a_place_it_is_not_in_is_refused(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    _, (image_id,) = await generate(services, video.context_id)
+    before = await state(gql)
+
+    # when
+    data = await gql.data(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.main_chat_id})
+
+    # then
+    payload = data["removeImage"]
+    assert payload["image"] is None
+    (error,) = payload["userErrors"]
+    assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
+    assert await state(gql) == before
+
+
+# --- deleting ---------------------------------------------------------------------------------
+
+
+async def test_delete_image_removes_it_everywhere_and_clears_selections(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given an image shown in two frames (selected in both), the context and the gallery
+    video = await seed_video(gql)
+    made_in, other = await create_frames(gql, video.id, ["made", "other"])
+    message_id, (image_id, sibling) = await generate(services, made_in, images=2)
+    for target in [other, video.context_id, video.project_id]:
+        await copy_image(gql, image_id, target)
+    await select_image(gql, made_in, image_id)
+    await select_image(gql, other, image_id)
+
+    # when
+    payload = await gql.mutate(DELETE_IMAGE, {"id": image_id})
+
+    # then
+    assert payload["deletedId"] == image_id
+    assert payload["deleted"] == {"videos": 0, "frames": 0, "messages": 0, "images": 1}
+    assert await _image(gql, image_id) is None
+    frames = (await gql.data(VIDEO, {"id": video.id}))["video"]["frames"]
+    assert [f["selectedImage"] for f in frames] == [None, None]
+    assert [f["imageCount"] for f in frames] == [1, 0]
+    project = (await gql.data(PROJECT, {"id": video.project_id}))["project"]
+    assert (project["imageCount"], project["galleryCount"]) == (1, 0)
+    assert ids((await gql.data(MESSAGE, {"id": message_id}))["node"]["images"]) == [sibling]
+
+
+async def test_delete_image_leaves_other_images_selected(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    first, second = await create_frames(gql, video.id, ["a", "b"])
+    _, (doomed,) = await generate(services, first)
+    _, (kept,) = await generate(services, second)
+    await select_image(gql, first, doomed)
+    await select_image(gql, second, kept)
+
+    # when
+    await gql.mutate(DELETE_IMAGE, {"id": doomed})
+
+    # then
+    frames = (await gql.data(VIDEO, {"id": video.id}))["video"]["frames"]
+    assert [f["selectedImage"] for f in frames] == [None, {"id": kept}]
