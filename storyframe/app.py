@@ -30,6 +30,7 @@ from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
 from storyframe.schema.context import Context
 from storyframe.schema.errors import MaskErrors
+from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.container import Services
 from storyframe.settings import Settings
 
@@ -39,8 +40,10 @@ class Schema(strawberry.Schema):
         """MaskErrors logs the unexpected errors with their ids; expected ones are not news."""
 
 
-def build_schema() -> strawberry.Schema:
-    return Schema(
+def build_schema(*, direct_relations: bool = True) -> strawberry.Schema:
+    """The schema; `direct_relations=False` leaves relation fields to Strawberry's resolver
+    wrappers (the same answers, slower), for comparison."""
+    schema = Schema(
         query=Query,
         mutation=Mutation,
         extensions=[
@@ -49,6 +52,7 @@ def build_schema() -> strawberry.Schema:
             lambda: ValidationCache(maxsize=256),
         ],
     )
+    return resolve_relations_directly(schema) if direct_relations else schema
 
 
 @dataclass(frozen=True, slots=True)

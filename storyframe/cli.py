@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -72,12 +73,17 @@ def _serve(settings: Settings) -> int:
     if settings.resolved_database_url.startswith("sqlite"):
         # The embedded default needs no set-up: a new SQLite database is created and migrated.
         asyncio.run(_migrate(settings, only_if_empty=True))
+    app = create_app(settings)
+    # What exists now lives as long as the process: keep it out of every future collection,
+    # which otherwise walks it again and again (a third of the CPU under load, bench/README.md).
+    gc.collect()
+    gc.freeze()
     log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the previous
     # handler; with the default one the process would die of it (exit -15) instead of exiting 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -5,6 +5,9 @@ for all the items at once, recursively. The fields below then find their data al
 DataLoader caches and resolve synchronously: an async resolver per item costs more than the
 whole SQL of a level (see DESIGN.md). A field reached any other way still works through the
 same DataLoaders, just without the head start.
+
+`resolve_relations_directly` lets graphql-core call those fields without Strawberry's resolver
+wrapper, which costs more than the relation itself (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     GraphQLError,
@@ -32,6 +35,7 @@ from graphql.execution.collect_fields import (
     collect_subfields,
 )
 from graphql.execution.values import VariableValues, get_argument_values
+from strawberry import Schema
 from strawberry.dataloader import DataLoader
 
 from storyframe.schema.context import Loaders
@@ -61,6 +65,36 @@ _REGISTRY: dict[tuple[str, str], Relation] = {}
 def relation(type_name: str, field: str, relation: Relation) -> Relation:
     _REGISTRY[(type_name, field)] = relation
     return relation
+
+
+def resolve_relations_directly(schema: Schema) -> Schema:
+    """Have graphql-core call every registered relation field straight, not through Strawberry's
+    resolver wrapper (an `Info` object, argument conversion, the field-extension chain: about
+    2 µs a field, on hundreds of fields per list). Each such field's Strawberry resolver does
+    nothing but `relation.resolve(info.context.loaders, self, args)` with the arguments under
+    their GraphQL names, which is what graphql-core passes; a field with field extensions keeps
+    its Strawberry resolver. The schema and every result stay the same."""
+    for (type_name, field_name), rel in _REGISTRY.items():
+        definition = schema.get_type_by_name(type_name)
+        assert definition is not None, type_name
+        declared = [
+            f
+            for f in getattr(definition, "fields", ())
+            if schema.config.name_converter.get_graphql_name(f) == field_name
+        ]
+        if len(declared) != 1 or declared[0].extensions:
+            continue
+        runtime = schema._schema.type_map[type_name]
+        assert isinstance(runtime, GraphQLObjectType)
+        runtime.fields[field_name].resolve = _direct(rel)
+    return schema
+
+
+def _direct(rel: Relation) -> Callable[..., Any]:
+    def resolve(parent: Any, info: GraphQLResolveInfo[Any], **args: Any) -> Any:
+        return rel.resolve(info.context.loaders, parent, args)
+
+    return resolve
 
 
 def peek(loader: DataLoader[Any, Any], key: Hashable) -> Any:
@@ -154,11 +188,17 @@ async def _load(
 
 
 async def _load_all(targets: list[Target]) -> list[Any]:
-    by_loader: dict[int, tuple[DataLoader[Any, Any], list[Hashable]]] = {}
-    for loader, key in targets:
-        by_loader.setdefault(id(loader), (loader, []))[1].append(key)
-    batches = await asyncio.gather(*(loader.load_many(keys) for loader, keys in by_loader.values()))
-    return [value for batch in batches for value in batch]
+    """The targets' values. Every load is queued before the first await, so each loader answers
+    its keys in one batch; awaiting the futures one by one then suspends about once per batch,
+    where `gather` would wrap them all and hang a callback on every one of them."""
+    futures = [cast("asyncio.Future[Any]", loader.load(key)) for loader, key in targets]
+    try:
+        return [await future for future in futures]
+    except BaseException:
+        for future in futures:
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved, as `gather` does, so asyncio does not log it
+        raise
 
 
 def _nodes(result: Any) -> list[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Annotated, Any
 
 import strawberry
@@ -23,6 +24,23 @@ FIRST = strawberry.argument(description="How many items to return: 0 to 100, 20 
 AFTER = strawberry.argument(description="The `endCursor` of the previous page.")
 
 
+class _Columns:
+    """Reads a row's columns straight from its instance dict, where SQLAlchemy keeps the loaded
+    values (`InstanceState.dict`): lists wrap hundreds of rows per request, and going through the
+    ORM's attribute descriptors costs more than building the object. A row missing a value
+    (expired, deferred) is read through the descriptors."""
+
+    def __init__(self, *names: str) -> None:
+        self._items = itemgetter(*names)
+        self._attributes = attrgetter(*names)
+
+    def of(self, row: object) -> Any:
+        try:
+            return self._items(vars(row))
+        except KeyError:
+            return self._attributes(row)
+
+
 def page_of(args: Args) -> PageRequest:
     return PageRequest.of(args.get("first"), decode_cursor(args.get("after")))
 
@@ -30,6 +48,19 @@ def page_of(args: Args) -> PageRequest:
 @strawberry.interface(description="An object with a global ID; `node(id:)` fetches it again.")
 class Node:
     id: strawberry.ID
+
+
+_IMAGE_COLUMNS = _Columns(
+    "id",
+    "project_id",
+    "message_id",
+    "url",
+    "width",
+    "height",
+    "content_type",
+    "byte_size",
+    "created_at",
+)
 
 
 @strawberry.type(description="An image and where it is stored.")
@@ -46,18 +77,21 @@ class Image(Node):
 
     @classmethod
     def from_row(cls, row: tables.Image) -> Image:
-        assert row.id is not None
+        pk, project_pk, message_pk, url, width, height, content_type, byte_size, created_at = (
+            _IMAGE_COLUMNS.of(row)
+        )
+        assert pk is not None
         return cls(
-            id=strawberry.ID(encode_id("Image", row.id)),
-            pk=row.id,
-            project_pk=row.project_id,
-            message_pk=row.message_id,
-            url=row.url,
-            width=row.width,
-            height=row.height,
-            content_type=row.content_type,
-            byte_size=row.byte_size,
-            created_at=row.created_at,
+            id=strawberry.ID(encode_id("Image", pk)),
+            pk=pk,
+            project_pk=project_pk,
+            message_pk=message_pk,
+            url=url,
+            width=width,
+            height=height,
+            content_type=content_type,
+            byte_size=byte_size,
+            created_at=created_at,
         )
 
     @strawberry.field(graphql_type=Annotated["Project", strawberry.lazy(__name__)])
@@ -177,6 +211,11 @@ CHAT_VIDEO = _chat_relation(
 )
 
 
+_FRAME_COLUMNS = _Columns(
+    "id", "video_id", "title", "order", "selected_image_id", "created_at", "updated_at"
+)
+
+
 @strawberry.type(description="One still of a video, and the chat in which it is made.")
 class Frame(Chat):
     title: str
@@ -187,16 +226,17 @@ class Frame(Chat):
 
     @classmethod
     def from_row(cls, row: tables.Frame) -> Frame:
-        assert row.id is not None
+        pk, video_pk, title, order, selected, created_at, updated_at = _FRAME_COLUMNS.of(row)
+        assert pk is not None
         return cls(
-            id=strawberry.ID(encode_id("Frame", row.id)),
-            place=Place(PlaceKind.FRAME, row.id),
-            video_pk=row.video_id,
-            title=row.title,
-            order=row.order,
-            selected_image_pk=row.selected_image_id,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
+            id=strawberry.ID(encode_id("Frame", pk)),
+            place=Place(PlaceKind.FRAME, pk),
+            video_pk=video_pk,
+            title=title,
+            order=order,
+            selected_image_pk=selected,
+            created_at=created_at,
+            updated_at=updated_at,
         )
 
     @strawberry.field(graphql_type=Image | None, description="The image chosen for the video.")
@@ -255,6 +295,18 @@ class MainChat(Chat):
         )
 
 
+_MESSAGE_COLUMNS = _Columns(
+    "id",
+    "frame_id",
+    "context_id",
+    "main_chat_id",
+    "prompt",
+    "with_context",
+    "final_prompt",
+    "created_at",
+)
+
+
 @strawberry.type(description="A prompt in a chat, and the images it produced.")
 class Message(Node):
     pk: Private[int]
@@ -266,16 +318,18 @@ class Message(Node):
 
     @classmethod
     def from_row(cls, row: tables.Message) -> Message:
-        assert row.id is not None
-        kind, chat_id = _chat_of(row)
+        pk, frame_pk, context_pk, main_chat_pk, prompt, with_context, final_prompt, created_at = (
+            _MESSAGE_COLUMNS.of(row)
+        )
+        assert pk is not None
         return cls(
-            id=strawberry.ID(encode_id("Message", row.id)),
-            pk=row.id,
-            chat_place=Place(kind, chat_id),
-            prompt=row.prompt,
-            with_context=row.with_context,
-            final_prompt=row.final_prompt,
-            created_at=row.created_at,
+            id=strawberry.ID(encode_id("Message", pk)),
+            pk=pk,
+            chat_place=_chat_of(frame_pk, context_pk, main_chat_pk),
+            prompt=prompt,
+            with_context=with_context,
+            final_prompt=final_prompt,
+            created_at=created_at,
         )
 
     @strawberry.field(graphql_type=list[Image], description="The images the message produced.")
@@ -291,13 +345,13 @@ class Message(Node):
         return MESSAGE_CHAT.resolve(info.context.loaders, self, {})
 
 
-def _chat_of(row: tables.Message) -> tuple[PlaceKind, int]:
-    if row.frame_id is not None:
-        return PlaceKind.FRAME, row.frame_id
-    if row.context_id is not None:
-        return PlaceKind.CONTEXT, row.context_id
-    assert row.main_chat_id is not None
-    return PlaceKind.MAIN_CHAT, row.main_chat_id
+def _chat_of(frame_pk: int | None, context_pk: int | None, main_chat_pk: int | None) -> Place:
+    if frame_pk is not None:
+        return Place(PlaceKind.FRAME, frame_pk)
+    if context_pk is not None:
+        return Place(PlaceKind.CONTEXT, context_pk)
+    assert main_chat_pk is not None
+    return Place(PlaceKind.MAIN_CHAT, main_chat_pk)
 
 
 def _chat_loader(loaders: Loaders, place: Place) -> Any:
@@ -461,7 +515,7 @@ class Project(Node):
 
 def _project_images_key(project: Project, args: Args) -> tuple[int, int | None]:
     video_id = args.get("videoId")
-    return project.pk, decode_pk(video_id, "Video", "videoId") if video_id else None
+    return project.pk, decode_pk(video_id, "Video", "videoId") if video_id is not None else None
 
 
 PROJECT_VIDEOS = relation(

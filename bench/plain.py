@@ -1,0 +1,168 @@
+"""The floor for this stack: the storyboard's data as a plain Starlette JSON endpoint.
+
+`create_bench_app` is the real app of `storyframe.app.create_app` with, beside `/graphql`:
+
+- `GET /plain/storyboard?id=<Video ID>`: the same document the storyboard query answers
+  (`{"data": {"video": {"frames": [...]}}}`), read through the same `Reader` methods in the same
+  rounds as the GraphQL prefetch and encoded with orjson, with no GraphQL execution at all;
+- `GET /bench/stats`: how many SQL statements the app's engine has executed so far (BEGIN and
+  PRAGMA left out, as the test suite counts them), the CPU time the server process has used (all
+  its threads, aiosqlite's included) and the time its garbage collector has taken, per generation.
+
+Run it with uvicorn: `uvicorn bench.plain:create_bench_app --factory` (settings from the
+environment, as `storyframe serve` reads them). Like `storyframe serve`, it calls `gc.freeze()`
+once the app is built; STORYFRAME_BENCH_GC_FREEZE=0 leaves that out, to measure what it is worth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import event
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from storyframe.app import Runtime, create_app
+from storyframe.db.tables import Frame, Image, Message, Video
+from storyframe.schema.ids import decode_pk
+from storyframe.services.pages import PageRequest
+from storyframe.services.places import Place, PlaceKind
+from storyframe.services.ports import Reader
+from storyframe.settings import Settings
+
+MESSAGES_PER_FRAME = 3  # the storyboard query's `messages(first: 3)`
+GC_FREEZE = "STORYFRAME_BENCH_GC_FREEZE"
+
+
+class StatementCount:
+    """SQL statements an engine has executed since it was attached."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def attach(self, runtime: Runtime) -> None:
+        @event.listens_for(runtime.engine.sync_engine, "before_cursor_execute")
+        def _count(*args: Any) -> None:
+            statement: str = args[2]
+            if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+                self.total += 1
+
+
+class GcTime:
+    """Wall time the server's garbage collector has spent in collections, per generation."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def attach(self) -> None:
+        gc.callbacks.append(self._track)
+
+    def _track(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+
+def _json(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+def _urls(images: Sequence[Image]) -> list[dict[str, str]]:
+    return [{"url": image.url} for image in images]
+
+
+async def storyboard(reads: Reader, video_pk: int) -> dict[str, Any]:
+    """The storyboard query's `data`, read in the rounds the GraphQL prefetch uses."""
+    videos = await reads.get_many(Video, [video_pk])
+    if video_pk not in videos:
+        return {"video": None}
+    frames: list[Frame] = list((await reads.frames_of_videos([video_pk])).get(video_pk, []))
+    places = [Place(PlaceKind.FRAME, _pk(frame.id)) for frame in frames]
+    selected_ids = [f.selected_image_id for f in frames if f.selected_image_id is not None]
+    page = PageRequest(MESSAGES_PER_FRAME)
+    messages_of, selected = await asyncio.gather(
+        reads.messages_of_chats(places, page), reads.get_many(Image, selected_ids)
+    )
+    shown: dict[Place, list[Message]] = {
+        place: list(messages_of.get(place, ()))[: page.first] for place in places
+    }
+    message_ids = [_pk(message.id) for rows in shown.values() for message in rows]
+    images_of, attachments_of = await asyncio.gather(
+        reads.images_of_messages(message_ids), reads.attachments_of_messages(message_ids)
+    )
+    return {
+        "video": {
+            "frames": [
+                {
+                    "selectedImage": _selected(selected, frame.selected_image_id),
+                    "messages": {
+                        "edges": [
+                            {
+                                "node": {
+                                    "images": _urls(images_of.get(_pk(m.id), ())),
+                                    "attachedImages": _urls(attachments_of.get(_pk(m.id), ())),
+                                }
+                            }
+                            for m in shown[place]
+                        ]
+                    },
+                }
+                for frame, place in zip(frames, places, strict=True)
+            ]
+        }
+    }
+
+
+def _pk(value: int | None) -> int:
+    assert value is not None
+    return value
+
+
+def _selected(selected: Mapping[int, Image], image_id: int | None) -> dict[str, str] | None:
+    image = selected.get(image_id) if image_id is not None else None
+    return None if image is None else {"url": image.url}
+
+
+def bench_routes(runtime: Runtime, count: StatementCount, gc_time: GcTime) -> list[Route]:
+    reads = runtime.services.reads
+
+    async def plain_storyboard(request: Request) -> Response:
+        video_pk = decode_pk(request.query_params.get("id", ""), "Video", "id")
+        return _json({"data": await storyboard(reads, video_pk)})
+
+    async def stats(_: Request) -> Response:
+        return _json(
+            {
+                "statements": count.total,
+                "cpu_seconds": time.process_time(),
+                "gc_seconds": gc_time.seconds,
+            }
+        )
+
+    return [Route("/plain/storyboard", plain_storyboard), Route("/bench/stats", stats)]
+
+
+def create_bench_app(settings: Settings | None = None) -> Starlette:
+    """The real app, plus the plain endpoint and the statement counter beside `/graphql`."""
+    app = create_app(settings)
+    runtime: Runtime = app.state.runtime
+    count, gc_time = StatementCount(), GcTime()
+    count.attach(runtime)
+    gc_time.attach()
+    app.router.routes.extend(bench_routes(runtime, count, gc_time))
+    if os.environ.get(GC_FREEZE) != "0":
+        # As `storyframe serve` does: what is alive at start-up (modules, the schema, the app)
+        # leaves the collector's sight, so full collections only walk what requests allocate.
+        gc.collect()
+        gc.freeze()
+    return app

@@ -1,0 +1,261 @@
+"""N+1 is a bug: the SQL statements a query runs do not grow with the rows it returns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from itertools import count
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from storyframe.app import build_schema, create_app
+from storyframe.schema.ids import encode_id
+from storyframe.services.container import Services
+from storyframe.services.images import StoredImage
+from storyframe.services.pages import PageRequest
+from storyframe.services.places import Place, PlaceKind
+from storyframe.settings import Settings
+from tests.conftest import GraphQLClient, StatementCounter
+
+STORYBOARD = """
+query Storyboard($id: ID!) {
+  video(id: $id) {
+    frames {
+      selectedImage { url }
+      messages(first: 3) {
+        edges { node { images { url } attachedImages { url } } }
+      }
+    }
+  }
+}
+"""
+
+PROJECTS = """
+query {
+  projects {
+    nodes { videos { nodes { frames { title } frameCount } } }
+  }
+}
+"""
+
+MESSAGES_PER_FRAME = 4
+IMAGES_PER_MESSAGE = 2
+
+_serial = count()
+
+
+def _stored() -> StoredImage:
+    n = next(_serial)
+    return StoredImage(
+        url=f"https://media.test/{n}.png",
+        storage_key=f"{n}.png",
+        width=64,
+        height=64,
+        content_type="image/png",
+        byte_size=100,
+    )
+
+
+async def _seed_video(services: Services, frames: int) -> int:
+    """A video whose every frame has an uploaded reference image, messages attaching it, the
+    images they produced, and one of them selected."""
+    project = await services.projects.create("Storyboard")
+    assert project.id is not None
+    video = await services.videos.create(project.id, "Video")
+    assert video.id is not None
+    for index in range(frames):
+        frame = await services.frames.create(video.id, f"Frame {index}")
+        assert frame.id is not None
+        place = Place(PlaceKind.FRAME, frame.id)
+        reference = await services.images.add(place, _stored())
+        assert reference.id is not None
+        produced: list[int] = []
+        for turn in range(MESSAGES_PER_FRAME):
+            message = await services.chats.post_message(
+                place, f"prompt {index}.{turn}", attached_image_ids=[reference.id]
+            )
+            assert message.id is not None
+            for _ in range(IMAGES_PER_MESSAGE):
+                image = await services.images.add(place, _stored(), message_id=message.id)
+                assert image.id is not None
+                produced.append(image.id)
+        await services.frames.select_image(frame.id, produced[0])
+    return video.id
+
+
+async def _seed_projects(services: Services, projects: int) -> None:
+    for index in range(projects):
+        project = await services.projects.create(f"Project {index}")
+        assert project.id is not None
+        for v in range(2):
+            video = await services.videos.create(project.id, f"Video {v}")
+            assert video.id is not None
+            for f in range(3):
+                await services.frames.create(video.id, f"Frame {f}")
+
+
+async def _storyboard_statements(
+    gql: GraphQLClient, sql_counter: StatementCounter, video_pk: int, frames: int
+) -> int:
+    variables = {"id": encode_id("Video", video_pk)}
+    with sql_counter:
+        data = await gql.data(STORYBOARD, variables)
+    found = data["video"]["frames"]
+    assert len(found) == frames
+    for frame in found:
+        assert frame["selectedImage"]["url"].startswith("https://media.test/")
+        edges = frame["messages"]["edges"]
+        assert len(edges) == 3
+        for edge in edges:
+            assert len(edge["node"]["images"]) == IMAGES_PER_MESSAGE
+            assert len(edge["node"]["attachedImages"]) == 1
+    return len(sql_counter.statements)
+
+
+async def test_the_storyboard_query_runs_as_many_statements_for_50_frames_as_for_2(
+    gql: GraphQLClient, services: Services, sql_counter: StatementCounter
+) -> None:
+    small = await _seed_video(services, 2)
+    large = await _seed_video(services, 50)
+
+    few = await _storyboard_statements(gql, sql_counter, small, 2)
+    many = await _storyboard_statements(gql, sql_counter, large, 50)
+
+    print(f"storyboard: {few} statements for 2 frames, {many} for 50")
+    # video, frames, messages, their images, their attachments, the selected images
+    assert few == many == 6, sql_counter.statements
+
+
+async def test_the_projects_query_runs_as_many_statements_for_20_projects_as_for_2(
+    gql: GraphQLClient, services: Services, sql_counter: StatementCounter
+) -> None:
+    await _seed_projects(services, 2)
+    with sql_counter:
+        small = await gql.data(PROJECTS)
+    few = len(sql_counter.statements)
+
+    await _seed_projects(services, 18)
+    with sql_counter:
+        large = await gql.data(PROJECTS)
+    many = len(sql_counter.statements)
+
+    print(f"projects: {few} statements for 2 projects, {many} for 20")
+    assert len(small["projects"]["nodes"]) == 2
+    assert len(large["projects"]["nodes"]) == 20
+    for project in large["projects"]["nodes"]:
+        for video in project["videos"]["nodes"]:
+            assert video["frameCount"] == 3
+            assert [f["title"] for f in video["frames"]] == ["Frame 0", "Frame 1", "Frame 2"]
+    # projects, their videos, the videos' frames, the frame counts
+    assert few == many == 4, sql_counter.statements
+
+
+# Every relation field, with and without arguments, paged and not, through lists and `node`.
+EVERYTHING = """
+query Everything($video: ID!, $message: ID!, $after: String) {
+  projects(first: 5) {
+    totalCount
+    nodes {
+      id videoCount imageCount galleryCount
+      gallery(first: 2) { totalCount nodes { id } }
+      images(first: 3) {
+        totalCount
+        pageInfo { hasNextPage endCursor }
+        edges { cursor node { id project { id } message { id chat { id } } } }
+      }
+      ofVideo: images(videoId: $video, first: 2) { totalCount nodes { id } }
+      videos(first: 2) {
+        totalCount
+        nodes {
+          id frameCount imageCount project { id }
+          context {
+            id messageCount imageCount video { id }
+            messages(first: 1) { nodes { id } }
+            images(first: 1) { nodes { id } }
+          }
+          mainChats {
+            id messageCount imageCount video { id }
+            messages { totalCount nodes { id } }
+            images { nodes { id } }
+          }
+          frames {
+            id messageCount imageCount selectedImage { id url } video { id }
+            messages(first: 2) {
+              totalCount
+              pageInfo { hasNextPage endCursor }
+              edges { node { id images { id } attachedImages { id } chat { id } } }
+            }
+            later: messages(first: 2, after: $after) { nodes { id } }
+            images(first: 2) { totalCount nodes { id } }
+          }
+        }
+      }
+    }
+  }
+  node(id: $message) { ... on Message { chat { id } images { id } attachedImages { url } } }
+  frame: node(id: $message) { ... on Message { chat { ... on Frame { messages(first: 101) {
+    totalCount } } } } }
+}
+"""
+
+
+@dataclass
+class Wrapped:
+    """A second app on the same database whose relation fields go through Strawberry's own
+    resolver wrappers, as they would without `resolve_relations_directly`."""
+
+    gql: GraphQLClient
+    sql_counter: StatementCounter
+
+
+@pytest.fixture
+async def wrapped(settings: Settings) -> AsyncIterator[Wrapped]:
+    application: Starlette = create_app(settings, build_schema(direct_relations=False))
+    counter = StatementCounter()
+    counter.attach(application.state.runtime.engine)
+    transport = httpx.ASGITransport(app=application)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://direct.test") as http:
+            yield Wrapped(GraphQLClient(http), counter)
+    finally:
+        await application.state.runtime.engine.dispose()
+
+
+async def test_relations_resolved_directly_answer_as_strawberry_would(
+    gql: GraphQLClient, wrapped: Wrapped, services: Services, sql_counter: StatementCounter
+) -> None:
+    video_pk = await _seed_video(services, 3)
+    await _seed_projects(services, 2)
+    frame_pk, message_pk = await _first_frame_and_message(services, video_pk)
+    cursor = await gql.data(
+        "query($id: ID!) { frame(id: $id) { messages(first: 1) { pageInfo { endCursor } } } }",
+        {"id": encode_id("Frame", frame_pk)},
+    )
+    variables = {
+        "video": encode_id("Video", video_pk),
+        "message": encode_id("Message", message_pk),
+        "after": cursor["frame"]["messages"]["pageInfo"]["endCursor"],
+    }
+
+    with wrapped.sql_counter:
+        expected = await wrapped.gql.execute(EVERYTHING, variables)
+    with sql_counter:
+        answered = await gql.execute(EVERYTHING, variables)
+
+    assert answered == expected
+    assert len(wrapped.sql_counter.statements) == len(sql_counter.statements)
+    assert [e["path"] for e in expected["errors"]] == [["frame", "chat", "messages"]]
+    assert len(expected["data"]["projects"]["nodes"]) == 3
+    storyboard = {"id": encode_id("Video", video_pk)}
+    assert await gql.data(STORYBOARD, storyboard) == await wrapped.gql.data(STORYBOARD, storyboard)
+
+
+async def _first_frame_and_message(services: Services, video_pk: int) -> tuple[int, int]:
+    frame = (await services.reads.frames_of_videos([video_pk]))[video_pk][0]
+    assert frame.id is not None
+    chat = Place(PlaceKind.FRAME, frame.id)
+    message = (await services.reads.messages_of_chats([chat], PageRequest(1)))[chat][0]
+    assert message.id is not None
+    return frame.id, message.id
