@@ -122,6 +122,9 @@ class StoryframeGraphQL(GraphQL[Context, None]):
             schema,
             graphql_ide="graphiql" if runtime.settings.graphiql else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # Strawberry checks WebSocket origins itself, and allows only same-origin ones
+            # unless told which others: the same list as CORS and WebSocketOrigins.
+            allowed_origins=runtime.settings.cors_origins,
         )
         self._runtime = runtime
 
@@ -146,8 +149,10 @@ class StoryframeGraphQL(GraphQL[Context, None]):
     async def _viewer(self, token: str | None) -> Viewer | None:
         return await self._runtime.accounts.authenticate(token) if token else None
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: over WebSocket, bytes go out as binary frames, which
+        # graphql-transport-ws clients (browsers' graphql-ws) cannot parse.
+        return orjson.dumps(data).decode()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

@@ -106,6 +106,8 @@ class AccountService:
 
     async def change_password(self, viewer: Viewer, current: str, new: str) -> User:
         """Set a new password and revoke every other token of the user."""
+        if not self._limits.per_email.allow(f"change-password:{viewer.user_id}"):
+            raise _rate_limited()
         user = await self._store.user(viewer.user_id)
         assert user is not None
         assert user.id is not None
