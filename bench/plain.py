@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import Runtime, bearer_token, create_app
 from storyframe.db.tables import Frame, Image, Message, Video
 from storyframe.schema.ids import decode_pk
 from storyframe.services.pages import PageRequest
@@ -134,9 +134,13 @@ def _selected(selected: Mapping[int, Image], image_id: int | None) -> dict[str, 
 
 
 def bench_routes(runtime: Runtime, count: StatementCount, gc_time: GcTime) -> list[Route]:
-    reads = runtime.services.reads
-
     async def plain_storyboard(request: Request) -> Response:
+        # The same work as /graphql before its query: the bearer token, then the owner's reads.
+        token = bearer_token(request.headers.get("authorization")) or ""
+        viewer = await runtime.accounts.authenticate(token)
+        if viewer is None:
+            return _json({"errors": [{"message": "unauthenticated"}]})
+        reads = runtime.services_for(viewer.user_id).reads
         video_pk = decode_pk(request.query_params.get("id", ""), "Video", "id")
         return _json({"data": await storyboard(reads, video_pk)})
 

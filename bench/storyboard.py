@@ -97,8 +97,9 @@ async def _seed_frame(services: Services, video_pk: int, index: int, images: _Im
     await services.frames.select_image(frame.id, first_produced)
 
 
-async def seed(database_url: str, data_dir: Path, frames: int) -> int:
-    """Migrate the database and seed one storyboard video; its primary key."""
+async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str]:
+    """Migrate the database and seed one storyboard video: its primary key, and a token of
+    the account that owns it."""
     engine = create_engine(database_url)
     try:
         await upgrade(engine)
@@ -106,7 +107,11 @@ async def seed(database_url: str, data_dir: Path, frames: int) -> int:
         await engine.dispose()
     runtime = build_runtime(Settings(database_url=database_url, data_dir=data_dir))
     try:
-        services = runtime.services
+        account = await runtime.accounts.sign_up(
+            "bench@storyframe.test", "benchmarks all the way down", "bench"
+        )
+        assert account.user.id is not None
+        services = runtime.services_for(account.user.id)
         project = await services.projects.create("Benchmark")
         assert project.id is not None
         video = await services.videos.create(project.id, "Storyboard")
@@ -114,7 +119,7 @@ async def seed(database_url: str, data_dir: Path, frames: int) -> int:
         images = _Images()
         for index in range(frames):
             await _seed_frame(services, video.id, index, images)
-        return video.id
+        return video.id, account.token
     finally:
         await runtime.engine.dispose()
 
@@ -344,7 +349,7 @@ class Load:
     rounds: int
 
 
-async def run(base_url: str, video_pk: int, settings: Load) -> None:
+async def run(base_url: str, video_pk: int, token: str, settings: Load) -> None:
     video_id = encode_id("Video", video_pk)
     graphql = Endpoint(
         "graphql",
@@ -356,7 +361,10 @@ async def run(base_url: str, video_pk: int, settings: Load) -> None:
     limits = httpx.Limits(
         max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=60, headers=headers
+    ) as client:
         await _wait_until_up(client)
         same = await _same_answer(client, graphql, plain)
         print(f"GraphQL and plain answers identical: {'yes' if same else 'NO'}")
@@ -371,7 +379,7 @@ def _dialect(url: str) -> str:
 def bench(database_url: str | None, data_dir: Path, args: argparse.Namespace) -> None:
     url = database_url or f"sqlite+aiosqlite:///{data_dir / 'bench.db'}"
     started = time.perf_counter()
-    video_pk = asyncio.run(seed(url, data_dir, args.frames))
+    video_pk, token = asyncio.run(seed(url, data_dir, args.frames))
     print(
         f"{_dialect(url)}: seeded {args.frames} frames x {MESSAGES_PER_FRAME} messages x "
         f"{IMAGES_PER_MESSAGE} images in {time.perf_counter() - started:.1f} s"
@@ -380,7 +388,7 @@ def bench(database_url: str | None, data_dir: Path, args: argparse.Namespace) ->
         print("experiment: the server does not call gc.freeze() after start-up")
     load = Load(args.seconds, min(2.0, max(0.5, args.seconds / 3)), args.concurrency, args.rounds)
     with server(url, data_dir, gc_freeze=args.gc_freeze) as base_url:
-        asyncio.run(run(base_url, video_pk, load))
+        asyncio.run(run(base_url, video_pk, token, load))
 
 
 def main(argv: list[str] | None = None) -> int:

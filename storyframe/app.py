@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,20 +20,38 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.tools import merge_types
 
+from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.engine import create_engine, session_factory
 from storyframe.db.reader import SqlReader
 from storyframe.db.repository import SqlUnitOfWork
+from storyframe.guards import BodyLimit, TimeLimit, WebSocketOrigins
+from storyframe.resolvers.accounts import AccountMutation, AccountQuery
 from storyframe.resolvers.loaders import make_loaders
 from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
-from storyframe.schema.context import Context
+from storyframe.schema.context import Context, Loaders
 from storyframe.schema.errors import MaskErrors
 from storyframe.schema.relations import resolve_relations_directly
+from storyframe.services.accounts import AccountService, LoginLimits, Viewer
 from storyframe.services.container import Services
+from storyframe.services.passwords import Passwords
+from storyframe.services.ratelimit import SlidingWindow
 from storyframe.settings import Settings
+
+LOGIN_WINDOW_SECONDS = 15 * 60
 
 
 class Schema(strawberry.Schema):
@@ -40,53 +59,106 @@ class Schema(strawberry.Schema):
         """MaskErrors logs the unexpected errors with their ids; expected ones are not news."""
 
 
-def build_schema(*, direct_relations: bool = True) -> strawberry.Schema:
+def build_schema(
+    settings: Settings | None = None, *, direct_relations: bool = True
+) -> strawberry.Schema:
     """The schema; `direct_relations=False` leaves relation fields to Strawberry's resolver
     wrappers (the same answers, slower), for comparison."""
+    settings = settings or Settings()
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        MaskErrors,
+        lambda: ParserCache(maxsize=256),
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
     schema = Schema(
-        query=Query,
-        mutation=Mutation,
-        extensions=[
-            MaskErrors,
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
-        ],
+        query=merge_types("Query", (Query, AccountQuery)),
+        mutation=merge_types("Mutation", (AccountMutation, Mutation)),
+        extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """What one running app owns."""
+    """What one running app owns, and the scopes it hands each request."""
 
     settings: Settings
     engine: AsyncEngine
-    services: Services
+    sessions: async_sessionmaker[AsyncSession]
+    accounts: AccountService
+
+    def services_for(self, user_id: int) -> Services:
+        return Services.build(
+            SqlUnitOfWork(self.sessions, user_id), SqlReader(self.sessions, user_id)
+        )
+
+    def scope(self, user_id: int) -> tuple[Services, Loaders]:
+        services = self.services_for(user_id)
+        return services, make_loaders(services)
 
 
 def build_runtime(settings: Settings) -> Runtime:
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
-    services = Services.build(SqlUnitOfWork(sessions), SqlReader(sessions))
-    return Runtime(settings, engine, services)
+    accounts = AccountService(
+        SqlAccountStore(sessions),
+        Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+        LoginLimits(
+            per_email=SlidingWindow(settings.login_attempts_per_email, LOGIN_WINDOW_SECONDS),
+            per_client=SlidingWindow(settings.login_attempts_per_client, LOGIN_WINDOW_SECONDS),
+        ),
+        timedelta(days=settings.token_ttl_days),
+    )
+    return Runtime(settings, engine, sessions, accounts)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 class StoryframeGraphQL(GraphQL[Context, None]):
-    def __init__(self, schema: strawberry.Schema, services: Services, graphiql: bool) -> None:
+    def __init__(self, schema: strawberry.Schema, runtime: Runtime) -> None:
         super().__init__(
             schema,
-            graphql_ide="graphiql" if graphiql else None,
+            graphql_ide="graphiql" if runtime.settings.graphiql else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # Strawberry checks WebSocket origins itself, and allows only same-origin ones
+            # unless told which others: the same list as CORS and WebSocketOrigins.
+            allowed_origins=runtime.settings.cors_origins,
         )
-        self._services = services
+        self._runtime = runtime
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(self._services, make_loaders(self._services), request)
+        context = Context(self._runtime, request)
+        if isinstance(request, Request):
+            context.viewer = await self._viewer(bearer_token(request.headers.get("authorization")))
+        return context
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+        """The token comes in `connection_init`'s payload: `{"Authorization": "Bearer …"}`."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization")
+        token = bearer_token(raw) if isinstance(raw, str) else None
+        context.viewer = await self._viewer(token)
+        if context.viewer is None:
+            raise ConnectionRejectionError({"message": "a valid token is required"})
+        return None
+
+    async def _viewer(self, token: str | None) -> Viewer | None:
+        return await self._runtime.accounts.authenticate(token) if token else None
+
+    def encode_json(self, data: object) -> str:
+        # Text, not bytes: over WebSocket, bytes go out as binary frames, which
+        # graphql-transport-ws clients (browsers' graphql-ws) cannot parse.
+        return orjson.dumps(data).decode()
 
 
 def create_app(
@@ -94,14 +166,14 @@ def create_app(
 ) -> Starlette:
     settings = settings or Settings()
     runtime = build_runtime(settings)
-    graphql = StoryframeGraphQL(schema or build_schema(), runtime.services, settings.graphiql)
+    graphql = StoryframeGraphQL(schema or build_schema(settings), runtime)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> Response:
         try:
-            await runtime.services.reads.ping()
+            await runtime.services_for(0).reads.ping()
         except Exception as error:  # any failure to answer means not ready
             return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, 503)
         return JSONResponse({"status": "ok"})
@@ -128,12 +200,15 @@ def create_app(
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    if not settings.cors_origins:
-        return []
-    options: dict[str, Any] = {
+    cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_methods": ["GET", "POST", "OPTIONS"],
         "allow_headers": ["Authorization", "Content-Type"],
         "max_age": 600,
     }
-    return [Middleware(CORSMiddleware, **options)]
+    return [
+        Middleware(CORSMiddleware, **cors),
+        Middleware(WebSocketOrigins, allowed=settings.cors_origins),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(TimeLimit, seconds=settings.request_timeout_seconds),
+    ]

@@ -26,7 +26,20 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_format: Literal["json", "console"] = "console"
     log_level: str = "INFO"
-    graphiql: bool = True
+    graphiql: bool = Field(default=True, description="Serve GraphiQL at GET /graphql.")
+    introspection: bool = Field(default=True, description="Answer introspection queries.")
+
+    token_ttl_days: float = Field(default=30, gt=0, description="How long a token lives.")
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    login_attempts_per_email: int = Field(default=10, ge=1, description="per 15 minutes")
+    login_attempts_per_client: int = Field(default=100, ge=1, description="per 15 minutes")
+
+    max_query_depth: int = Field(default=12, ge=2)
+    max_aliases: int = Field(default=30, ge=0)
+    max_tokens: int = Field(default=4000, ge=100)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="per GraphQL request")
+    request_timeout_seconds: float = Field(default=30, gt=0)
 
     @field_validator("database_url")
     @classmethod

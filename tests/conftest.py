@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from storyframe.app import Runtime, create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
 from tests.postgres import PostgresUnavailable, postgres_server
@@ -91,7 +92,13 @@ async def database_url(dialect: str, tmp_path: Path, request: pytest.FixtureRequ
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data")
+    # Cheap password hashing: the tests sign many people up; production keeps the defaults.
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+    )
 
 
 @dataclass
@@ -132,9 +139,21 @@ def runtime(app: Starlette) -> Runtime:
     return runtime
 
 
+OWNER_EMAIL = "owner@storyframe.test"
+OWNER_PASSWORD = "a long and quiet river"
+
+
 @pytest.fixture
-def services(runtime: Runtime) -> Services:
-    return runtime.services
+async def owner(runtime: Runtime) -> AccountSession:
+    """The account the `gql` client and the `services` fixture act for."""
+    return await runtime.accounts.sign_up(OWNER_EMAIL, OWNER_PASSWORD, "tests")
+
+
+@pytest.fixture
+def services(runtime: Runtime, owner: AccountSession) -> Services:
+    """The owner's services: what they create is what the `gql` client sees."""
+    assert owner.user.id is not None
+    return runtime.services_for(owner.user.id)
 
 
 @pytest.fixture
@@ -174,12 +193,29 @@ class GraphQLClient:
 
 
 @pytest.fixture
-async def http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+async def anonymous_http(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with no token."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://storyframe.test") as client:
         yield client
 
 
 @pytest.fixture
+async def http(app: Starlette, owner: AccountSession) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client that sends the owner's token."""
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {owner.token}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://storyframe.test", headers=headers
+    ) as client:
+        yield client
+
+
+@pytest.fixture
 def gql(http: httpx.AsyncClient) -> GraphQLClient:
     return GraphQLClient(http)
+
+
+@pytest.fixture
+def anonymous_gql(anonymous_http: httpx.AsyncClient) -> GraphQLClient:
+    return GraphQLClient(anonymous_http)

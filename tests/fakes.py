@@ -206,6 +206,9 @@ class RepositoryClosed(Exception):
     """The repository was used after its unit of work ended."""
 
 
+FAKE_OWNER_ID = 1
+
+
 class FakeRepository(Repository):
     """The `Repository` protocol over a `FakeStore`, as `SqlRepository` behaves."""
 
@@ -220,6 +223,11 @@ class FakeRepository(Repository):
         self._next_id = next_id or (lambda m: next(sequences.setdefault(m, itertools.count(1))))
         self._on_commit = on_commit
         self.closed = False
+
+    @property
+    def owner_id(self) -> int:
+        """The fake sees every row, as if one user owned them all."""
+        return FAKE_OWNER_ID
 
     @property
     def store(self) -> FakeStore:

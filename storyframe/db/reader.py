@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
+from storyframe.db.ownership import owned_by
 from storyframe.db.repository import message_column, placement_column
 from storyframe.db.tables import (
     Context,
@@ -46,8 +47,12 @@ def _by_kind(places: Sequence[Place]) -> dict[PlaceKind, list[int]]:
 
 
 class SqlReader(Reader):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Reads on behalf of one user. Rows fetched by id, and the project list, are limited to
+    what the user owns; everything else is reached from those rows, so it is theirs too."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner_id: int) -> None:
         self._sessions = sessions
+        self._owner_id = owner_id
 
     async def _all(self, statement: Any) -> list[Any]:
         async with self._sessions() as session:
@@ -81,17 +86,27 @@ class SqlReader(Reader):
 
     async def get_many(self, model: type[Row], ids: Sequence[int]) -> Mapping[int, Row]:
         model_id: Any = model.id  # type: ignore[attr-defined]
-        rows = await self._all(select(model).where(model_id.in_(list(ids))))
+        rows = await self._all(
+            select(model).where(model_id.in_(list(ids)), owned_by(model, self._owner_id))
+        )
         return {row.id: row for (row,) in rows}
 
     async def projects(self, page: PageRequest) -> list[Project]:
-        statement = select(Project).order_by(col(Project.id).desc()).limit(page.first + 1)
+        statement = (
+            select(Project)
+            .where(owned_by(Project, self._owner_id))
+            .order_by(col(Project.id).desc())
+            .limit(page.first + 1)
+        )
         if page.before_id is not None:
             statement = statement.where(col(Project.id) < page.before_id)
         return [row for (row,) in await self._all(statement)]
 
     async def count_projects(self) -> int:
-        return int((await self._all(select(func.count()).select_from(Project)))[0][0])
+        statement = (
+            select(func.count()).select_from(Project).where(owned_by(Project, self._owner_id))
+        )
+        return int((await self._all(statement))[0][0])
 
     async def videos_of_projects(
         self, project_ids: Sequence[int], page: PageRequest

@@ -12,6 +12,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col
 
 from storyframe.db.engine import WRITE_OPTION
+from storyframe.db.ownership import owned_by
 from storyframe.db.tables import (
     Context,
     Frame,
@@ -61,11 +62,20 @@ def _placement_is(image_id: int, place: Place) -> ColumnElement[bool]:
 
 
 class SqlRepository(Repository):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, owner_id: int) -> None:
         self._session = session
+        self._owner_id = owner_id
+
+    @property
+    def owner_id(self) -> int:
+        return self._owner_id
 
     async def get(self, model: type[Row], id: int) -> Row | None:
-        return await self._session.get(model, id)
+        model_id: Any = model.id  # type: ignore[attr-defined]
+        found: Row | None = await self._session.scalar(
+            select(model).where(model_id == id, owned_by(model, self._owner_id))
+        )
+        return found
 
     async def add(self, row: SQLModel) -> None:
         self._session.add(row)
@@ -107,7 +117,7 @@ class SqlRepository(Repository):
 
     async def owner_of(self, place: Place) -> PlaceOwner | None:
         if place.kind is PlaceKind.GALLERY:
-            project = await self._session.get(Project, place.id)
+            project = await self.get(Project, place.id)
             return PlaceOwner(place.id, None) if project else None
         models: dict[PlaceKind, Any] = {
             PlaceKind.FRAME: Frame,
@@ -119,7 +129,7 @@ class SqlRepository(Repository):
             await self._session.execute(
                 select(col(Video.project_id), col(Video.id))
                 .join(model, col(model.video_id) == col(Video.id))
-                .where(col(model.id) == place.id)
+                .where(col(model.id) == place.id, owned_by(Video, self._owner_id))
             )
         ).first()
         return PlaceOwner(row[0], row[1]) if row else None
@@ -250,14 +260,17 @@ class SqlRepository(Repository):
 
 
 class SqlUnitOfWork:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Write transactions on behalf of one user."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner_id: int) -> None:
         self._sessions = sessions
+        self._owner_id = owner_id
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Repository]:
         async with self._sessions() as session:
             await session.connection(execution_options={WRITE_OPTION: True})
-            yield SqlRepository(session)
+            yield SqlRepository(session, self._owner_id)
 
 
 async def count_rows(session: AsyncSession, model: type[SQLModel]) -> int:

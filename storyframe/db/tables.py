@@ -13,6 +13,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 NAME_MAX = 200
+EMAIL_MAX = 254
 TITLE_MAX = 500
 CONTENT_MAX = 20_000
 PROMPT_MAX = 8_000
@@ -53,10 +54,45 @@ def _exactly_one(*columns: str) -> str:
     return " + ".join(f"(CASE WHEN {c} IS NULL THEN 0 ELSE 1 END)" for c in columns) + " = 1"
 
 
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=EMAIL_MAX, sa_column_kwargs={"unique": True})
+    password_hash: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class AccessToken(SQLModel, table=True):
+    """A bearer token, stored only as the SHA-256 of its secret."""
+
+    __tablename__ = "access_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(sa_column=_fk("users.id", nullable=False))
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    expires_at: datetime = Field(sa_column=_timestamp())
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+
+
 class Project(SQLModel, table=True):
     __tablename__ = "projects"
 
     id: int | None = Field(default=None, primary_key=True)
+    # Nullable only for rows made before accounts existed; such projects are nobody's.
+    owner_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer,
+            ForeignKey("users.id", ondelete="CASCADE", name="fk_projects_owner"),
+            nullable=True,
+            index=True,
+        ),
+    )
     name: str = Field(max_length=NAME_MAX)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())

@@ -44,14 +44,18 @@ from storyframe.services.places import Place
 P = TypeVar("P", bound=Payload)
 
 
-async def _attempt(info: Info_, payload: type[P], action: Callable[[], Awaitable[P]]) -> P:
+async def attempt(payload: type[P], action: Callable[[], Awaitable[P]]) -> P:
     """The action's payload, or the payload carrying the user error that stopped it."""
-    # Mutations run one after another; what an earlier one loaded may be stale now.
-    info.context.loaders.clear_all()
     try:
         return await action()
     except DomainError as error:
         return payload(user_errors=[UserError.of(error)])
+
+
+async def _attempt(info: Info_, payload: type[P], action: Callable[[], Awaitable[P]]) -> P:
+    # Mutations run one after another; what an earlier one loaded may be stale now.
+    info.context.loaders.clear_all()
+    return await attempt(payload, action)
 
 
 async def _place_node(info: Info_, place: Place) -> ImagePlace | None:

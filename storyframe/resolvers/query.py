@@ -22,7 +22,7 @@ from storyframe.schema.types import (
     Project,
     Video,
 )
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.services.errors import DomainError, ErrorCode, Unauthenticated
 from storyframe.services.pages import MAX_PAGE, PageRequest
 
 
@@ -58,6 +58,8 @@ def _by_id(type_name: str, description: str) -> Any:
 class Query:
     @strawberry.field(description="Any object by its global ID; null when there is none.")
     async def node(self, info: Info_, id: strawberry.ID) -> Node | None:
+        if info.context.viewer is None:  # whatever the ID names, or fails to
+            raise Unauthenticated
         parsed = parse_id(id)
         if parsed is None:
             raise DomainError(ErrorCode.INVALID_ID, f"`{id[:100]}` is not a valid ID", ["id"])
@@ -70,6 +72,8 @@ class Query:
         description="Objects by their global IDs, in order; null where there is none."
     )
     async def nodes(self, info: Info_, ids: list[strawberry.ID]) -> list[Node | None]:
+        if info.context.viewer is None:
+            raise Unauthenticated
         if len(ids) > MAX_PAGE:
             raise DomainError(ErrorCode.INVALID, f"at most {MAX_PAGE} IDs at once", ["ids"])
         parsed = [parse_id(i) for i in ids]

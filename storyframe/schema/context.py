@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
+from storyframe.services.accounts import AccountService, Viewer
 from storyframe.services.container import Services
+from storyframe.services.errors import Unauthenticated
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place
 
@@ -54,8 +56,42 @@ class Loaders:
             getattr(self, name).clear_all()
 
 
+class Scopes(Protocol):
+    """What the app offers a request: accounts, and data scoped to one user."""
+
+    @property
+    def accounts(self) -> AccountService: ...
+
+    def scope(self, user_id: int) -> tuple[Services, Loaders]: ...
+
+
 @dataclass(slots=True)
 class Context:
-    services: Services
-    loaders: Loaders
+    """The request's context. `services` and `loaders` see only the viewer's data, and asking
+    for them without a viewer raises `Unauthenticated`."""
+
+    app: Scopes
     request: Request | WebSocket | None = None
+    viewer: Viewer | None = None
+    connection_params: dict[str, object] | None = None  # set from a WebSocket's connection_init
+    _scoped: tuple[Services, Loaders] | None = None
+
+    @property
+    def services(self) -> Services:
+        return self._scope()[0]
+
+    @property
+    def loaders(self) -> Loaders:
+        return self._scope()[1]
+
+    def _scope(self) -> tuple[Services, Loaders]:
+        if self._scoped is None:
+            if self.viewer is None:
+                raise Unauthenticated
+            self._scoped = self.app.scope(self.viewer.user_id)
+        return self._scoped
+
+    @property
+    def client_address(self) -> str:
+        client = self.request.client if self.request is not None else None
+        return client.host if client is not None else "unknown"

@@ -49,6 +49,13 @@ def _shown(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
         return error
+    if isinstance(original, domain.Unauthenticated):
+        return GraphQLError(
+            str(original),
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "UNAUTHENTICATED"},
+        )
     if isinstance(original, domain.DomainError):
         return GraphQLError(
             original.message,

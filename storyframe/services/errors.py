@@ -15,6 +15,10 @@ class ErrorCode(Enum):
     NOT_FOUND = "NOT_FOUND"
     NOT_IN_PLACE = "NOT_IN_PLACE"
     SAME_PLACE = "SAME_PLACE"
+    TAKEN = "TAKEN"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class DomainError(Exception):
@@ -30,3 +34,10 @@ class DomainError(Exception):
 class NotFound(DomainError):
     def __init__(self, what: str, field: Sequence[str] | None = None) -> None:
         super().__init__(ErrorCode.NOT_FOUND, f"{what} not found", field)
+
+
+class Unauthenticated(Exception):
+    """The request carries no valid token, and what it asks for needs one."""
+
+    def __init__(self) -> None:
+        super().__init__("log in to do this: send `Authorization: Bearer <token>`")

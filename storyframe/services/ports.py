@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from sqlmodel import SQLModel
 
-from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, User, Video
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place, PlaceOwner
 
@@ -29,7 +30,12 @@ class Doomed:
 
 
 class Repository(Protocol):
-    """The write side, inside one transaction."""
+    """The write side, inside one transaction, seeing only what belongs to `owner_id`."""
+
+    @property
+    def owner_id(self) -> int:
+        """The user whose rows this repository reads and writes."""
+        ...
 
     async def get(self, model: type[Row], id: int) -> Row | None: ...
     async def add(self, row: SQLModel) -> None:
@@ -117,3 +123,22 @@ class Reader(Protocol):
     async def count_place_images(self, places: Sequence[Place]) -> Mapping[Place, int]: ...
     async def ping(self) -> None:
         """Raise unless the database answers."""
+
+
+class AccountStore(Protocol):
+    """Users and their access tokens; each call is its own transaction."""
+
+    async def user(self, user_id: int) -> User | None: ...
+    async def user_by_email(self, email: str) -> User | None: ...
+    async def add_user(self, email: str, password_hash: str) -> User | None:
+        """The new user, or None when the e-mail is already taken."""
+
+    async def set_password(self, user_id: int, password_hash: str) -> None: ...
+    async def add_token(self, user_id: int, token_hash: str, expires_at: datetime) -> None: ...
+    async def token_owner(self, token_hash: str, now: datetime) -> tuple[User, int] | None:
+        """The user and token id of a live (unrevoked, unexpired) token."""
+
+    async def revoke_token(self, token_id: int, now: datetime) -> None: ...
+    async def revoke_tokens_except(
+        self, user_id: int, keep_token_id: int, now: datetime
+    ) -> None: ...

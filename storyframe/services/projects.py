@@ -16,8 +16,9 @@ class ProjectService:
         self._uow = uow
 
     async def create(self, name: str) -> Project:
-        project = Project(name=clean_name(name, "name", NAME_MAX))
+        cleaned = clean_name(name, "name", NAME_MAX)
         async with self._uow() as repo:
+            project = Project(name=cleaned, owner_id=repo.owner_id)
             await repo.add(project)
             await repo.commit()
         return project

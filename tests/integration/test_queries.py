@@ -508,6 +508,20 @@ async def test_project_images_of_one_video(gql: GraphQLClient, services: Service
     assert of_foreign["project"]["images"] == {"totalCount": 0, "nodes": []}
 
 
+async def test_project_images_of_an_empty_video_id_is_refused(gql: GraphQLClient) -> None:
+    # given
+    project_id = await create_project(gql)
+
+    # when
+    body = await gql.execute(PROJECT_IMAGES_OF_VIDEO, {"id": project_id, "videoId": ""})
+
+    # then: an empty ID is not "no filter"
+    assert body["data"]["project"] is None
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "INVALID_ID"
+    assert error["path"] == ["project", "images"]
+
+
 async def test_several_projects_asking_for_the_images_of_one_video(
     gql: GraphQLClient, services: Services
 ) -> None:

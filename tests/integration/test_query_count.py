@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 
 from storyframe.app import build_schema, create_app
 from storyframe.schema.ids import encode_id
+from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.services.images import StoredImage
 from storyframe.services.pages import PageRequest
@@ -124,8 +125,9 @@ async def test_the_storyboard_query_runs_as_many_statements_for_50_frames_as_for
     many = await _storyboard_statements(gql, sql_counter, large, 50)
 
     print(f"storyboard: {few} statements for 2 frames, {many} for 50")
-    # video, frames, messages, their images, their attachments, the selected images
-    assert few == many == 6, sql_counter.statements
+    # the bearer token; video, frames, messages, their images, their attachments, the selected
+    # images
+    assert few == many == 7, sql_counter.statements
 
 
 async def test_the_projects_query_runs_as_many_statements_for_20_projects_as_for_2(
@@ -149,7 +151,7 @@ async def test_the_projects_query_runs_as_many_statements_for_20_projects_as_for
             assert video["frameCount"] == 3
             assert [f["title"] for f in video["frames"]] == ["Frame 0", "Frame 1", "Frame 2"]
     # projects, their videos, the videos' frames, the frame counts
-    assert few == many == 4, sql_counter.statements
+    assert few == many == 5, sql_counter.statements  # the bearer token, then 4
 
 
 # Every relation field, with and without arguments, paged and not, through lists and `node`.
@@ -211,13 +213,17 @@ class Wrapped:
 
 
 @pytest.fixture
-async def wrapped(settings: Settings) -> AsyncIterator[Wrapped]:
-    application: Starlette = create_app(settings, build_schema(direct_relations=False))
+async def wrapped(settings: Settings, owner: AccountSession) -> AsyncIterator[Wrapped]:
+    application: Starlette = create_app(settings, build_schema(settings, direct_relations=False))
     counter = StatementCounter()
     counter.attach(application.state.runtime.engine)
     transport = httpx.ASGITransport(app=application)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://direct.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://wrapped.test",
+            headers={"Authorization": f"Bearer {owner.token}"},
+        ) as http:
             yield Wrapped(GraphQLClient(http), counter)
     finally:
         await application.state.runtime.engine.dispose()

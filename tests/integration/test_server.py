@@ -60,7 +60,14 @@ def server_environment(data_dir: Path, port: int, **extra: str) -> dict[str, str
     """The test's environment without a database URL, plus what the server must use."""
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env.pop("OPENAI_API_KEY", None)
-    env.update(STORYFRAME_DATA_DIR=str(data_dir), HOST="127.0.0.1", PORT=str(port), **extra)
+    env.update(
+        STORYFRAME_DATA_DIR=str(data_dir),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        ARGON2_TIME_COST="1",
+        ARGON2_MEMORY_KIB="1024",
+        **extra,
+    )
     return env
 
 
@@ -119,6 +126,23 @@ def running_server(data_dir: Path, log: Path) -> Iterator[tuple[Server, httpx.Cl
             process.wait()
 
 
+SIGN_UP = """
+mutation SignUp($input: SignUpInput!) {
+  signUp(input: $input) { token userErrors { code } }
+}
+"""
+
+
+def sign_up(client: httpx.Client, email: str) -> str:
+    """Sign up over HTTP; the client sends the new token from then on."""
+    variables = {"input": {"email": email, "password": "served over plain http"}}
+    payload = graphql(client, SIGN_UP, variables)["signUp"]
+    assert payload["userErrors"] == []
+    token: str = payload["token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return token
+
+
 def graphql(client: httpx.Client, query: str, variables: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/graphql", json={"query": query, "variables": variables})
     assert response.status_code == 200, response.text
@@ -156,6 +180,7 @@ def test_serve_creates_migrates_and_serves_an_empty_data_dir(tmp_path: Path) -> 
         assert ready.status_code == 200, ready.text
         assert ready.json() == {"status": "ok"}
 
+        sign_up(client, "first@storyframe.test")
         payload = graphql(client, CREATE_PROJECT, {"name": "Over HTTP"})["createProject"]
         assert payload["userErrors"] == []
         assert payload["project"]["name"] == "Over HTTP"
@@ -174,10 +199,12 @@ def test_serve_keeps_an_existing_database_across_restarts(tmp_path: Path) -> Non
     data_dir = tmp_path / "data"
     log = tmp_path / "server.log"
     with running_server(data_dir, log) as (server, client):
+        token = sign_up(client, "kept@storyframe.test")
         payload = graphql(client, CREATE_PROJECT, {"name": "Kept"})["createProject"]
         assert server.terminate() == 0, server.output()
 
     with running_server(data_dir, log) as (server, client):
+        client.headers["Authorization"] = f"Bearer {token}"
         project = graphql(client, PROJECT_NAME, {"id": payload["project"]["id"]})["project"]
         assert project == {"name": "Kept"}
         assert server.terminate() == 0, server.output()

@@ -1,0 +1,26 @@
+"""Which rows belong to whom: every row hangs off a project, and a project has an owner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlmodel import col
+
+from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
+
+
+def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
+    """A condition that holds for the rows of `model` that belong to the user `owner_id`."""
+    projects = select(col(Project.id)).where(col(Project.owner_id) == owner_id)
+    if model is Project:
+        return col(Project.owner_id) == owner_id
+    if model is Video:
+        return col(Video.project_id).in_(projects)
+    if model is Image:
+        return col(Image.project_id).in_(projects)
+    if model in (Context, Frame, MainChat, Message):
+        videos = select(col(Video.id)).where(col(Video.project_id).in_(projects))
+        condition: ColumnElement[bool] = model.video_id.in_(videos)
+        return condition
+    raise TypeError(f"{model.__name__} has no owner")

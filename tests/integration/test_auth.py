@@ -1,0 +1,646 @@
+"""Accounts through the API: signing up, logging in and out, tokens, passwords, rate limits."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+from sqlmodel import col
+from starlette.applications import Starlette
+
+from storyframe.app import Runtime, build_schema
+from storyframe.db.tables import AccessToken, User, utcnow
+from storyframe.schema.ids import encode_id
+from storyframe.services.accounts import Session as AccountSession
+from storyframe.services.container import Services
+from storyframe.settings import Settings
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
+from tests.integration.scenes import (
+    BASE_URL,
+    SIGN_UP,
+    Ids,
+    a_full_project,
+    app_with,
+    client_of,
+    dump,
+    sign_up,
+)
+
+NEW_EMAIL = "new.person@storyframe.test"
+NEW_PASSWORD = "paper boats on a pond"
+NEW_PASSWORD_2 = "lanterns along the harbour"
+
+VIEWER = "query { viewer { id email } }"
+LOG_IN = """
+mutation LogIn($input: LogInInput!) {
+  logIn(input: $input) {
+    token
+    user { id email }
+    userErrors { field message code }
+  }
+}
+"""
+LOG_OUT = "mutation LogOut { logOut { revoked userErrors { field message code } } }"
+CHANGE_PASSWORD = """
+mutation ChangePassword($input: ChangePasswordInput!) {
+  changePassword(input: $input) {
+    user { id email }
+    userErrors { field message code }
+  }
+}
+"""
+INTROSPECTION = "{ __schema { queryType { name } } }"
+
+
+def _error_codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+async def _viewer_refused(gql: GraphQLClient) -> bool:
+    body = await gql.execute(VIEWER)
+    return body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
+
+
+async def _log_in(gql: GraphQLClient, email: str, password: str) -> dict[str, Any]:
+    data = await gql.data(LOG_IN, {"input": {"email": email, "password": password}})
+    payload: dict[str, Any] = data["logIn"]
+    return payload
+
+
+# --- signing up -------------------------------------------------------------------------------
+
+
+async def test_sign_up_returns_a_token_for_the_new_user(
+    anonymous_gql: GraphQLClient, app: Starlette
+) -> None:
+    # when
+    payload = await anonymous_gql.mutate(
+        SIGN_UP, {"input": {"email": NEW_EMAIL, "password": NEW_PASSWORD}}
+    )
+
+    # then
+    assert payload["token"].startswith("sf_")
+    assert payload["user"]["email"] == NEW_EMAIL
+    async with client_of(app, payload["token"]) as new_user:
+        assert await new_user.data(VIEWER) == {"viewer": payload["user"]}
+
+
+async def test_sign_up_normalises_the_email(anonymous_gql: GraphQLClient) -> None:
+    # when
+    payload = await anonymous_gql.mutate(
+        SIGN_UP, {"input": {"email": "  New.Person@StoryFrame.TEST ", "password": NEW_PASSWORD}}
+    )
+
+    # then
+    assert payload["user"]["email"] == NEW_EMAIL
+
+
+@pytest.mark.parametrize(
+    "email", [OWNER_EMAIL, OWNER_EMAIL.upper(), f"  {OWNER_EMAIL.title()}  "], ids=str
+)
+async def test_an_email_has_one_account_whatever_its_case(
+    anonymous_gql: GraphQLClient, owner: AccountSession, runtime: Runtime, email: str
+) -> None:
+    # given
+    before = await dump(runtime.engine)
+
+    # when
+    data = await anonymous_gql.data(SIGN_UP, {"input": {"email": email, "password": NEW_PASSWORD}})
+
+    # then
+    assert data["signUp"] == {
+        "token": None,
+        "user": None,
+        "userErrors": [
+            {"field": ["email"], "message": "an account with this email exists", "code": "TAKEN"}
+        ],
+    }
+    assert await dump(runtime.engine) == before
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "field", "code"),
+    [
+        pytest.param(NEW_EMAIL, "password123", "password", "WEAK_PASSWORD", id="common"),
+        pytest.param(NEW_EMAIL, "short one", "password", "WEAK_PASSWORD", id="short"),
+        pytest.param(NEW_EMAIL, "abababababab", "password", "WEAK_PASSWORD", id="few-letters"),
+        pytest.param(NEW_EMAIL, "my new.person pw", "password", "WEAK_PASSWORD", id="has-email"),
+        pytest.param(NEW_EMAIL, "river stones " * 10, "password", "TOO_LONG", id="over-long"),
+        pytest.param("not-an-email", NEW_PASSWORD, "email", "INVALID", id="no-at"),
+        pytest.param("a@@storyframe.test", NEW_PASSWORD, "email", "INVALID", id="two-ats"),
+        pytest.param("someone@localhost", NEW_PASSWORD, "email", "INVALID", id="no-dot"),
+        pytest.param("some one@storyframe.test", NEW_PASSWORD, "email", "INVALID", id="space"),
+        pytest.param("@storyframe.test", NEW_PASSWORD, "email", "INVALID", id="no-local-part"),
+        pytest.param("x" * 250 + "@storyframe.test", NEW_PASSWORD, "email", "TOO_LONG", id="long"),
+    ],
+)
+async def test_a_refused_sign_up_creates_nothing(
+    anonymous_gql: GraphQLClient,
+    runtime: Runtime,
+    email: str,
+    password: str,
+    field: str,
+    code: str,
+) -> None:
+    # given
+    before = await dump(runtime.engine)
+
+    # when
+    data = await anonymous_gql.data(SIGN_UP, {"input": {"email": email, "password": password}})
+
+    # then
+    payload = data["signUp"]
+    assert (payload["token"], payload["user"]) == (None, None)
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [([field], code)]
+    assert await dump(runtime.engine) == before
+
+
+# --- logging in -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", [OWNER_EMAIL, f" {OWNER_EMAIL.upper()} "], ids=str)
+async def test_log_in_with_the_right_password_gives_a_new_token(
+    anonymous_gql: GraphQLClient, owner: AccountSession, app: Starlette, email: str
+) -> None:
+    # when
+    payload = await _log_in(anonymous_gql, email, OWNER_PASSWORD)
+
+    # then
+    assert payload["userErrors"] == []
+    assert payload["token"].startswith("sf_")
+    assert payload["token"] != owner.token
+    assert payload["user"]["email"] == OWNER_EMAIL
+    async with client_of(app, payload["token"]) as logged_in:
+        assert await logged_in.data(VIEWER) == {"viewer": payload["user"]}
+
+
+async def test_a_wrong_password_and_an_unknown_email_are_refused_alike(
+    anonymous_gql: GraphQLClient, owner: AccountSession
+) -> None:
+    # when
+    wrong_password = await _log_in(anonymous_gql, OWNER_EMAIL, "not the right password")
+    unknown_email = await _log_in(anonymous_gql, "nobody@storyframe.test", OWNER_PASSWORD)
+
+    # then
+    assert wrong_password == unknown_email
+    assert wrong_password == {
+        "token": None,
+        "user": None,
+        "userErrors": [
+            {
+                "field": ["password"],
+                "message": "email or password is incorrect",
+                "code": "INVALID_CREDENTIALS",
+            }
+        ],
+    }
+
+
+# --- using, revoking and expiring tokens ------------------------------------------------------
+
+
+async def test_the_viewer_is_the_tokens_user(gql: GraphQLClient, owner: AccountSession) -> None:
+    # when
+    data = await gql.data(VIEWER)
+
+    # then
+    assert owner.user.id is not None
+    assert data == {"viewer": {"id": encode_id("User", owner.user.id), "email": OWNER_EMAIL}}
+
+
+async def test_log_out_revokes_the_token_and_only_it(
+    gql: GraphQLClient, anonymous_gql: GraphQLClient, app: Starlette
+) -> None:
+    # given
+    other_token = (await _log_in(anonymous_gql, OWNER_EMAIL, OWNER_PASSWORD))["token"]
+
+    # when
+    payload = await gql.mutate(LOG_OUT)
+
+    # then
+    assert payload["revoked"] is True
+    assert await _viewer_refused(gql)
+    body = await gql.execute(LOG_OUT)
+    assert _error_codes(body) == ["UNAUTHENTICATED"]
+    async with client_of(app, other_token) as other:
+        assert (await other.data(VIEWER))["viewer"]["email"] == OWNER_EMAIL
+
+
+async def test_an_expired_token_is_refused(
+    gql: GraphQLClient, owner: AccountSession, runtime: Runtime
+) -> None:
+    # given
+    digest = hashlib.sha256(owner.token.encode()).hexdigest()
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            update(AccessToken)
+            .where(col(AccessToken.token_hash) == digest)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+    # when
+    refused = await _viewer_refused(gql)
+
+    # then
+    assert refused
+
+
+async def test_a_token_lives_as_long_as_the_settings_say(
+    settings: Settings, runtime: Runtime
+) -> None:
+    # given
+    async with app_with(settings, token_ttl_days=2) as app, client_of(app) as gql:
+        # when
+        token = await sign_up(gql, NEW_EMAIL, NEW_PASSWORD)
+
+    # then
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    async with runtime.engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(col(AccessToken.created_at), col(AccessToken.expires_at)).where(
+                    col(AccessToken.token_hash) == digest
+                )
+            )
+        ).one()
+    lifetime = row.expires_at - row.created_at
+    assert abs(lifetime - timedelta(days=2)) < timedelta(minutes=1)
+
+
+# --- changing the password --------------------------------------------------------------------
+
+
+async def test_a_wrong_current_password_changes_nothing(
+    gql: GraphQLClient, runtime: Runtime
+) -> None:
+    # given
+    before = await dump(runtime.engine)
+
+    # when
+    data = await gql.data(
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": "not the right password", "newPassword": NEW_PASSWORD}},
+    )
+
+    # then
+    assert data["changePassword"] == {
+        "user": None,
+        "userErrors": [
+            {
+                "field": ["currentPassword"],
+                "message": "current password is incorrect",
+                "code": "INVALID_CREDENTIALS",
+            }
+        ],
+    }
+    assert await dump(runtime.engine) == before
+
+
+async def test_a_weak_new_password_changes_nothing(gql: GraphQLClient, runtime: Runtime) -> None:
+    # given
+    before = await dump(runtime.engine)
+
+    # when
+    data = await gql.data(
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": "password123"}},
+    )
+
+    # then
+    errors = data["changePassword"]["userErrors"]
+    assert [(e["field"], e["code"]) for e in errors] == [(["newPassword"], "WEAK_PASSWORD")]
+    assert await dump(runtime.engine) == before
+
+
+async def test_changing_the_password_revokes_the_other_tokens_only(
+    gql: GraphQLClient, anonymous_gql: GraphQLClient, app: Starlette
+) -> None:
+    # given
+    other_token = (await _log_in(anonymous_gql, OWNER_EMAIL, OWNER_PASSWORD))["token"]
+
+    # when
+    payload = await gql.mutate(
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": NEW_PASSWORD_2}},
+    )
+
+    # then
+    assert payload["user"]["email"] == OWNER_EMAIL
+    assert (await gql.data(VIEWER))["viewer"]["email"] == OWNER_EMAIL
+    async with client_of(app, other_token) as other:
+        assert await _viewer_refused(other)
+    new = await _log_in(anonymous_gql, OWNER_EMAIL, NEW_PASSWORD_2)
+    assert new["userErrors"] == []
+    old = await _log_in(anonymous_gql, OWNER_EMAIL, OWNER_PASSWORD)
+    assert [e["code"] for e in old["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+
+# --- without a token --------------------------------------------------------------------------
+
+# Every operation but signUp and logIn, on the owner's real objects. Variables are the owner's
+# IDs (`$project`, `$video`, …); each document declares those it uses.
+ANONYMOUS: dict[str, str] = {
+    "viewer": "query { viewer { id } }",
+    "projects": "query { projects { totalCount nodes { id } } }",
+    "project": "query($project: ID!) { project(id: $project) { id } }",
+    "video": "query($video: ID!) { video(id: $video) { id } }",
+    "context": "query($context: ID!) { context(id: $context) { id } }",
+    "frame": "query($frame: ID!) { frame(id: $frame) { id } }",
+    "mainChat": "query($mainChat: ID!) { mainChat(id: $mainChat) { id } }",
+    "image": "query($image: ID!) { image(id: $image) { id } }",
+    "node": "query($message: ID!) { node(id: $message) { id } }",
+    "nodes": "query($project: ID!, $image: ID!) { nodes(ids: [$project, $image]) { id } }",
+    "logOut": "mutation { logOut { revoked } }",
+    "changePassword": """
+        mutation {
+          changePassword(
+            input: {currentPassword: "a long and quiet river", newPassword: "taken by a stranger"}
+          ) { user { id } }
+        }
+    """,
+    "createProject": 'mutation { createProject(input: {name: "Cuckoo"}) { project { id } } }',
+    "updateProject": """
+        mutation($project: ID!) {
+          updateProject(input: {id: $project, name: "Cuckoo"}) { project { id } }
+        }
+    """,
+    "deleteProject": """
+        mutation($project: ID!) { deleteProject(input: {id: $project}) { deletedId } }
+    """,
+    "createVideo": """
+        mutation($project: ID!) {
+          createVideo(input: {projectId: $project, name: "Cuckoo"}) { video { id } }
+        }
+    """,
+    "updateVideo": """
+        mutation($video: ID!) { updateVideo(input: {id: $video, name: "Cuckoo"}) { video { id } } }
+    """,
+    "deleteVideo": "mutation($video: ID!) { deleteVideo(input: {id: $video}) { deletedId } }",
+    "updateContext": """
+        mutation($context: ID!) {
+          updateContext(input: {id: $context, content: "Cuckoo"}) { context { id } }
+        }
+    """,
+    "createFrame": """
+        mutation($video: ID!) {
+          createFrame(input: {videoId: $video, title: "Cuckoo"}) { frame { id } }
+        }
+    """,
+    "updateFrame": """
+        mutation($frame: ID!) { updateFrame(input: {id: $frame, title: "Cuckoo"}) { frame { id } } }
+    """,
+    "reorderFrame": """
+        mutation($frame: ID!) { reorderFrame(input: {id: $frame, newOrder: 1}) { frame { id } } }
+    """,
+    "selectFrameImage": """
+        mutation($frame: ID!) {
+          selectFrameImage(input: {frameId: $frame, imageId: null}) { frame { id } }
+        }
+    """,
+    "deleteFrame": "mutation($frame: ID!) { deleteFrame(input: {id: $frame}) { deletedId } }",
+    "createMainChat": """
+        mutation($video: ID!) {
+          createMainChat(input: {videoId: $video, name: "Cuckoo"}) { mainChat { id } }
+        }
+    """,
+    "updateMainChat": """
+        mutation($mainChat: ID!) {
+          updateMainChat(input: {id: $mainChat, name: "Cuckoo"}) { mainChat { id } }
+        }
+    """,
+    "deleteMainChat": """
+        mutation($mainChat: ID!) { deleteMainChat(input: {id: $mainChat}) { deletedId } }
+    """,
+    "clearFrameHistory": """
+        mutation($frame: ID!) { clearFrameHistory(input: {id: $frame}) { frame { id } } }
+    """,
+    "clearContextHistory": """
+        mutation($context: ID!) { clearContextHistory(input: {id: $context}) { context { id } } }
+    """,
+    "clearMainChatHistory": """
+        mutation($mainChat: ID!) {
+          clearMainChatHistory(input: {id: $mainChat}) { mainChat { id } }
+        }
+    """,
+    "copyImage": """
+        mutation($image: ID!, $context: ID!) {
+          copyImage(input: {imageId: $image, targetId: $context}) { image { id } }
+        }
+    """,
+    "moveImage": """
+        mutation($image: ID!, $frame: ID!, $context: ID!) {
+          moveImage(input: {imageId: $image, sourceId: $frame, targetId: $context}) { image { id } }
+        }
+    """,
+    "removeImage": """
+        mutation($image: ID!, $frame: ID!) {
+          removeImage(input: {imageId: $image, sourceId: $frame}) { image { id } }
+        }
+    """,
+    "deleteImage": "mutation($image: ID!) { deleteImage(input: {id: $image}) { deletedId } }",
+}
+# Edge cases of the fetches by ID: a type that is no Node of the viewer's, and no IDs at all.
+ANONYMOUS_EDGES: dict[str, str] = {
+    "node of a user": "query($user: ID!) { node(id: $user) { id } }",
+    "nodes of nothing": "query { nodes(ids: []) { id } }",
+    "node of an unknown type": 'query { node(id: "VW5rbm93bjox") { id } }',
+    "node of a malformed ID": 'query { node(id: "not an ID") { id } }',
+    "nodes of a malformed ID": 'query { nodes(ids: ["not an ID"]) { id } }',
+}
+OPEN_TO_ALL = {"signUp", "logIn"}
+
+
+@pytest.fixture
+async def owned(services: Services) -> Ids:
+    return await a_full_project(services, "Owned")
+
+
+def test_every_operation_is_tried_without_a_token() -> None:
+    # given
+    schema = build_schema()._schema
+    assert schema.query_type is not None
+    assert schema.mutation_type is not None
+
+    # when
+    fields = set(schema.query_type.fields) | set(schema.mutation_type.fields)
+
+    # then
+    assert fields - OPEN_TO_ALL == set(ANONYMOUS)
+
+
+@pytest.mark.parametrize(
+    "document", [*ANONYMOUS.values(), *ANONYMOUS_EDGES.values()], ids=[*ANONYMOUS, *ANONYMOUS_EDGES]
+)
+async def test_without_a_token_an_operation_is_unauthenticated_and_changes_nothing(
+    anonymous_gql: GraphQLClient,
+    owned: Ids,
+    owner: AccountSession,
+    runtime: Runtime,
+    document: str,
+) -> None:
+    # given
+    assert owner.user.id is not None
+    variables = {**owned.variables(), "user": encode_id("User", owner.user.id)}
+    before = await dump(runtime.engine)
+
+    # when
+    body = await anonymous_gql.execute(document, variables)
+
+    # then
+    assert _error_codes(body) == ["UNAUTHENTICATED"]
+    assert body["errors"][0]["message"].startswith("log in to do this")
+    assert body["data"] is None or set(body["data"].values()) == {None}
+    assert await dump(runtime.engine) == before
+
+
+async def test_introspection_needs_no_token(anonymous_gql: GraphQLClient) -> None:
+    # when
+    data = await anonymous_gql.data(INTROSPECTION)
+
+    # then
+    assert data == {"__schema": {"queryType": {"name": "Query"}}}
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param("Bearer", id="no-token"),
+        pytest.param("Bearer    ", id="blank-token"),
+        pytest.param("Bearer sf_not-a-token-anyone-was-given", id="unknown"),
+        pytest.param("Bearer not-even-shaped-like-one", id="malformed"),
+        pytest.param("Bearer sf_" + "x" * 500, id="over-long"),
+        pytest.param("Basic b3duZXI6cGFzc3dvcmQ=", id="basic-scheme"),
+        pytest.param("{token}x", id="no-scheme"),
+        pytest.param("Bearer {token}x", id="tampered"),
+        pytest.param("Token {token}", id="other-scheme"),
+    ],
+)
+async def test_a_bad_authorization_header_is_unauthenticated(
+    app: Starlette, owner: AccountSession, authorization: str
+) -> None:
+    # given
+    headers = {"Authorization": authorization.format(token=owner.token)}
+    transport = httpx.ASGITransport(app=app)
+
+    # when
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+        refused = await _viewer_refused(GraphQLClient(http))
+
+    # then
+    assert refused
+
+
+async def test_the_bearer_scheme_is_case_insensitive(app: Starlette, owner: AccountSession) -> None:
+    # given
+    headers = {"Authorization": f"bearer {owner.token}"}
+    transport = httpx.ASGITransport(app=app)
+
+    # when
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+        data = await GraphQLClient(http).data(VIEWER)
+
+    # then
+    assert data["viewer"]["email"] == OWNER_EMAIL
+
+
+# --- rate limits ------------------------------------------------------------------------------
+
+
+async def test_log_ins_are_limited_per_email(settings: Settings, owner: AccountSession) -> None:
+    # given
+    async with (
+        app_with(settings, login_attempts_per_email=2) as app,
+        client_of(app) as gql,
+        client_of(app, address="10.0.0.9") as elsewhere,
+    ):
+        for _ in range(2):
+            refused = await _log_in(gql, OWNER_EMAIL, "not the right password")
+            assert [e["code"] for e in refused["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+        # when
+        limited = await _log_in(gql, OWNER_EMAIL, OWNER_PASSWORD)
+        limited_elsewhere = await _log_in(elsewhere, f" {OWNER_EMAIL.upper()}", OWNER_PASSWORD)
+        other_email = await _log_in(gql, "nobody@storyframe.test", "not the right password")
+
+    # then
+    rate_limited = {
+        "token": None,
+        "user": None,
+        "userErrors": [
+            {"field": None, "message": "too many attempts; try again later", "code": "RATE_LIMITED"}
+        ],
+    }
+    assert limited == rate_limited
+    assert limited_elsewhere == rate_limited
+    assert [e["code"] for e in other_email["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+
+async def test_log_ins_are_limited_per_client(settings: Settings, owner: AccountSession) -> None:
+    # given
+    async with (
+        app_with(settings, login_attempts_per_client=3) as app,
+        client_of(app) as gql,
+        client_of(app, address="10.0.0.9") as elsewhere,
+    ):
+        for number in range(3):
+            refused = await _log_in(gql, f"nobody{number}@storyframe.test", "a wrong password")
+            assert [e["code"] for e in refused["userErrors"]] == ["INVALID_CREDENTIALS"]
+
+        # when
+        limited = await _log_in(gql, OWNER_EMAIL, OWNER_PASSWORD)
+        from_elsewhere = await _log_in(elsewhere, OWNER_EMAIL, OWNER_PASSWORD)
+
+    # then
+    assert [e["code"] for e in limited["userErrors"]] == ["RATE_LIMITED"]
+    assert limited["token"] is None
+    assert from_elsewhere["userErrors"] == []
+    assert from_elsewhere["token"].startswith("sf_")
+
+
+# --- what is stored ---------------------------------------------------------------------------
+
+
+async def test_tokens_are_stored_only_as_hashes(
+    anonymous_gql: GraphQLClient, owner: AccountSession, runtime: Runtime
+) -> None:
+    # given
+    logged_in = (await _log_in(anonymous_gql, OWNER_EMAIL, OWNER_PASSWORD))["token"]
+    tokens = [owner.token, logged_in]
+
+    # when
+    rows = (await dump(runtime.engine))["access_tokens"]
+    async with runtime.engine.connect() as connection:
+        hashes = set((await connection.execute(select(col(AccessToken.token_hash)))).scalars())
+
+    # then
+    stored = " ".join(str(cell) for row in rows for cell in row)
+    for token in tokens:
+        assert token not in stored
+        assert token.removeprefix("sf_") not in stored
+    assert hashes == {hashlib.sha256(token.encode()).hexdigest() for token in tokens}
+
+
+async def test_passwords_are_stored_only_as_argon2id_hashes(
+    gql: GraphQLClient, owner: AccountSession, runtime: Runtime
+) -> None:
+    # given
+    await gql.mutate(
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": NEW_PASSWORD_2}},
+    )
+
+    # when
+    rows = (await dump(runtime.engine))["users"]
+    async with runtime.engine.connect() as connection:
+        (password_hash,) = (await connection.execute(select(col(User.password_hash)))).scalars()
+
+    # then
+    stored = " ".join(str(cell) for row in rows for cell in row)
+    assert OWNER_PASSWORD not in stored
+    assert NEW_PASSWORD_2 not in stored
+    # The settings fixture's cheap parameters: the hash follows the settings.
+    assert password_hash.startswith("$argon2id$v=19$m=1024,t=1,p=1$")
