@@ -108,7 +108,7 @@ async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str
     runtime = build_runtime(Settings(database_url=database_url, data_dir=data_dir))
     try:
         account = await runtime.accounts.sign_up(
-            "bench@storyframe.test", "benchmarks all the way down", "bench"
+            "storyboard@storyframe.test", "ninety frames of quiet rain", "bench"
         )
         assert account.user.id is not None
         services = runtime.services_for(account.user.id)

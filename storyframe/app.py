@@ -34,22 +34,35 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.tools import merge_types
 
 from storyframe.db.accounts import SqlAccountStore
+from storyframe.db.blobs import SqlBlobIndex
 from storyframe.db.engine import create_engine, session_factory
 from storyframe.db.reader import SqlReader
 from storyframe.db.repository import SqlUnitOfWork
-from storyframe.guards import BodyLimit, TimeLimit, WebSocketOrigins
+from storyframe.guards import (
+    PREFLIGHT_HEADERS,
+    BodyLimit,
+    MultipartCsrf,
+    TimeLimit,
+    WebSocketOrigins,
+)
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
 from storyframe.resolvers.loaders import make_loaders
 from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
+from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.context import Context, Loaders
 from storyframe.schema.errors import MaskErrors
 from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.accounts import AccountService, LoginLimits, Viewer
-from storyframe.services.container import Services
+from storyframe.services.container import Media, Services
+from storyframe.services.files import FileJanitor
+from storyframe.services.imaging import ImageLimits
 from storyframe.services.passwords import Passwords
+from storyframe.services.ports import BlobStorage
 from storyframe.services.ratelimit import SlidingWindow
 from storyframe.settings import Settings
+from storyframe.storage.local import LocalStorage
+from storyframe.storage.media import media_endpoint
 
 LOGIN_WINDOW_SECONDS = 15 * 60
 
@@ -77,7 +90,7 @@ def build_schema(
         extensions.append(DisableIntrospection)
     schema = Schema(
         query=merge_types("Query", (Query, AccountQuery)),
-        mutation=merge_types("Mutation", (AccountMutation, Mutation)),
+        mutation=merge_types("Mutation", (AccountMutation, Mutation, UploadMutation)),
         extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema
@@ -91,10 +104,12 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     accounts: AccountService
+    media: Media
+    janitor: FileJanitor
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
-            SqlUnitOfWork(self.sessions, user_id), SqlReader(self.sessions, user_id)
+            SqlUnitOfWork(self.sessions, user_id), SqlReader(self.sessions, user_id), self.media
         )
 
     def scope(self, user_id: int) -> tuple[Services, Loaders]:
@@ -114,7 +129,21 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         timedelta(days=settings.token_ttl_days),
     )
-    return Runtime(settings, engine, sessions, accounts)
+    storage = build_storage(settings)
+    janitor = FileJanitor(SqlBlobIndex(sessions), storage)
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    media = Media(storage, janitor, limits, settings.max_upload_files)
+    return Runtime(settings, engine, sessions, accounts, media, janitor)
+
+
+def build_storage(settings: Settings) -> BlobStorage:
+    if settings.storage_backend == "cloudinary":
+        from storyframe.storage.cloudinary import CloudinaryStorage
+
+        if not settings.cloudinary_url:
+            raise ValueError("STORAGE_BACKEND=cloudinary needs CLOUDINARY_URL")
+        return CloudinaryStorage(settings.cloudinary_url)
+    return LocalStorage(settings.media_dir, settings.resolved_public_url)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -131,6 +160,7 @@ class StoryframeGraphQL(GraphQL[Context, None]):
             # Strawberry checks WebSocket origins itself, and allows only same-origin ones
             # unless told which others: the same list as CORS and WebSocketOrigins.
             allowed_origins=runtime.settings.cors_origins,
+            multipart_uploads_enabled=True,
         )
         self._runtime = runtime
 
@@ -189,6 +219,7 @@ def create_app(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *_media_routes(runtime),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
@@ -199,16 +230,32 @@ def create_app(
     return app
 
 
+def _media_routes(runtime: Runtime) -> list[Route]:
+    storage = runtime.media.storage
+    if not isinstance(storage, LocalStorage):
+        return []
+    return [Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"])]
+
+
 def _middleware(settings: Settings) -> list[Middleware]:
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_methods": ["GET", "POST", "OPTIONS"],
-        "allow_headers": ["Authorization", "Content-Type"],
+        "allow_headers": [
+            "Authorization",
+            "Content-Type",
+            *(h.decode() for h in PREFLIGHT_HEADERS),
+        ],
         "max_age": 600,
     }
     return [
         Middleware(CORSMiddleware, **cors),
         Middleware(WebSocketOrigins, allowed=settings.cors_origins),
-        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimit,
+            max_bytes=settings.max_body_bytes,
+            max_multipart_bytes=settings.max_upload_body_bytes,
+        ),
+        Middleware(MultipartCsrf),
         Middleware(TimeLimit, seconds=settings.request_timeout_seconds),
     ]

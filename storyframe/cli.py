@@ -1,4 +1,4 @@
-"""`storyframe serve | migrate | export-schema`."""
+"""`storyframe serve | migrate | gc | export-schema`."""
 
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply the database migrations")
+    collect = commands.add_parser(
+        "gc", help="remove stored files no image references; report images whose file is gone"
+    )
+    collect.add_argument("--dry-run", action="store_true", help="report only, delete nothing")
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(settings, only_if_empty=False))
         return 0
+    if args.command == "gc":
+        return asyncio.run(_collect(settings, dry_run=args.dry_run))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     return _serve(settings.model_copy(update=overrides))
 
@@ -63,6 +69,27 @@ async def _migrate(settings: Settings, *, only_if_empty: bool) -> None:
         log.info("database migrated")
     finally:
         await engine.dispose()
+
+
+async def _collect(settings: Settings, *, dry_run: bool) -> int:
+    """Print what drifted apart between storage and the database, as JSON; fix what can be."""
+    import orjson
+
+    from storyframe.app import build_runtime
+
+    runtime = build_runtime(settings)
+    try:
+        janitor = runtime.janitor
+        drift = await (janitor.drift() if dry_run else janitor.collect())
+    finally:
+        await runtime.engine.dispose()
+    report = {
+        "orphanFiles": drift.orphan_keys,
+        "removed": 0 if dry_run else len(drift.orphan_keys),
+        "imagesMissingFiles": drift.images_missing_files,
+    }
+    sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
 
 
 def _serve(settings: Settings) -> int:

@@ -32,19 +32,26 @@ class _TooLarge(Exception):
 
 
 class BodyLimit:
-    """Refuses HTTP requests whose body is over `max_bytes` with 413, counting as it streams."""
+    """Refuses HTTP requests whose body is over `max_bytes` (`max_multipart_bytes` for uploads)
+    with 413, counting as it streams."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, max_multipart_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_multipart_bytes = max_multipart_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(send)
+        headers = dict(scope["headers"])
+        multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
+        limit = self.max_multipart_bytes if multipart else self.max_bytes
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(send, limit)
             return
         received = 0
         started = False
@@ -54,7 +61,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -67,22 +74,24 @@ class BodyLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"request body is over {self.max_bytes} bytes"
+    async def _refuse(self, send: Send, limit: int) -> None:
+        message = f"request body is over {limit} bytes"
         await _respond(send, 413, _error(message, "REQUEST_TOO_LARGE"))
 
 
 class TimeLimit:
-    """Answers 503 when an HTTP request has not been answered within `seconds`."""
+    """Answers 503 when a GraphQL request has not been answered within `seconds`. (Media
+    downloads stream for as long as the client reads.)"""
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, path: str = "/graphql") -> None:
         self.app = app
         self.seconds = seconds
+        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path") != self.path:
             await self.app(scope, receive, send)
             return
         started = False
@@ -115,5 +124,30 @@ class WebSocketOrigins:
             if origin is not None and origin.decode("latin-1").rstrip("/") not in self.allowed:
                 await receive()  # the websocket.connect message
                 await send({"type": "websocket.close", "code": 4403})
+                return
+        await self.app(scope, receive, send)
+
+
+# Headers a browser cannot send cross-origin without a CORS preflight; Apollo's clients send one.
+PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name", b"graphql-preflight")
+
+
+class MultipartCsrf:
+    """Refuses multipart requests that carry none of `PREFLIGHT_HEADERS`: a plain HTML form on
+    another site can post multipart without a preflight, but cannot add such a header."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
+            if multipart and not any(name in headers for name in PREFLIGHT_HEADERS):
+                message = (
+                    "multipart requests need an `Apollo-Require-Preflight: true` header "
+                    "(cross-site request forgery guard)"
+                )
+                await _respond(send, 400, _error(message, "CSRF_HEADER_MISSING"))
                 return
         await self.app(scope, receive, send)

@@ -41,6 +41,21 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="per GraphQL request")
     request_timeout_seconds: float = Field(default=30, gt=0)
 
+    storage_backend: Literal["local", "cloudinary"] = "local"
+    cloudinary_url: str | None = Field(default=None, description="as the Cloudinary SDK reads it")
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    max_upload_files: int = Field(default=10, ge=1, le=100)
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def max_upload_body_bytes(self) -> int:
+        """A multipart request may carry `max_upload_files` files of the largest size."""
+        return self.max_upload_files * self.max_image_bytes + self.max_body_bytes
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:

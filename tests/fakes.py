@@ -14,7 +14,7 @@ nothing behind.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from sqlmodel import SQLModel
 
 from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, Repository, UnitOfWork
+from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 
 Row = TypeVar("Row", bound=SQLModel)
 TableRow = Project | Video | Context | Frame | MainChat | Message | Image
@@ -360,6 +360,11 @@ class FakeRepository(Repository):
     async def image_ids_of_messages(self, message_ids: Iterable[int]) -> set[int]:
         return self._ids(Image, "message_id", message_ids)
 
+    async def storage_keys_of(self, image_ids: Iterable[int]) -> set[str]:
+        wanted = set(image_ids)
+        images = self.store.table(Image)
+        return {images[id_].storage_key for id_ in wanted if id_ in images}
+
     async def delete(self, doomed: Doomed) -> None:
         store = self.store
         for model, ids in (
@@ -453,3 +458,13 @@ class FakeUnitOfWork(UnitOfWork):
             placements=frozenset(self._store.placements),
             attachments=dict(self._store.attachments),
         )
+
+
+class RecordingReleaser(FileReleaser):
+    """Remembers the blob keys services release, in order."""
+
+    def __init__(self) -> None:
+        self.released: list[set[str]] = []
+
+    async def release(self, keys: Collection[str]) -> None:
+        self.released.append(set(keys))

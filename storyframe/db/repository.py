@@ -223,6 +223,10 @@ class SqlRepository(Repository):
     async def image_ids_of_messages(self, message_ids: Iterable[int]) -> set[int]:
         return await self._ids(Image, Image.message_id, message_ids)
 
+    async def storage_keys_of(self, image_ids: Iterable[int]) -> set[str]:
+        statement = select(col(Image.storage_key)).where(col(Image.id).in_(list(image_ids)))
+        return set((await self._session.scalars(statement)).all())
+
     async def delete(self, doomed: Doomed) -> None:
         session = self._session
         if doomed.images:

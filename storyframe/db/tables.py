@@ -189,7 +189,9 @@ class Image(SQLModel, table=True):
     video_id: int | None = Field(default=None, sa_column=_fk("videos.id", nullable=True))
     message_id: int | None = Field(default=None, sa_column=_fk("messages.id", nullable=True))
     url: str = Field(sa_column=Column(Text, nullable=False))
-    storage_key: str = Field(max_length=300)
+    thumbnail_url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    storage_key: str = Field(max_length=300, index=True)
+    checksum: str | None = Field(default=None, max_length=64)
     width: int
     height: int
     content_type: str = Field(max_length=100)

@@ -55,6 +55,7 @@ _IMAGE_COLUMNS = _Columns(
     "project_id",
     "message_id",
     "url",
+    "thumbnail_url",
     "width",
     "height",
     "content_type",
@@ -69,6 +70,9 @@ class Image(Node):
     project_pk: Private[int]
     message_pk: Private[int | None]
     url: str = strawberry.field(description="An absolute, permanent URL of the image.")
+    thumbnail_url: str = strawberry.field(
+        description="A WebP of at most 512 px on its longest side, for grids."
+    )
     width: int
     height: int
     content_type: str
@@ -77,9 +81,18 @@ class Image(Node):
 
     @classmethod
     def from_row(cls, row: tables.Image) -> Image:
-        pk, project_pk, message_pk, url, width, height, content_type, byte_size, created_at = (
-            _IMAGE_COLUMNS.of(row)
-        )
+        (
+            pk,
+            project_pk,
+            message_pk,
+            url,
+            thumbnail_url,
+            width,
+            height,
+            content_type,
+            byte_size,
+            created_at,
+        ) = _IMAGE_COLUMNS.of(row)
         assert pk is not None
         return cls(
             id=strawberry.ID(encode_id("Image", pk)),
@@ -87,6 +100,7 @@ class Image(Node):
             project_pk=project_pk,
             message_pk=message_pk,
             url=url,
+            thumbnail_url=thumbnail_url or url,
             width=width,
             height=height,
             content_type=content_type,

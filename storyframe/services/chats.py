@@ -16,10 +16,10 @@ from storyframe.db.tables import (
     Video,
     utcnow,
 )
-from storyframe.services.deletion import Deleted, doom_chat_history
+from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Doomed, UnitOfWork
+from storyframe.services.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.validation import clean_name
 
 MAX_ATTACHMENTS = 16
@@ -42,8 +42,9 @@ class ContextService:
 
 
 class MainChatService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def create(self, video_id: int, name: str) -> MainChat:
         cleaned = clean_name(name, "name", NAME_MAX)
@@ -72,16 +73,19 @@ class MainChatService:
                 raise NotFound("main chat", ["id"])
             doomed = Doomed(main_chats={chat_id})
             await doom_chat_history(repo, doomed, Place(PlaceKind.MAIN_CHAT, chat_id))
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)
 
 
 class ChatService:
     """What every chat can do, whatever its kind."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def clear_history(self, chat: Place) -> Deleted:
         """Delete the chat's messages and the images they made; a frame loses its selection."""
@@ -90,6 +94,7 @@ class ChatService:
                 raise NotFound(chat.label, ["id"])
             doomed = Doomed()
             await doom_chat_history(repo, doomed, chat)
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             if chat.kind is PlaceKind.FRAME:
                 frame = await repo.get(Frame, chat.id)
@@ -97,6 +102,7 @@ class ChatService:
                 frame.selected_image_id, frame.updated_at = None, utcnow()
                 await repo.save(frame)
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)
 
     async def post_message(

@@ -1,4 +1,4 @@
-"""The services one app instance runs with, built from its ports."""
+"""The services one request runs with, built from the app's ports."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ from dataclasses import dataclass
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.frames import FrameService
 from storyframe.services.images import ImageService
-from storyframe.services.ports import Reader, UnitOfWork
+from storyframe.services.imaging import ImageLimits
+from storyframe.services.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
 from storyframe.services.projects import ProjectService, VideoService
+from storyframe.services.uploads import UploadService
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """Where image bytes go, and what an upload may be."""
+
+    storage: BlobStorage
+    files: FileReleaser
+    limits: ImageLimits
+    max_files: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +32,21 @@ class Services:
     main_chats: MainChatService
     chats: ChatService
     images: ImageService
+    uploads: UploadService
     reads: Reader
 
     @classmethod
-    def build(cls, uow: UnitOfWork, reader: Reader) -> Services:
+    def build(cls, uow: UnitOfWork, reader: Reader, media: Media) -> Services:
+        files = media.files
+        images = ImageService(uow, files)
         return cls(
-            projects=ProjectService(uow),
-            videos=VideoService(uow),
+            projects=ProjectService(uow, files),
+            videos=VideoService(uow, files),
             contexts=ContextService(uow),
-            frames=FrameService(uow),
-            main_chats=MainChatService(uow),
-            chats=ChatService(uow),
-            images=ImageService(uow),
+            frames=FrameService(uow, files),
+            main_chats=MainChatService(uow, files),
+            chats=ChatService(uow, files),
+            images=images,
+            uploads=UploadService(images, media.storage, files, media.limits, media.max_files),
             reads=reader,
         )

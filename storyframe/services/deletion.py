@@ -22,6 +22,11 @@ class Deleted:
         return cls(len(doomed.videos), len(doomed.frames), len(doomed.messages), len(doomed.images))
 
 
+async def doom_files(repo: Repository, doomed: Doomed) -> None:
+    """Note the blobs of the doomed images, to release once the deletion has committed."""
+    doomed.storage_keys |= await repo.storage_keys_of(doomed.images)
+
+
 async def doom_videos(repo: Repository, doomed: Doomed, video_ids: set[int]) -> None:
     doomed.videos |= video_ids
     doomed.frames |= await repo.frame_ids_of_videos(video_ids)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from storyframe.db.tables import TITLE_MAX, Frame, Image, Video, utcnow
-from storyframe.services.deletion import Deleted, doom_chat_history
+from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Doomed, Repository, UnitOfWork
+from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
 
 
@@ -22,8 +22,9 @@ async def _frame(repo: Repository, frame_id: int, field: str = "id") -> Frame:
 
 
 class FrameService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def create(self, video_id: int, title: str, order: int | None = None) -> Frame:
         """A new frame at `order` (clamped to 0..n; appended when None)."""
@@ -91,7 +92,9 @@ class FrameService:
                 raise NotFound("frame", ["id"])  # deleted while this waited for the lock
             doomed = Doomed(frames={frame_id})
             await doom_chat_history(repo, doomed, Place(PlaceKind.FRAME, frame_id))
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             await repo.set_frame_orders(video_id, await repo.frames_of_video(video_id))
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storyframe.db.tables import Image
-from storyframe.services.deletion import Deleted
+from storyframe.services.deletion import Deleted, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, Repository, UnitOfWork
+from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,8 @@ class StoredImage:
     height: int
     content_type: str
     byte_size: int
+    thumbnail_url: str | None = None
+    checksum: str | None = None
 
 
 async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Image:
@@ -47,29 +50,47 @@ async def _take_out(repo: Repository, image_id: int, place: Place, field: str) -
 
 
 class ImageService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def add(self, place: Place, stored: StoredImage, message_id: int | None = None) -> Image:
         """Record stored bytes as an image of the place's project, appearing in the place."""
+        (image,) = await self.add_many(place, [stored], message_id)
+        return image
+
+    async def add_many(
+        self, place: Place, stored: Sequence[StoredImage], message_id: int | None = None
+    ) -> list[Image]:
+        """Record several stored images in the place at once: all of them or none."""
+        images: list[Image] = []
         async with self._uow() as repo:
             owner = await _owner(repo, place, "targetId")
-            image = Image(
-                project_id=owner.project_id,
-                video_id=owner.video_id,
-                message_id=message_id,
-                url=stored.url,
-                storage_key=stored.storage_key,
-                width=stored.width,
-                height=stored.height,
-                content_type=stored.content_type,
-                byte_size=stored.byte_size,
-            )
-            await repo.add(image)
-            assert image.id is not None
-            await repo.add_placement(image.id, place)
+            for item in stored:
+                image = Image(
+                    project_id=owner.project_id,
+                    video_id=owner.video_id,
+                    message_id=message_id,
+                    url=item.url,
+                    thumbnail_url=item.thumbnail_url,
+                    storage_key=item.storage_key,
+                    checksum=item.checksum,
+                    width=item.width,
+                    height=item.height,
+                    content_type=item.content_type,
+                    byte_size=item.byte_size,
+                )
+                await repo.add(image)
+                assert image.id is not None
+                await repo.add_placement(image.id, place)
+                images.append(image)
             await repo.commit()
-        return image
+        return images
+
+    async def check_place(self, place: Place) -> None:
+        """Raise NotFound unless the place exists and is the owner's."""
+        async with self._uow() as repo:
+            await _owner(repo, place, "targetId")
 
     async def copy(self, image_id: int, target: Place) -> Image:
         """Make the image appear in the target too. Across projects the copy is a new image of
@@ -121,6 +142,8 @@ class ImageService:
         async with self._uow() as repo:
             await _image(repo, image_id, "id")
             doomed = Doomed(images={image_id})
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from sqlmodel import SQLModel
@@ -27,6 +28,7 @@ class Doomed:
     main_chats: set[int] = field(default_factory=set)
     messages: set[int] = field(default_factory=set)
     images: set[int] = field(default_factory=set)
+    storage_keys: set[str] = field(default_factory=set)
 
 
 class Repository(Protocol):
@@ -72,6 +74,7 @@ class Repository(Protocol):
     async def image_ids_of_project(self, project_id: int) -> set[int]: ...
     async def image_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
     async def image_ids_of_messages(self, message_ids: Iterable[int]) -> set[int]: ...
+    async def storage_keys_of(self, image_ids: Iterable[int]) -> set[str]: ...
     async def delete(self, doomed: Doomed) -> None:
         """Delete every row named, with what hangs off them (placements, attachments)."""
 
@@ -142,3 +145,50 @@ class AccountStore(Protocol):
     async def revoke_tokens_except(
         self, user_id: int, keep_token_id: int, now: datetime
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    """Bytes held by blob storage, under a key derived from their SHA-256."""
+
+    key: str
+    url: str
+    thumbnail_url: str
+    byte_size: int
+    checksum: str
+
+
+class BlobStorage(Protocol):
+    """Where image bytes live. Keys come from content hashes, so identical bytes are one blob."""
+
+    async def put(
+        self, source: Path, *, checksum: str, content_type: str, thumbnail: bytes
+    ) -> Blob:
+        """Store the file at `source` (and its WebP thumbnail) under a key made from `checksum`;
+        storing bytes that are already there only returns their blob."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob and its thumbnail; nothing happens when the key is unknown."""
+
+    async def keys(self) -> list[str]:
+        """Every key held."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+class BlobIndex(Protocol):
+    """Which storage keys the database still references, across every user."""
+
+    async def keys_in_use(self, keys: Collection[str]) -> set[str]: ...
+    async def all_keys(self) -> set[str]: ...
+    async def images_with_key(self, keys: Collection[str]) -> list[int]:
+        """Ids of the images whose blob has one of these keys."""
+        ...
+
+
+class FileReleaser(Protocol):
+    async def release(self, keys: Collection[str]) -> None:
+        """Delete the blobs of `keys` that no image references any more. Call it after the
+        deletion committed: a failed transaction must not lose a file still referenced."""

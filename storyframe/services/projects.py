@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video, utcnow
-from storyframe.services.deletion import Deleted, doom_videos
+from storyframe.services.deletion import Deleted, doom_files, doom_videos
 from storyframe.services.errors import NotFound
-from storyframe.services.ports import Doomed, UnitOfWork
+from storyframe.services.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.validation import clean_name
 
 DEFAULT_MAIN_CHAT_NAME = "Main chat"
 
 
 class ProjectService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def create(self, name: str) -> Project:
         cleaned = clean_name(name, "name", NAME_MAX)
@@ -41,14 +42,17 @@ class ProjectService:
             doomed = Doomed(projects={project_id})
             await doom_videos(repo, doomed, await repo.video_ids_of_project(project_id))
             doomed.images |= await repo.image_ids_of_project(project_id)
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)
 
 
 class VideoService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
+        self._files = files
 
     async def create(self, project_id: int, name: str) -> Video:
         """A new video, with its context and a default main chat."""
@@ -81,6 +85,8 @@ class VideoService:
                 raise NotFound("video", ["id"])
             doomed = Doomed()
             await doom_videos(repo, doomed, {video_id})
+            await doom_files(repo, doomed)
             await repo.delete(doomed)
             await repo.commit()
+        await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)

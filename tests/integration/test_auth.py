@@ -442,6 +442,11 @@ ANONYMOUS: dict[str, str] = {
         }
     """,
     "deleteImage": "mutation($image: ID!) { deleteImage(input: {id: $image}) { deletedId } }",
+    "uploadImages": """
+        mutation($frame: ID!) {
+          uploadImages(input: {targetId: $frame, files: []}) { images { id } }
+        }
+    """,
 }
 # Edge cases of the fetches by ID: a type that is no Node of the viewer's, and no IDs at all.
 ANONYMOUS_EDGES: dict[str, str] = {

@@ -332,7 +332,10 @@ async def test_the_app_guards_its_requests_as_the_settings_say(settings: Setting
     # then
     guards: dict[object, dict[str, Any]] = {m.cls: dict(m.kwargs) for m in app.user_middleware}
     assert guards[TimeLimit] == {"seconds": 7.5}
-    assert guards[BodyLimit] == {"max_bytes": 4096}
+    assert guards[BodyLimit] == {
+        "max_bytes": 4096,
+        "max_multipart_bytes": changed.max_upload_files * changed.max_image_bytes + 4096,
+    }
 
 
 # --- introspection and GraphiQL ---------------------------------------------------------------

@@ -11,7 +11,7 @@ from storyframe.services.frames import FrameService
 from storyframe.services.images import ImageService, StoredImage
 from storyframe.services.places import Place, PlaceKind
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeUnitOfWork, RecordingReleaser
 
 _keys = itertools.count(1)
 
@@ -21,6 +21,7 @@ class Domain:
     """Every service, sharing one fake unit of work."""
 
     uow: FakeUnitOfWork
+    files: RecordingReleaser
     projects: ProjectService
     videos: VideoService
     contexts: ContextService
@@ -32,15 +33,17 @@ class Domain:
 
 def domain() -> Domain:
     uow = FakeUnitOfWork()
+    files = RecordingReleaser()
     return Domain(
         uow=uow,
-        projects=ProjectService(uow),
-        videos=VideoService(uow),
+        files=files,
+        projects=ProjectService(uow, files),
+        videos=VideoService(uow, files),
         contexts=ContextService(uow),
-        frames=FrameService(uow),
-        main_chats=MainChatService(uow),
-        chats=ChatService(uow),
-        images=ImageService(uow),
+        frames=FrameService(uow, files),
+        main_chats=MainChatService(uow, files),
+        chats=ChatService(uow, files),
+        images=ImageService(uow, files),
     )
 
 

@@ -18,7 +18,7 @@ from storyframe.services.chats import MAX_ATTACHMENTS, ChatService, ContextServi
 from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.places import Place, PlaceKind
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
     VideoScene,
     a_frame,
@@ -124,7 +124,7 @@ async def test_create_main_chat_in_a_video() -> None:
 async def test_create_main_chat_in_unknown_video_is_not_found() -> None:
     # given
     uow = FakeUnitOfWork()
-    chats = MainChatService(uow)
+    chats = MainChatService(uow, RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -168,7 +168,7 @@ async def test_rename_main_chat() -> None:
 
 async def test_rename_unknown_main_chat_is_not_found() -> None:
     # given
-    chats = MainChatService(FakeUnitOfWork())
+    chats = MainChatService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -406,7 +406,7 @@ async def test_post_message_refuses_an_invalid_prompt(prompt: str, code: ErrorCo
 )
 async def test_post_message_in_unknown_chat_is_not_found(kind: PlaceKind, field: str) -> None:
     # given
-    chats = ChatService(FakeUnitOfWork())
+    chats = ChatService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:

@@ -9,7 +9,7 @@ from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.frames import FrameService
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
     Domain,
     a_frame,
@@ -42,9 +42,10 @@ async def video_with_frames(d: Domain, *names: str) -> tuple[int, dict[str, int]
 async def test_create_appends_frames_in_order() -> None:
     # given
     uow = FakeUnitOfWork()
-    project_id = known((await ProjectService(uow).create("Trip")).id)
-    video_id = known((await VideoService(uow).create(project_id, "Opening")).id)
-    frames = FrameService(uow)
+    project_id = known((await ProjectService(uow, RecordingReleaser()).create("Trip")).id)
+    videos = VideoService(uow, RecordingReleaser())
+    video_id = known((await videos.create(project_id, "Opening")).id)
+    frames = FrameService(uow, RecordingReleaser())
 
     # when
     created = [await frames.create(video_id, title) for title in ("A", "B", "C")]
@@ -136,7 +137,7 @@ async def test_create_leaves_the_frames_of_other_videos_alone() -> None:
 async def test_create_in_unknown_video_is_not_found() -> None:
     # given
     uow = FakeUnitOfWork()
-    frames = FrameService(uow)
+    frames = FrameService(uow, RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -194,7 +195,7 @@ async def test_rename_to_blank_clears_the_title() -> None:
 
 async def test_rename_unknown_frame_is_not_found() -> None:
     # given
-    frames = FrameService(FakeUnitOfWork())
+    frames = FrameService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:

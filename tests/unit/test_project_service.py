@@ -8,7 +8,7 @@ from storyframe.db.tables import NAME_MAX, Context, Frame, Image, MainChat, Mess
 from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
     a_frame,
     a_generation,
@@ -25,7 +25,7 @@ from tests.unit.builders import (
 async def test_create_project_stores_the_trimmed_name() -> None:
     # given
     uow = FakeUnitOfWork()
-    projects = ProjectService(uow)
+    projects = ProjectService(uow, RecordingReleaser())
 
     # when
     project = await projects.create("  Summer trip  ")
@@ -39,7 +39,7 @@ async def test_create_project_stores_the_trimmed_name() -> None:
 
 async def test_create_project_gives_each_project_its_own_id() -> None:
     # given
-    projects = ProjectService(FakeUnitOfWork())
+    projects = ProjectService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     first = await projects.create("One")
@@ -53,7 +53,7 @@ async def test_create_project_gives_each_project_its_own_id() -> None:
 
 async def test_create_project_accepts_a_name_of_the_maximum_length() -> None:
     # given
-    projects = ProjectService(FakeUnitOfWork())
+    projects = ProjectService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     project = await projects.create("n" * NAME_MAX)
@@ -74,7 +74,7 @@ async def test_create_project_accepts_a_name_of_the_maximum_length() -> None:
 async def test_create_project_refuses_an_invalid_name(name: str, code: ErrorCode) -> None:
     # given
     uow = FakeUnitOfWork()
-    projects = ProjectService(uow)
+    projects = ProjectService(uow, RecordingReleaser())
 
     # when
     with pytest.raises(DomainError) as raised:
@@ -92,7 +92,7 @@ async def test_create_project_refuses_an_invalid_name(name: str, code: ErrorCode
 async def test_rename_project_changes_its_name() -> None:
     # given
     uow = FakeUnitOfWork()
-    projects = ProjectService(uow)
+    projects = ProjectService(uow, RecordingReleaser())
     project_id = known((await projects.create("Old")).id)
 
     # when
@@ -107,7 +107,7 @@ async def test_rename_project_changes_its_name() -> None:
 
 async def test_rename_unknown_project_is_not_found() -> None:
     # given
-    projects = ProjectService(FakeUnitOfWork())
+    projects = ProjectService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -126,7 +126,7 @@ async def test_rename_project_refuses_an_invalid_name_and_keeps_the_old_one(
 ) -> None:
     # given
     uow = FakeUnitOfWork()
-    projects = ProjectService(uow)
+    projects = ProjectService(uow, RecordingReleaser())
     project_id = known((await projects.create("Old")).id)
 
     # when
@@ -223,8 +223,8 @@ async def test_delete_unknown_project_is_not_found_and_changes_nothing() -> None
 async def test_create_video_makes_its_context_and_a_main_chat() -> None:
     # given
     uow = FakeUnitOfWork()
-    project_id = known((await ProjectService(uow).create("Trip")).id)
-    videos = VideoService(uow)
+    project_id = known((await ProjectService(uow, RecordingReleaser()).create("Trip")).id)
+    videos = VideoService(uow, RecordingReleaser())
 
     # when
     video = await videos.create(project_id, "  Opening ")
@@ -260,7 +260,7 @@ async def test_create_video_gives_every_video_its_own_context() -> None:
 async def test_create_video_in_unknown_project_is_not_found_and_adds_nothing() -> None:
     # given
     uow = FakeUnitOfWork()
-    videos = VideoService(uow)
+    videos = VideoService(uow, RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -311,7 +311,7 @@ async def test_rename_video_changes_its_name() -> None:
 
 async def test_rename_unknown_video_is_not_found() -> None:
     # given
-    videos = VideoService(FakeUnitOfWork())
+    videos = VideoService(FakeUnitOfWork(), RecordingReleaser())
 
     # when
     with pytest.raises(NotFound) as raised:

@@ -1,0 +1,73 @@
+"""`uploadImages`: multipart uploads (the GraphQL multipart request spec) into a place."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import strawberry
+from strawberry.file_uploads import Upload
+
+from storyframe.resolvers.mutation import attempt
+from storyframe.resolvers.places import place_of
+from storyframe.schema.inputs import PLACE
+from storyframe.schema.payloads import Payload
+from storyframe.schema.types import Image, Info_
+from storyframe.services.uploads import IncomingFile
+
+CHUNK = 1 << 20
+
+
+@strawberry.input
+class UploadImagesInput:
+    target_id: strawberry.ID = strawberry.field(description=PLACE)
+    files: list[Upload] = strawberry.field(
+        description="PNG, JPEG or WebP files. One refused file refuses them all."
+    )
+
+
+@strawberry.type
+class UploadImagesPayload(Payload):
+    images: list[Image] | None = None
+
+
+async def _spill(upload: Any, folder: Path, index: int) -> IncomingFile:
+    """Copy an uploaded part to a file of our own, a chunk at a time (never whole in memory)."""
+    path = folder / f"upload-{index}"
+    await upload.seek(0)
+    with path.open("wb") as out:
+        while chunk := await upload.read(CHUNK):
+            await asyncio.to_thread(out.write, chunk)
+    return IncomingFile(filename=str(getattr(upload, "filename", "") or ""), path=path)
+
+
+@strawberry.type
+class UploadMutation:
+    @strawberry.mutation(
+        description="Upload images into a frame, a context, a main chat or a project's gallery. "
+        "Send it as a multipart request with an `Apollo-Require-Preflight: true` header."
+    )
+    async def upload_images(self, info: Info_, input: UploadImagesInput) -> UploadImagesPayload:
+        services = info.context.services
+
+        async def act() -> UploadImagesPayload:
+            target = place_of(input.target_id, "targetId")
+            with tempfile.TemporaryDirectory(prefix="storyframe-upload-") as folder:
+                incoming = [
+                    await _spill(upload, Path(folder), index)
+                    for index, upload in enumerate(input.files)
+                ]
+                rows = await services.uploads.upload(target, incoming)
+            return UploadImagesPayload(images=[Image.from_row(row) for row in rows])
+
+        info.context.loaders.clear_all()
+        try:
+            return await attempt(UploadImagesPayload, act)
+        finally:
+            # The parsed form's spooled files are ours to close, or they leak until collected.
+            for upload in input.files:
+                close = getattr(upload, "close", None)
+                if close is not None:
+                    await close()

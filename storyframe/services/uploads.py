@@ -1,0 +1,84 @@
+"""Uploads: the user's own images into a frame, a context, a main chat or a gallery."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from storyframe.db.tables import Image
+from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.services.images import ImageService, StoredImage
+from storyframe.services.imaging import ImageLimits, ImageRefused, Inspected, inspect_image_async
+from storyframe.services.places import Place
+from storyframe.services.ports import BlobStorage, FileReleaser
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingFile:
+    """An uploaded file, already on disk."""
+
+    filename: str
+    path: Path
+
+
+class UploadService:
+    def __init__(
+        self,
+        images: ImageService,
+        storage: BlobStorage,
+        files: FileReleaser,
+        limits: ImageLimits,
+        max_files: int,
+    ) -> None:
+        self._images = images
+        self._storage = storage
+        self._files = files
+        self._limits = limits
+        self._max_files = max_files
+
+    async def upload(self, target: Place, incoming: Sequence[IncomingFile]) -> list[Image]:
+        """Check every file, then store them all and record them in the target. One refused
+        file refuses the request, and nothing is stored."""
+        if not incoming:
+            raise DomainError(ErrorCode.INVALID, "no files to upload", ["files"])
+        if len(incoming) > self._max_files:
+            raise DomainError(
+                ErrorCode.INVALID, f"at most {self._max_files} files per request", ["files"]
+            )
+        await self._images.check_place(target)
+        inspected = [await self._inspect(index, file) for index, file in enumerate(incoming)]
+        stored: list[StoredImage] = []
+        try:
+            for file, facts in zip(incoming, inspected, strict=True):
+                blob = await self._storage.put(
+                    file.path,
+                    checksum=facts.checksum,
+                    content_type=facts.content_type,
+                    thumbnail=facts.thumbnail,
+                )
+                stored.append(
+                    StoredImage(
+                        url=blob.url,
+                        storage_key=blob.key,
+                        width=facts.width,
+                        height=facts.height,
+                        content_type=facts.content_type,
+                        byte_size=facts.byte_size,
+                        thumbnail_url=blob.thumbnail_url,
+                        checksum=facts.checksum,
+                    )
+                )
+            return await self._images.add_many(target, stored)
+        except BaseException:
+            # Blobs stored for rows that never committed; others may share them, so release.
+            await self._files.release({item.storage_key for item in stored})
+            raise
+
+    async def _inspect(self, index: int, file: IncomingFile) -> Inspected:
+        try:
+            return await inspect_image_async(file.path, self._limits)
+        except ImageRefused as refusal:
+            name = file.filename or f"file {index + 1}"
+            message = f"{name}: {refusal.reason}"
+            raise DomainError(refusal.code, message, ["files", str(index)]) from None

@@ -1,0 +1,321 @@
+"""Blob storage on Cloudinary, through its official (synchronous) SDK.
+
+The SDK keeps one global configuration (`cloudinary.config()`), filled at import time from the
+`CLOUDINARY_URL` environment variable. This backend never reads or writes it: every SDK call
+gets the account's settings as per-call options, and every option that would otherwise fall
+back to the global configuration is passed explicitly, so several instances (even for
+different clouds) can live in one process. SDK calls block, so they run in worker threads.
+
+Calls made:
+
+- Upload API (signed form posts): `cloudinary.uploader.upload` (`POST /v1_1/<cloud>/image/upload`)
+  and `cloudinary.uploader.destroy` (`POST /v1_1/<cloud>/image/destroy`);
+- Admin API (HTTP basic auth, rate-limited per account): `cloudinary.api.resources`
+  (`GET /v1_1/<cloud>/resources/image/upload?prefix=…`) and `cloudinary.api.resource`
+  (`GET /v1_1/<cloud>/resources/image/upload/<public_id>`);
+- no call for thumbnails: their URL is a delivery URL with a transformation, built locally
+  by `cloudinary.utils.cloudinary_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import cloudinary.api
+import cloudinary.exceptions
+import cloudinary.uploader
+import cloudinary.utils
+from urllib3.exceptions import HTTPError
+
+from storyframe.services.ports import Blob, BlobStorage
+
+__all__ = ["THUMBNAIL_TRANSFORMATION", "CloudinaryStorage", "StorageError"]
+
+T = TypeVar("T")
+
+THUMBNAIL_TRANSFORMATION: Final[Mapping[str, str | int]] = {
+    "crop": "limit",
+    "width": 512,
+    "height": 512,
+    "fetch_format": "webp",
+    "quality": "auto",
+}
+"""Delivery transformation of thumbnails: `c_limit,f_webp,h_512,q_auto,w_512`."""
+
+_PAGE_SIZE: Final = 500  # the Admin API's largest page
+_DEFAULT_TIMEOUT: Final = 60.0
+_SIGNATURE_ALGORITHMS: Final = frozenset({"sha1", "sha256"})
+_QUERY_OPTIONS: Final = frozenset(
+    {"upload_prefix", "secure_distribution", "signature_algorithm", "signature_version", "timeout"}
+)
+_CHECKSUM: Final = re.compile(r"[A-Za-z0-9_-]+")
+_FOLDER: Final = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
+
+
+class StorageError(Exception):
+    """Cloudinary could not be reached or refused a call (HTTP error, bad credentials, network
+    failure, unreadable answer). The SDK's own exception is the `__cause__`."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    """The settings of one CLOUDINARY_URL, as SDK per-call options."""
+
+    cloud_name: str
+    api_key: str
+    api_secret: str = field(repr=False)
+    upload_prefix: str | None
+    secure_distribution: str | None
+    signature_algorithm: str
+    signature_version: int
+    timeout: float
+
+    @classmethod
+    def parse(cls, url: str) -> _Account:
+        """Read `cloudinary://<api_key>:<api_secret>@<cloud_name>[/<secure_distribution>][?…]`."""
+        parts = urlsplit(url)
+        if parts.scheme != "cloudinary":
+            raise ValueError("a Cloudinary URL starts with cloudinary://")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        cloud_name, api_key, api_secret = parts.hostname, parts.username, parts.password
+        if not cloud_name or not api_key or not api_secret or port is not None:
+            raise ValueError(
+                "a Cloudinary URL looks like cloudinary://<api_key>:<api_secret>@<cloud_name>"
+            )
+        if parts.fragment:
+            raise ValueError("a Cloudinary URL has no #fragment")
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        unknown = set(query) - _QUERY_OPTIONS
+        if unknown:
+            raise ValueError(
+                f"unsupported Cloudinary URL options {sorted(unknown)}; "
+                f"supported: {sorted(_QUERY_OPTIONS)}"
+            )
+        options = {key: values[-1] for key, values in query.items()}
+
+        upload_prefix = options.get("upload_prefix") or None
+        if upload_prefix is not None:
+            prefix_parts = urlsplit(upload_prefix)
+            if prefix_parts.scheme not in ("http", "https") or not prefix_parts.netloc:
+                raise ValueError("upload_prefix must be an http(s) URL")
+            upload_prefix = upload_prefix.rstrip("/")
+        algorithm = options.get("signature_algorithm", "sha1")
+        if algorithm not in _SIGNATURE_ALGORITHMS:
+            raise ValueError(f"signature_algorithm must be one of {sorted(_SIGNATURE_ALGORITHMS)}")
+        try:
+            version = int(options.get("signature_version", "2"))
+            timeout = float(options.get("timeout", _DEFAULT_TIMEOUT))
+        except ValueError:
+            raise ValueError("signature_version and timeout must be numbers") from None
+        if version not in (1, 2) or not timeout > 0:
+            raise ValueError("signature_version must be 1 or 2, timeout positive")
+        # A path names a private CDN distribution, as the SDK reads it.
+        distribution = parts.path.lstrip("/") or options.get("secure_distribution") or None
+        return cls(
+            cloud_name=cloud_name,
+            api_key=unquote(api_key),
+            api_secret=unquote(api_secret),
+            upload_prefix=upload_prefix,
+            secure_distribution=distribution,
+            signature_algorithm=algorithm,
+            signature_version=version,
+            timeout=timeout,
+        )
+
+    def api_options(self) -> dict[str, Any]:
+        """Options for Upload and Admin API calls, each overriding a global setting."""
+        return {
+            "cloud_name": self.cloud_name,
+            "api_key": self.api_key,
+            "api_secret": self.api_secret,
+            # None means the SDK's default host, https://api.cloudinary.com.
+            "upload_prefix": self.upload_prefix,
+            "oauth_token": None,
+            "signature_algorithm": self.signature_algorithm,
+            "signature_version": self.signature_version,
+            "timeout": self.timeout,
+        }
+
+    def url_options(self) -> dict[str, Any]:
+        """Options for building delivery URLs, each overriding a global setting."""
+        return {
+            "cloud_name": self.cloud_name,
+            "secure": True,
+            "private_cdn": self.secure_distribution is not None,
+            "secure_distribution": self.secure_distribution,
+            "cname": None,
+            "cdn_subdomain": False,
+            "secure_cdn_subdomain": False,
+            "sign_url": False,
+            "auth_token": False,
+            "shorten": False,
+            "use_root_path": False,
+            "force_version": True,
+            "use_fetch_format": False,
+            "responsive_width": False,
+            "dpr": None,
+        }
+
+
+def _is_cloudinary_failure(error: Exception) -> bool:
+    # The Admin API raises a bare `Exception` for statuses it has no class for (502, 504, …),
+    # and `Exception("Must supply …")` for missing settings.
+    return isinstance(error, cloudinary.exceptions.Error | HTTPError | OSError) or (
+        type(error) is Exception
+    )
+
+
+class CloudinaryStorage(BlobStorage):
+    """Blobs as Cloudinary image assets with public id `<folder>/<checksum>`.
+
+    The key is the public id. Uploads never overwrite (`overwrite=False`), so storing bytes
+    already there returns the existing asset. Thumbnails are not uploaded: `thumbnail_url` asks
+    Cloudinary to derive one (`THUMBNAIL_TRANSFORMATION`) on first delivery.
+    """
+
+    def __init__(self, url: str, folder: str = "storyframe") -> None:
+        """`url` is a CLOUDINARY_URL; a ValueError tells what is wrong with it or `folder`."""
+        self._account = _Account.parse(url)
+        folder = folder.strip("/")
+        if not _FOLDER.fullmatch(folder):
+            raise ValueError("folder must be letters, digits, '-' and '_', separated by '/'")
+        self._folder = folder
+
+    def __repr__(self) -> str:
+        return (
+            f"CloudinaryStorage(cloud_name={self._account.cloud_name!r}, folder={self._folder!r})"
+        )
+
+    @property
+    def cloud_name(self) -> str:
+        return self._account.cloud_name
+
+    @property
+    def folder(self) -> str:
+        return self._folder
+
+    async def put(
+        self, source: Path, *, checksum: str, content_type: str, thumbnail: bytes
+    ) -> Blob:
+        """Upload `source` as `<folder>/<checksum>`. `content_type` and `thumbnail` are unused:
+        Cloudinary detects the format itself and derives thumbnails by transformation."""
+        if not _CHECKSUM.fullmatch(checksum):
+            raise ValueError("checksum must be letters, digits, '-' and '_'")
+        options = self._account.api_options()
+
+        def upload() -> Any:
+            return cloudinary.uploader.upload(
+                str(source),
+                # Names the multipart part; the default would be the whole local path.
+                filename=source.name,
+                public_id=f"{self._folder}/{checksum}",
+                overwrite=False,
+                unique_filename=False,
+                resource_type="image",
+                type="upload",
+                upload_preset=None,  # otherwise taken from the global configuration
+                **options,
+            )
+
+        response = await self._call("upload", upload)
+        try:
+            key = str(response["public_id"])
+            url = str(response["secure_url"])
+            byte_size = int(response["bytes"])
+            version = response.get("version")
+        except (KeyError, TypeError, ValueError) as error:
+            raise StorageError(f"unexpected Cloudinary upload answer: {error!r}") from error
+        return Blob(
+            key=key,
+            url=url,
+            thumbnail_url=self.thumbnail_url(key, version=version),
+            byte_size=byte_size,
+            checksum=checksum,
+        )
+
+    def thumbnail_url(self, key: str, *, version: int | str | None = None) -> str:
+        """The delivery URL of the thumbnail of the asset `key`; builds a URL, calls nothing."""
+        url, _ = cloudinary.utils.cloudinary_url(
+            key,
+            resource_type="image",
+            type="upload",
+            version=version,
+            **self._account.url_options(),
+            **THUMBNAIL_TRANSFORMATION,
+        )
+        return str(url)
+
+    async def delete(self, key: str) -> None:
+        """Destroy the asset (and with it its derived thumbnails), invalidating CDN copies."""
+        options = self._account.api_options()
+
+        def destroy() -> Any:
+            return cloudinary.uploader.destroy(
+                key, invalidate=True, resource_type="image", type="upload", **options
+            )
+
+        response = await self._call("destroy", destroy)
+        result = response.get("result") if isinstance(response, Mapping) else None
+        if result not in ("ok", "not found"):
+            raise StorageError(f"Cloudinary could not destroy {key!r}: {result!r}")
+
+    async def keys(self) -> list[str]:
+        """Public ids under the folder, read page by page from the Admin API."""
+        options = self._account.api_options()
+        prefix = f"{self._folder}/"
+
+        def list_all() -> list[str]:
+            keys: list[str] = []
+            seen: set[str] = set()
+            cursor: str | None = None
+            while True:
+                page = cloudinary.api.resources(
+                    resource_type="image",
+                    type="upload",
+                    prefix=prefix,
+                    max_results=_PAGE_SIZE,
+                    next_cursor=cursor,
+                    **options,
+                )
+                keys.extend(str(resource["public_id"]) for resource in page["resources"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    return keys
+                if cursor in seen:
+                    raise StorageError("Cloudinary repeated a listing cursor")
+                seen.add(cursor)
+
+        try:
+            return await self._call("resources", list_all)
+        except (KeyError, TypeError) as error:
+            raise StorageError(f"unexpected Cloudinary listing answer: {error!r}") from error
+
+    async def exists(self, key: str) -> bool:
+        """Whether the asset is there (Admin API); failures other than "not found" raise."""
+        options = self._account.api_options()
+
+        def exists() -> bool:
+            try:
+                cloudinary.api.resource(key, resource_type="image", type="upload", **options)
+            except cloudinary.exceptions.NotFound:
+                return False
+            return True
+
+        return await self._call("resource", exists)
+
+    async def _call(self, what: str, call: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as error:
+            if _is_cloudinary_failure(error):
+                raise StorageError(f"Cloudinary {what} failed: {error}") from error
+            raise

@@ -1,0 +1,112 @@
+"""Blob storage on the local disk, under the data directory, keyed by SHA-256."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from storyframe.services.ports import Blob, BlobStorage
+
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
+THUMBNAIL_SUFFIX = ".thumb.webp"
+# `ab/ab12…ef.png` or its thumbnail `ab/ab12…ef.thumb.webp`: nothing else is ever a key.
+KEY_PATTERN = re.compile(r"(?P<prefix>[0-9a-f]{2})/(?P=prefix)[0-9a-f]{62}\.(png|jpg|webp)")
+FILE_PATTERN = re.compile(
+    r"(?P<prefix>[0-9a-f]{2})/(?P=prefix)[0-9a-f]{62}(\.png|\.jpg|\.webp|\.thumb\.webp)"
+)
+
+
+def key_for(checksum: str, content_type: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", checksum):
+        raise ValueError("checksum must be a SHA-256 hex digest")
+    return f"{checksum[:2]}/{checksum}.{EXTENSIONS[content_type]}"
+
+
+def thumbnail_key(key: str) -> str:
+    return key.rsplit(".", 1)[0] + THUMBNAIL_SUFFIX
+
+
+class LocalStorage(BlobStorage):
+    """Files under `root`, written atomically (a temporary file renamed into place), served by
+    `storyframe.storage.media` at `<public_url>/media/<key>`."""
+
+    def __init__(self, root: Path, public_url: str) -> None:
+        self.root = root
+        self._base = public_url.rstrip("/") + "/media/"
+
+    def path_of(self, key: str) -> Path | None:
+        """The file of a key or of a key's thumbnail; None for anything that is neither."""
+        if not FILE_PATTERN.fullmatch(key):
+            return None
+        return self.root / key
+
+    def url(self, key: str) -> str:
+        return self._base + key
+
+    async def put(
+        self, source: Path, *, checksum: str, content_type: str, thumbnail: bytes
+    ) -> Blob:
+        key = key_for(checksum, content_type)
+        await asyncio.to_thread(self._put, source, key, thumbnail)
+        return Blob(
+            key=key,
+            url=self.url(key),
+            thumbnail_url=self.url(thumbnail_key(key)),
+            byte_size=(self.root / key).stat().st_size,
+            checksum=checksum,
+        )
+
+    def _put(self, source: Path, key: str, thumbnail: bytes) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            with source.open("rb") as reader:
+                _write_atomically(target, lambda out: shutil.copyfileobj(reader, out, 1 << 20))
+        thumb = self.root / thumbnail_key(key)
+        if not thumb.exists():
+            _write_atomically(thumb, lambda out: out.write(thumbnail))
+
+    async def delete(self, key: str) -> None:
+        if KEY_PATTERN.fullmatch(key):
+            await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+        (self.root / thumbnail_key(key)).unlink(missing_ok=True)
+
+    async def keys(self) -> list[str]:
+        return await asyncio.to_thread(self._keys)
+
+    def _keys(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = (
+            path.relative_to(self.root).as_posix()
+            for path in self.root.glob("??/*")
+            if path.is_file()
+        )
+        return sorted(key for key in found if KEY_PATTERN.fullmatch(key))
+
+    async def exists(self, key: str) -> bool:
+        path = self.path_of(key)
+        return path is not None and await asyncio.to_thread(path.is_file)
+
+
+def _write_atomically(target: Path, write: object) -> None:
+    """Write through a temporary file in the same folder, flushed to disk, then renamed over
+    `target`: readers see the whole file or none of it."""
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            write(out)  # type: ignore[operator]
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

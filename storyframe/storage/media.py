@@ -1,0 +1,38 @@
+"""Serving locally stored images: immutable, content-addressed, streamed from disk."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from storyframe.storage.local import CONTENT_TYPES, THUMBNAIL_SUFFIX, LocalStorage
+
+# A key names its bytes, so a response never changes: cache it for a year, never revalidate.
+CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def media_endpoint(storage: LocalStorage) -> Callable[[Request], Awaitable[Response]]:
+    async def media(request: Request) -> Response:
+        key = request.path_params["key"]
+        path = storage.path_of(key)
+        if path is None or not path.is_file():
+            return JSONResponse({"error": "not found"}, status_code=404)
+        thumbnail = key.endswith(THUMBNAIL_SUFFIX)
+        name = key.rsplit("/", 1)[1]
+        etag = '"' + name.split(".", 1)[0] + ("-thumb" if thumbnail else "") + '"'
+        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+        if _matches(request.headers.get("if-none-match"), etag):
+            return Response(status_code=304, headers=headers)
+        content_type = "image/webp" if thumbnail else CONTENT_TYPES[name.rsplit(".", 1)[1]]
+        return FileResponse(path, media_type=content_type, headers=headers)
+
+    return media
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates

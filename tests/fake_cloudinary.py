@@ -1,0 +1,370 @@
+"""A stand-in for Cloudinary's Upload and Admin APIs, served over real HTTP on 127.0.0.1.
+
+It answers exactly what `storyframe.storage.cloudinary` makes the official SDK ask:
+
+- `POST /v1_1/<cloud>/image/upload`: a signed multipart form (`file`, `public_id`, `overwrite`,
+  `timestamp`, `api_key`, `signature`, …). The signature is checked as Cloudinary does: the
+  SHA-1 (SHA-256 when the signature is 64 hex digits) of the sorted `key=value` pairs, joined
+  by `&`, followed by the API secret; `file`, `api_key`, `resource_type`, `cloud_name` and
+  `signature` are left out. With `overwrite=0` an existing asset is returned as it is.
+- `POST /v1_1/<cloud>/image/destroy`: signed form; `{"result": "ok" | "not found"}`.
+- `GET /v1_1/<cloud>/resources/image/upload?prefix=&max_results=&next_cursor=` and
+  `GET /v1_1/<cloud>/resources/image/upload/<public_id>`: HTTP basic auth `api_key:api_secret`.
+- `GET /<cloud>/image/upload/v<version>/<public_id>.<format>`: the stored bytes, so `secure_url`
+  (which points here) can be fetched.
+
+Errors are Cloudinary-shaped: `{"error": {"message": …}}` with 400, 401 or 404.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.parser
+import email.policy
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import pytest
+from PIL import Image, UnidentifiedImageError
+
+_UNSIGNED = frozenset({"file", "api_key", "resource_type", "cloud_name", "signature"})
+_ADMIN_MAX_RESULTS = 500
+
+
+@dataclass
+class FakeAsset:
+    public_id: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+    version: int
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake saw it; `fields` holds form fields, with `file` as its filename."""
+
+    method: str
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _Failure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class FakeCloudinary:
+    """One cloud with one API key. A context manager: serves from `__enter__` to `__exit__`."""
+
+    def __init__(
+        self,
+        cloud_name: str = "fake-cloud",
+        api_key: str = "111111111111111",
+        api_secret: str = "fake-api-secret",
+        *,
+        page_size: int = _ADMIN_MAX_RESULTS,
+    ) -> None:
+        self.cloud_name = cloud_name
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.page_size = page_size
+        """Largest page of a listing, whatever `max_results` asks."""
+        self.fail_with: int | None = None
+        """When set, every API call answers this status with an error."""
+        self.assets: dict[str, FakeAsset] = {}
+        self.requests: list[RecordedRequest] = []
+        self.lock = threading.Lock()
+        self._versions = itertools.count(1_700_000_000)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake Cloudinary is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        """A CLOUDINARY_URL for this fake."""
+        return self.url_with()
+
+    def url_with(self, *, api_key: str | None = None, api_secret: str | None = None) -> str:
+        key = quote(api_key or self.api_key, safe="")
+        secret = quote(api_secret or self.api_secret, safe="")
+        prefix = quote(self.base_url, safe="")
+        return f"cloudinary://{key}:{secret}@{self.cloud_name}?upload_prefix={prefix}"
+
+    def requests_to(self, path_suffix: str) -> list[RecordedRequest]:
+        with self.lock:
+            return [request for request in self.requests if request.path.endswith(path_suffix)]
+
+    def __enter__(self) -> FakeCloudinary:
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-cloudinary-{self.cloud_name}",
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()  # joins the request threads
+        thread.join(timeout=5)
+        if thread.is_alive():
+            raise RuntimeError("the fake Cloudinary did not stop")
+        self._thread = None
+
+    # Requests -------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> tuple[int, str, bytes]:
+        """Status, content type and body of the answer."""
+        fields, file = (
+            _form(headers.get("content-type", ""), body) if method == "POST" else ({}, None)
+        )
+        logged = dict(fields)
+        if file is not None:
+            logged["file"] = file[0]
+        with self.lock:
+            self.requests.append(RecordedRequest(method, path, query, logged))
+        try:
+            return self._route(method, path, query, headers, fields, file)
+        except _Failure as failure:
+            return _json(failure.status, {"error": {"message": failure.message}})
+
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        fields: dict[str, str],
+        file: tuple[str, bytes] | None,
+    ) -> tuple[int, str, bytes]:
+        api = f"/v1_1/{self.cloud_name}/"
+        if path.startswith("/v1_1/") and self.fail_with is not None:
+            raise _Failure(self.fail_with, "injected failure")
+        if method == "POST" and path == api + "image/upload":
+            self._check_signature(fields)
+            return _json(200, self._upload(fields, file))
+        if method == "POST" and path == api + "image/destroy":
+            self._check_signature(fields)
+            return _json(200, self._destroy(fields))
+        listing = api + "resources/image/upload"
+        if method == "GET" and path == listing:
+            self._check_basic_auth(headers)
+            return _json(200, self._list(query))
+        if method == "GET" and path.startswith(listing + "/"):
+            self._check_basic_auth(headers)
+            return _json(200, self._resource(path.removeprefix(listing + "/")))
+        delivery = re.fullmatch(rf"/{re.escape(self.cloud_name)}/image/upload/v(\d+)/(.+)", path)
+        if method == "GET" and delivery:
+            return self._deliver(int(delivery[1]), delivery[2])
+        if path.startswith("/v1_1/"):
+            raise _Failure(401 if path.split("/")[2] != self.cloud_name else 404, "no such API")
+        return 404, "text/plain", b"Not Found"
+
+    def _check_signature(self, fields: dict[str, str]) -> None:
+        if fields.get("api_key") != self.api_key:
+            raise _Failure(401, f"Unknown API key {fields.get('api_key')}")
+        if "timestamp" not in fields:
+            raise _Failure(400, "Missing required parameter - timestamp")
+        signed = "&".join(
+            sorted(
+                f"{key}={value}".replace("&", "%26")
+                for key, value in fields.items()
+                if key not in _UNSIGNED and value
+            )
+        )
+        signature = fields.get("signature", "")
+        digest = hashlib.sha256 if len(signature) == 64 else hashlib.sha1
+        expected = digest((signed + self.api_secret).encode()).hexdigest()
+        if not hmac.compare_digest(signature, expected):
+            raise _Failure(401, f"Invalid Signature {signature}. String to sign - '{signed}'.")
+
+    def _check_basic_auth(self, headers: dict[str, str]) -> None:
+        scheme, _, encoded = headers.get("authorization", "").partition(" ")
+        try:
+            credentials = base64.b64decode(encoded, validate=True).decode()
+        except ValueError:
+            credentials = ""
+        if scheme.lower() != "basic" or not hmac.compare_digest(
+            credentials, f"{self.api_key}:{self.api_secret}"
+        ):
+            raise _Failure(401, "Invalid credentials")
+
+    def _upload(self, fields: dict[str, str], file: tuple[str, bytes] | None) -> dict[str, Any]:
+        if file is None:
+            raise _Failure(400, "Missing required parameter - file")
+        public_id = fields.get("public_id") or hashlib.sha1(file[1]).hexdigest()[:20]
+        with self.lock:
+            existing = self.assets.get(public_id)
+            if existing is not None and fields.get("overwrite", "1") == "0":
+                return {**self._describe(existing), "existing": True}
+        try:
+            with Image.open(BytesIO(file[1])) as image:
+                image_format = (image.format or "").lower().replace("jpeg", "jpg")
+                width, height = image.size
+        except UnidentifiedImageError:
+            raise _Failure(400, "Invalid image file") from None
+        with self.lock:
+            asset = FakeAsset(public_id, file[1], image_format, width, height, next(self._versions))
+            self.assets[public_id] = asset
+            return {**self._describe(asset), "existing": False, "original_filename": file[0]}
+
+    def _destroy(self, fields: dict[str, str]) -> dict[str, Any]:
+        with self.lock:
+            removed = self.assets.pop(fields.get("public_id", ""), None)
+        return {"result": "ok" if removed else "not found"}
+
+    def _list(self, query: dict[str, str]) -> dict[str, Any]:
+        prefix = query.get("prefix", "")
+        size = min(int(query.get("max_results", "10")), _ADMIN_MAX_RESULTS, self.page_size)
+        after = (
+            base64.urlsafe_b64decode(query["next_cursor"]).decode()
+            if "next_cursor" in query
+            else ""
+        )
+        with self.lock:
+            matching = sorted(
+                public_id
+                for public_id in self.assets
+                if public_id.startswith(prefix) and public_id > after
+            )
+            page = [self._describe(self.assets[public_id]) for public_id in matching[:size]]
+        answer: dict[str, Any] = {"resources": page}
+        if len(matching) > size:
+            answer["next_cursor"] = base64.urlsafe_b64encode(matching[size - 1].encode()).decode()
+        return answer
+
+    def _resource(self, public_id: str) -> dict[str, Any]:
+        with self.lock:
+            asset = self.assets.get(public_id)
+            if asset is None:
+                raise _Failure(404, f"Resource not found - {public_id}")
+            return self._describe(asset)
+
+    def _deliver(self, version: int, source: str) -> tuple[int, str, bytes]:
+        public_id, _, extension = source.rpartition(".")
+        with self.lock:
+            asset = self.assets.get(public_id)
+        if asset is None or asset.version != version or asset.format != extension:
+            return 404, "text/plain", b"Not Found"
+        return 200, f"image/{asset.format.replace('jpg', 'jpeg')}", asset.data
+
+    def _describe(self, asset: FakeAsset) -> dict[str, Any]:
+        url = (
+            f"{self.base_url}/{self.cloud_name}/image/upload/v{asset.version}/"
+            f"{asset.public_id}.{asset.format}"
+        )
+        return {
+            "asset_id": hashlib.md5(asset.public_id.encode()).hexdigest(),
+            "public_id": asset.public_id,
+            "version": asset.version,
+            "format": asset.format,
+            "resource_type": "image",
+            "type": "upload",
+            "bytes": len(asset.data),
+            "width": asset.width,
+            "height": asset.height,
+            "etag": hashlib.md5(asset.data).hexdigest(),
+            "url": url,
+            "secure_url": url,
+        }
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # so that server_close() joins every request thread
+    block_on_close = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[_Handler], fake: FakeCloudinary
+    ) -> None:
+        super().__init__(address, handler)
+        self.fake = fake
+
+
+class _Handler(BaseHTTPRequestHandler):
+    timeout = 5  # a silent client cannot hold the server past teardown
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        fake = cast(_Server, self.server).fake
+        parts = urlsplit(self.path)
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        status, content_type, payload = fake.handle(
+            method, unquote(parts.path), query, headers, body
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _json(status: int, payload: dict[str, Any]) -> tuple[int, str, bytes]:
+    return status, "application/json", json.dumps(payload).encode()
+
+
+def _form(content_type: str, body: bytes) -> tuple[dict[str, str], tuple[str, bytes] | None]:
+    """Text fields and the (filename, bytes) of the `file` part of a multipart form."""
+    if not content_type.startswith("multipart/form-data"):
+        return {key: values[-1] for key, values in parse_qs(body.decode()).items()}, None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, str] = {}
+    file: tuple[str, bytes] | None = None
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = cast(bytes, part.get_payload(decode=True))
+        if name == "file" and part.get_filename() is not None:
+            file = (part.get_filename() or "", data)
+        elif isinstance(name, str):
+            fields[name] = data.decode()
+    return fields, file
+
+
+@pytest.fixture(name="fake_cloudinary")
+def fake_cloudinary_fixture() -> Iterator[FakeCloudinary]:
+    """A running fake Cloudinary, stopped (server shut down, threads joined) at teardown."""
+    with FakeCloudinary() as fake:
+        yield fake
