@@ -45,7 +45,10 @@ from storyframe.guards import (
     TimeLimit,
     WebSocketOrigins,
 )
+from storyframe.providers.openai import build_openai_provider
+from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
+from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
 from storyframe.resolvers.loaders import make_loaders
 from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
@@ -56,9 +59,11 @@ from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.accounts import AccountService, LoginLimits, Viewer
 from storyframe.services.container import Media, Services
 from storyframe.services.files import FileJanitor
+from storyframe.services.generation import Generator, ImageDefaults
 from storyframe.services.imaging import ImageLimits
 from storyframe.services.passwords import Passwords
 from storyframe.services.ports import BlobStorage
+from storyframe.services.providers import ImageProvider
 from storyframe.services.ratelimit import SlidingWindow
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
@@ -89,8 +94,10 @@ def build_schema(
     if not settings.introspection:
         extensions.append(DisableIntrospection)
     schema = Schema(
-        query=merge_types("Query", (Query, AccountQuery)),
-        mutation=merge_types("Mutation", (AccountMutation, Mutation, UploadMutation)),
+        query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
+        mutation=merge_types(
+            "Mutation", (AccountMutation, Mutation, UploadMutation, GenerationMutation)
+        ),
         extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema
@@ -106,11 +113,23 @@ class Runtime:
     accounts: AccountService
     media: Media
     janitor: FileJanitor
+    generator: Generator
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
-            SqlUnitOfWork(self.sessions, user_id), SqlReader(self.sessions, user_id), self.media
+            SqlUnitOfWork(self.sessions, user_id),
+            SqlReader(self.sessions, user_id),
+            self.media,
+            self.generator,
         )
+
+    async def aclose(self, drain_seconds: float = 30) -> None:
+        """Let running generations finish, then close the provider's client and the database."""
+        try:
+            await self.generator.drain(drain_seconds)
+            await self.generator.aclose()
+        finally:
+            await self.engine.dispose()
 
     def scope(self, user_id: int) -> tuple[Services, Loaders]:
         services = self.services_for(user_id)
@@ -133,7 +152,37 @@ def build_runtime(settings: Settings) -> Runtime:
     janitor = FileJanitor(SqlBlobIndex(sessions), storage)
     limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     media = Media(storage, janitor, limits, settings.max_upload_files)
-    return Runtime(settings, engine, sessions, accounts, media, janitor)
+    generator = Generator(
+        build_provider(settings),
+        storage,
+        janitor,
+        limits,
+        ImageDefaults(
+            image_model=settings.openai_image_model,
+            vision_model=settings.openai_vision_model,
+            size=settings.openai_image_size,
+            quality=settings.openai_image_quality,
+        ),
+        settings.generation_concurrency,
+        # A vision call (a third of the timeout), then image calls, waiting for a free slot
+        # at worst once, each with its rate-limit retries.
+        budget_seconds=settings.openai_timeout_seconds * 2.5
+        + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries,
+    )
+    return Runtime(settings, engine, sessions, accounts, media, janitor, generator)
+
+
+def build_provider(settings: Settings) -> ImageProvider:
+    """OpenAI when a key is configured; otherwise placeholder images made offline."""
+    if settings.openai_api_key is None:
+        return PlaceholderProvider()
+    return build_openai_provider(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        image_timeout=settings.openai_timeout_seconds,
+        rate_limit_retries=settings.openai_rate_limit_retries,
+        max_retry_wait=settings.openai_max_retry_wait_seconds,
+    )
 
 
 def build_storage(settings: Settings) -> BlobStorage:
@@ -213,7 +262,7 @@ def create_app(
         try:
             yield
         finally:
-            await runtime.engine.dispose()
+            await runtime.aclose()
 
     app = Starlette(
         routes=[

@@ -81,6 +81,20 @@ class BodyLimit:
         await _respond(send, 413, _error(message, "REQUEST_TOO_LARGE"))
 
 
+_DEADLINE = "storyframe.deadline"
+
+
+def extend_time_limit(scope: Scope, seconds: float) -> None:
+    """Give the request at least `seconds` more from now: for work known to be slow (image
+    generation), which keeps its own timeouts."""
+    deadline = scope.get("state", {}).get(_DEADLINE)
+    if isinstance(deadline, asyncio.Timeout):
+        when = asyncio.get_running_loop().time() + seconds
+        current = deadline.when()
+        if current is not None and current < when:
+            deadline.reschedule(when)
+
+
 class TimeLimit:
     """Answers 503 when a GraphQL request has not been answered within `seconds`. (Media
     downloads stream for as long as the client reads.)"""
@@ -102,7 +116,8 @@ class TimeLimit:
             await send(message)
 
         try:
-            async with asyncio.timeout(self.seconds):
+            async with asyncio.timeout(self.seconds) as deadline:
+                scope.setdefault("state", {})[_DEADLINE] = deadline
                 await self.app(scope, receive, tracking_send)
         except TimeoutError:
             log.warning("request timed out", extra={"path": scope.get("path")})

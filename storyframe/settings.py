@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storyframe.db.engine import normalize_url, sqlite_url_for
@@ -47,6 +47,27 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_upload_files: int = Field(default=10, ge=1, le=100)
 
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="No key means placeholder images made offline."
+    )
+    openai_base_url: str | None = Field(default=None, description="as the openai SDK reads it")
+    openai_image_model: str = Field(default="gpt-image-2.6-flare", min_length=1)
+    openai_vision_model: str = Field(default="gpt-5.4-mini", min_length=1)
+    openai_image_size: str = Field(default="1024x1024", pattern=r"^(auto|\d+x\d+)$")
+    openai_image_quality: str = Field(default="medium", min_length=1)
+    openai_timeout_seconds: float = Field(
+        default=180, gt=0, description="for one image call; the vision call gets a third"
+    )
+    openai_rate_limit_retries: int = Field(
+        default=2, ge=0, le=5, description="retries of an image call refused with 429"
+    )
+    openai_max_retry_wait_seconds: float = Field(
+        default=20, ge=0, description="the longest Retry-After an image call waits for"
+    )
+    generation_concurrency: int = Field(
+        default=4, ge=1, le=64, description="image calls in flight at once, per process"
+    )
+
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
@@ -55,6 +76,11 @@ class Settings(BaseSettings):
     def max_upload_body_bytes(self) -> int:
         """A multipart request may carry `max_upload_files` files of the largest size."""
         return self.max_upload_files * self.max_image_bytes + self.max_body_bytes
+
+    @field_validator("openai_api_key")
+    @classmethod
+    def _blank_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value().strip() else None
 
     @field_validator("database_url")
     @classmethod

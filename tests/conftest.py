@@ -98,6 +98,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         argon2_time_cost=1,
         argon2_memory_kib=1024,
+        # Placeholder images, whatever the environment says; OpenAI tests use a fake server.
+        openai_api_key=None,
     )
 
 
@@ -130,7 +132,7 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
     try:
         yield application
     finally:
-        await application.state.runtime.engine.dispose()
+        await application.state.runtime.aclose()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlmodel import SQLModel
 
@@ -321,6 +321,18 @@ class FakeRepository(Repository):
         frame = self.store.get(Frame, frame_id)
         if frame is not None and frame.selected_image_id == image_id:
             frame.selected_image_id = None
+
+    async def context_of_video(self, video_id: int) -> Context | None:
+        contexts = self.store.table(Context).values()
+        return next((c for c in contexts if c.video_id == video_id), None)
+
+    async def attachments_of(self, message_id: int) -> list[Image]:
+        attached = sorted(
+            (position, image_id)
+            for (message, image_id), position in self.store.attachments.items()
+            if message == message_id
+        )
+        return [cast(Image, self.store.get(Image, image_id)) for _, image_id in attached]
 
     async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None:
         attachments = self.store.attachments

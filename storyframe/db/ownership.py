@@ -7,7 +7,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlmodel import col
 
-from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.db.tables import (
+    Context,
+    Frame,
+    Generation,
+    Image,
+    MainChat,
+    Message,
+    Project,
+    Video,
+)
 
 
 def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
@@ -19,7 +28,7 @@ def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
         return col(Video.project_id).in_(projects)
     if model is Image:
         return col(Image.project_id).in_(projects)
-    if model in (Context, Frame, MainChat, Message):
+    if model in (Context, Frame, MainChat, Message, Generation):
         videos = select(col(Video.id)).where(col(Video.project_id).in_(projects))
         condition: ColumnElement[bool] = model.video_id.in_(videos)
         return condition

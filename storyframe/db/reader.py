@@ -16,6 +16,7 @@ from storyframe.db.repository import message_column, placement_column
 from storyframe.db.tables import (
     Context,
     Frame,
+    Generation,
     Image,
     ImagePlacement,
     MainChat,
@@ -153,6 +154,12 @@ class SqlReader(Reader):
             .order_by(col(Image.message_id), col(Image.id))
         )
         return _grouped((row.message_id, row) for (row,) in rows)
+
+    async def generations_of_messages(self, message_ids: Sequence[int]) -> Mapping[int, Generation]:
+        rows = await self._all(
+            select(Generation).where(col(Generation.message_id).in_(list(message_ids)))
+        )
+        return {row.message_id: row for (row,) in rows}
 
     async def attachments_of_messages(
         self, message_ids: Sequence[int]

@@ -194,6 +194,23 @@ class SqlRepository(Repository):
         )
         await self._session.flush()
 
+    async def context_of_video(self, video_id: int) -> Context | None:
+        found: Context | None = await self._session.scalar(
+            select(Context).where(
+                col(Context.video_id) == video_id, owned_by(Context, self._owner_id)
+            )
+        )
+        return found
+
+    async def attachments_of(self, message_id: int) -> list[Image]:
+        statement = (
+            select(Image)
+            .join(MessageAttachment, col(MessageAttachment.image_id) == col(Image.id))
+            .where(col(MessageAttachment.message_id) == message_id)
+            .order_by(col(MessageAttachment.position))
+        )
+        return list((await self._session.scalars(statement)).all())
+
     async def _ids(self, model: Any, column: Any, values: Iterable[int]) -> set[int]:
         """Ids of the `model` rows whose `column` is one of `values`."""
         statement = select(col(model.id)).where(column.in_(list(values)))

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Dialect, ForeignKey, Index, Integer, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -196,6 +208,7 @@ class Image(SQLModel, table=True):
     height: int
     content_type: str = Field(max_length=100)
     byte_size: int
+    placeholder: bool = Field(default=False, description="made offline, not by a model")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 
@@ -245,3 +258,43 @@ class MessageAttachment(SQLModel, table=True):
         )
     )
     position: int = 0
+
+
+class Generation(SQLModel, table=True):
+    """The work done for a message: which model made how many images, what it cost, how it went.
+
+    Kept apart from the message, so the work can run after the request that asked for it.
+    """
+
+    __tablename__ = "generations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    video_id: int = Field(sa_column=_fk("videos.id", nullable=False))
+    status: str = Field(max_length=16)
+    provider: str = Field(max_length=32)
+    model: str = Field(max_length=200)
+    vision_model: str | None = Field(default=None, max_length=200)
+    size: str = Field(max_length=32)
+    quality: str = Field(max_length=32)
+    requested_count: int
+    completed_count: int = 0
+    errors: list[dict[str, object]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    )
+    input_text_tokens: int | None = None
+    input_image_tokens: int | None = None
+    output_tokens: int | None = None
+    estimated_cost_usd: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )

@@ -12,7 +12,16 @@ from strawberry.dataloader import DataLoader
 from storyframe.db import tables
 from storyframe.schema.connection import Connection
 from storyframe.schema.context import Loaders
-from storyframe.schema.types import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.schema.types import (
+    Context,
+    Frame,
+    Generation,
+    Image,
+    MainChat,
+    Message,
+    Project,
+    Video,
+)
 from storyframe.services.container import Services
 from storyframe.services.pages import PageRequest
 from storyframe.services.ports import Reader
@@ -84,6 +93,10 @@ def make_loaders(services: Services) -> Loaders:
         found = await reader.contexts_of_videos(ids)
         return [Context.from_row(found[i]) if i in found else None for i in ids]
 
+    async def generations_of_messages(ids: list[int]) -> list[Generation | None]:
+        found = await reader.generations_of_messages(ids)
+        return [Generation.from_row(found[i]) if i in found else None for i in ids]
+
     async def count_projects(keys: list[int]) -> list[int]:
         total = await reader.count_projects()
         return [total for _ in keys]
@@ -96,6 +109,8 @@ def make_loaders(services: Services) -> Loaders:
         main_chat=_by_id(reader, tables.MainChat, MainChat.from_row),
         message=_by_id(reader, tables.Message, Message.from_row),
         image=_by_id(reader, tables.Image, Image.from_row),
+        generation=_by_id(reader, tables.Generation, Generation.from_row),
+        generation_of_message=DataLoader(generations_of_messages),
         videos_of_project=_paged(reader.videos_of_projects, Video.from_row, lambda: video_count),
         context_of_video=DataLoader(contexts_of_videos),
         frames_of_video=_grouped(reader.frames_of_videos, Frame.from_row),

@@ -43,6 +43,7 @@ def _loader_of(info: Info_, type_name: str) -> DataLoader[int, Any]:
         "MainChat": loaders.main_chat,
         "Message": loaders.message,
         "Image": loaders.image,
+        "Generation": loaders.generation,
     }
     return by_type[type_name]
 
@@ -111,4 +112,13 @@ class Query:
     image: Image | None = _by_id("Image", "An image by ID.")
 
 
-_NODE_TYPES = {"Project", "Video", "Context", "Frame", "MainChat", "Message", "Image"}
+_NODE_TYPES = {
+    "Project",
+    "Video",
+    "Context",
+    "Frame",
+    "MainChat",
+    "Message",
+    "Image",
+    "Generation",
+}

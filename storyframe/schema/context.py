@@ -18,7 +18,15 @@ from storyframe.services.places import Place
 if TYPE_CHECKING:
     from storyframe.schema.connection import Connection
     from storyframe.schema.types import Context as ContextNode
-    from storyframe.schema.types import Frame, Image, MainChat, Message, Project, Video
+    from storyframe.schema.types import (
+        Frame,
+        Generation,
+        Image,
+        MainChat,
+        Message,
+        Project,
+        Video,
+    )
 
 ProjectImagesKey = tuple[int, int | None]
 
@@ -34,6 +42,8 @@ class Loaders:
     main_chat: DataLoader[int, MainChat | None]
     message: DataLoader[int, Message | None]
     image: DataLoader[int, Image | None]
+    generation: DataLoader[int, Generation | None]
+    generation_of_message: DataLoader[int, Generation | None]
     videos_of_project: DataLoader[tuple[int, PageRequest], Connection[Video]]
     context_of_video: DataLoader[int, ContextNode | None]
     frames_of_video: DataLoader[int, list[Frame]]

@@ -13,8 +13,12 @@ from storyframe.db import tables
 from storyframe.schema.connection import Connection
 from storyframe.schema.context import Context as RequestContext
 from storyframe.schema.context import Loaders
+from storyframe.schema.errors import ErrorCode
 from storyframe.schema.ids import decode_cursor, decode_pk, encode_id
 from storyframe.schema.relations import Args, Relation, relation
+from storyframe.services import errors as domain_errors
+from storyframe.services import generation
+from storyframe.services.models import PLACEHOLDER_MODEL
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place, PlaceKind
 
@@ -60,6 +64,7 @@ _IMAGE_COLUMNS = _Columns(
     "height",
     "content_type",
     "byte_size",
+    "placeholder",
     "created_at",
 )
 
@@ -77,6 +82,9 @@ class Image(Node):
     height: int
     content_type: str
     byte_size: int
+    placeholder: bool = strawberry.field(
+        description="Made offline because no image model is configured, not by a model."
+    )
     created_at: datetime
 
     @classmethod
@@ -91,6 +99,7 @@ class Image(Node):
             height,
             content_type,
             byte_size,
+            placeholder,
             created_at,
         ) = _IMAGE_COLUMNS.of(row)
         assert pk is not None
@@ -105,6 +114,7 @@ class Image(Node):
             height=height,
             content_type=content_type,
             byte_size=byte_size,
+            placeholder=placeholder,
             created_at=created_at,
         )
 
@@ -358,6 +368,13 @@ class Message(Node):
     def chat(self, info: Info_) -> Any:
         return MESSAGE_CHAT.resolve(info.context.loaders, self, {})
 
+    @strawberry.field(
+        graphql_type=Annotated["Generation", strawberry.lazy(__name__)] | None,
+        description="The work done to make the message's images; null for a plain message.",
+    )
+    def generation(self, info: Info_) -> Any:
+        return MESSAGE_GENERATION.resolve(info.context.loaders, self, {})
+
 
 def _chat_of(frame_pk: int | None, context_pk: int | None, main_chat_pk: int | None) -> Place:
     if frame_pk is not None:
@@ -383,6 +400,11 @@ MESSAGE_ATTACHMENTS = relation(
     "Message",
     "attachedImages",
     Relation(lambda loaders, m, _: (loaders.attachments_of_message, m.pk)),
+)
+MESSAGE_GENERATION = relation(
+    "Message",
+    "generation",
+    Relation(lambda loaders, m, _: (loaders.generation_of_message, m.pk)),
 )
 MESSAGE_CHAT = relation(
     "Message",
@@ -574,3 +596,164 @@ ImagePlace = Annotated[
         "ImagePlace", description="A place an image appears in; a project means its gallery."
     ),
 ]
+
+
+GenerationStatus = strawberry.enum(
+    generation.GenerationStatus,
+    name="GenerationStatus",
+    description="Where a generation stands. QUEUED and RUNNING are not final; the rest are.",
+)
+
+
+@strawberry.type(description="Tokens a generation used, as the provider reported them.")
+class TokenUsage:
+    input_text_tokens: int
+    input_image_tokens: int
+    output_tokens: int
+
+    @strawberry.field
+    def input_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens
+
+    @strawberry.field
+    def total_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens + self.output_tokens
+
+
+@strawberry.type(description="Why an image of a generation, or a step of it, failed.")
+class GenerationError:
+    index: int | None = strawberry.field(
+        description="The position (from 0) of the image that failed; null for a step that "
+        "concerns them all, such as describing the reference images."
+    )
+    code: ErrorCode  # type: ignore[valid-type]
+    message: str
+
+
+_GENERATION_COLUMNS = _Columns(
+    "id",
+    "message_id",
+    "status",
+    "provider",
+    "model",
+    "vision_model",
+    "size",
+    "quality",
+    "requested_count",
+    "completed_count",
+    "errors",
+    "input_text_tokens",
+    "input_image_tokens",
+    "output_tokens",
+    "estimated_cost_usd",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
+
+@strawberry.type(
+    description="The work done for a message: the model, how many images it made, what it "
+    "cost and how it went. Kept apart from the message, whose prompt stays even when this fails."
+)
+class Generation(Node):
+    pk: Private[int]
+    message_pk: Private[int]
+    status: GenerationStatus  # type: ignore[valid-type]
+    provider: str = strawberry.field(description="`openai`, or `placeholder` without a key.")
+    model: str = strawberry.field(description="The image model.")
+    vision_model: str | None = strawberry.field(
+        description="The model that described the reference images; null without references."
+    )
+    size: str
+    quality: str
+    requested_count: int
+    completed_count: int
+    errors: list[GenerationError]
+    usage: TokenUsage | None = strawberry.field(
+        description="Null when the provider reports none (placeholders, some compatible APIs)."
+    )
+    estimated_cost_usd: float | None = strawberry.field(
+        description="An estimate in US dollars from the usage and list prices; null when the "
+        "model's prices are unknown."
+    )
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @strawberry.field
+    def failed_count(self) -> int:
+        if self.status in (generation.GenerationStatus.QUEUED, generation.GenerationStatus.RUNNING):
+            return 0
+        return self.requested_count - self.completed_count
+
+    @strawberry.field
+    def placeholder(self) -> bool:
+        return self.provider == PLACEHOLDER_MODEL
+
+    @strawberry.field(description="From start to end, in milliseconds; null until both.")
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return round((self.finished_at - self.started_at).total_seconds() * 1000)
+
+    @strawberry.field(graphql_type=Message)
+    async def message(self, info: Info_) -> Any:
+        return await info.context.loaders.message.load(self.message_pk)
+
+    @classmethod
+    def from_row(cls, row: tables.Generation) -> Generation:
+        (
+            pk,
+            message_pk,
+            status,
+            provider,
+            model,
+            vision_model,
+            size,
+            quality,
+            requested,
+            completed,
+            errors,
+            input_text,
+            input_image,
+            output,
+            cost,
+            created_at,
+            started_at,
+            finished_at,
+        ) = _GENERATION_COLUMNS.of(row)
+        assert pk is not None
+        usage = None
+        if output is not None:
+            usage = TokenUsage(
+                input_text_tokens=input_text or 0,
+                input_image_tokens=input_image or 0,
+                output_tokens=output,
+            )
+        return cls(
+            id=strawberry.ID(encode_id("Generation", pk)),
+            pk=pk,
+            message_pk=message_pk,
+            status=generation.GenerationStatus(status),
+            provider=provider,
+            model=model,
+            vision_model=vision_model,
+            size=size,
+            quality=quality,
+            requested_count=requested,
+            completed_count=completed,
+            errors=[
+                GenerationError(
+                    index=error.get("index"),
+                    code=domain_errors.ErrorCode(error["code"]),
+                    message=str(error.get("message", "")),
+                )
+                for error in errors
+            ],
+            usage=usage,
+            estimated_cost_usd=cost,
+            created_at=created_at,
+            started_at=started_at,
+            finished_at=finished_at,
+        )

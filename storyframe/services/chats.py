@@ -18,8 +18,8 @@ from storyframe.db.tables import (
 )
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Doomed, FileReleaser, UnitOfWork
+from storyframe.services.places import Place, PlaceKind, PlaceOwner
+from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
 
 MAX_ATTACHMENTS = 16
@@ -114,34 +114,48 @@ class ChatService:
         attached_image_ids: Sequence[int] = (),
     ) -> Message:
         """Record the user's prompt in the chat, before any work is done for it."""
-        cleaned = clean_name(prompt, "prompt", PROMPT_MAX)
-        attached = list(dict.fromkeys(attached_image_ids))
-        if len(attached) > MAX_ATTACHMENTS:
-            raise DomainError(
-                ErrorCode.INVALID,
-                f"at most {MAX_ATTACHMENTS} reference images per message",
-                ["contextImageIds"],
-            )
+        cleaned, attached = check_message(prompt, attached_image_ids)
         async with self._uow() as repo:
-            owner = await repo.owner_of(chat)
-            if owner is None or owner.video_id is None:
-                raise NotFound(chat.label, [f"{_camel(chat.kind.value)}Id"])
-            for image_id in attached:
-                image = await repo.get(Image, image_id)
-                if image is None or image.project_id != owner.project_id:
-                    raise NotFound("image", ["contextImageIds"])
-            message = Message(
-                video_id=owner.video_id,
-                prompt=cleaned,
-                with_context=with_context and chat.kind is PlaceKind.FRAME,
-            )
-            setattr(message, f"{chat.kind.value}_id", chat.id)
-            await repo.add(message)
-            assert message.id is not None
-            if attached:
-                await repo.add_attachments(message.id, attached)
+            message, _ = await record_message(repo, chat, cleaned, with_context, attached)
             await repo.commit()
         return message
+
+
+def check_message(prompt: str, attached_image_ids: Sequence[int]) -> tuple[str, list[int]]:
+    """The cleaned prompt and the distinct attached image ids, or a DomainError."""
+    cleaned = clean_name(prompt, "prompt", PROMPT_MAX)
+    attached = list(dict.fromkeys(attached_image_ids))
+    if len(attached) > MAX_ATTACHMENTS:
+        raise DomainError(
+            ErrorCode.INVALID,
+            f"at most {MAX_ATTACHMENTS} reference images per message",
+            ["contextImageIds"],
+        )
+    return cleaned, attached
+
+
+async def record_message(
+    repo: Repository, chat: Place, prompt: str, with_context: bool, attached: Sequence[int]
+) -> tuple[Message, PlaceOwner]:
+    """Add a checked message to the chat, with its attachments; the caller commits."""
+    owner = await repo.owner_of(chat)
+    if owner is None or owner.video_id is None:
+        raise NotFound(chat.label, [f"{_camel(chat.kind.value)}Id"])
+    for image_id in attached:
+        image = await repo.get(Image, image_id)
+        if image is None or image.project_id != owner.project_id:
+            raise NotFound("image", ["contextImageIds"])
+    message = Message(
+        video_id=owner.video_id,
+        prompt=prompt,
+        with_context=with_context and chat.kind is PlaceKind.FRAME,
+    )
+    setattr(message, f"{chat.kind.value}_id", chat.id)
+    await repo.add(message)
+    assert message.id is not None
+    if attached:
+        await repo.add_attachments(message.id, attached)
+    return message, owner
 
 
 def _camel(snake: str) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.frames import FrameService
+from storyframe.services.generation import GenerationService, Generator
 from storyframe.services.images import ImageService
 from storyframe.services.imaging import ImageLimits
 from storyframe.services.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
@@ -33,10 +34,11 @@ class Services:
     chats: ChatService
     images: ImageService
     uploads: UploadService
+    generation: GenerationService
     reads: Reader
 
     @classmethod
-    def build(cls, uow: UnitOfWork, reader: Reader, media: Media) -> Services:
+    def build(cls, uow: UnitOfWork, reader: Reader, media: Media, generator: Generator) -> Services:
         files = media.files
         images = ImageService(uow, files)
         return cls(
@@ -48,5 +50,6 @@ class Services:
             chats=ChatService(uow, files),
             images=images,
             uploads=UploadService(images, media.storage, files, media.limits, media.max_files),
+            generation=GenerationService(uow, generator),
             reads=reader,
         )

@@ -24,6 +24,7 @@ class StoredImage:
     byte_size: int
     thumbnail_url: str | None = None
     checksum: str | None = None
+    placeholder: bool = False
 
 
 async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Image:
@@ -49,6 +50,38 @@ async def _take_out(repo: Repository, image_id: int, place: Place, field: str) -
         await repo.unselect_image(image_id, place.id)
 
 
+async def add_images(
+    repo: Repository,
+    owner: PlaceOwner,
+    place: Place,
+    stored: Sequence[StoredImage],
+    message_id: int | None = None,
+) -> list[Image]:
+    """Record stored bytes as images of the owner's project, appearing in the place; the caller
+    commits."""
+    images: list[Image] = []
+    for item in stored:
+        image = Image(
+            project_id=owner.project_id,
+            video_id=owner.video_id,
+            message_id=message_id,
+            url=item.url,
+            thumbnail_url=item.thumbnail_url,
+            storage_key=item.storage_key,
+            checksum=item.checksum,
+            width=item.width,
+            height=item.height,
+            content_type=item.content_type,
+            byte_size=item.byte_size,
+            placeholder=item.placeholder,
+        )
+        await repo.add(image)
+        assert image.id is not None
+        await repo.add_placement(image.id, place)
+        images.append(image)
+    return images
+
+
 class ImageService:
     def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
         self._uow = uow
@@ -63,27 +96,9 @@ class ImageService:
         self, place: Place, stored: Sequence[StoredImage], message_id: int | None = None
     ) -> list[Image]:
         """Record several stored images in the place at once: all of them or none."""
-        images: list[Image] = []
         async with self._uow() as repo:
             owner = await _owner(repo, place, "targetId")
-            for item in stored:
-                image = Image(
-                    project_id=owner.project_id,
-                    video_id=owner.video_id,
-                    message_id=message_id,
-                    url=item.url,
-                    thumbnail_url=item.thumbnail_url,
-                    storage_key=item.storage_key,
-                    checksum=item.checksum,
-                    width=item.width,
-                    height=item.height,
-                    content_type=item.content_type,
-                    byte_size=item.byte_size,
-                )
-                await repo.add(image)
-                assert image.id is not None
-                await repo.add_placement(image.id, place)
-                images.append(image)
+            images = await add_images(repo, owner, place, stored, message_id)
             await repo.commit()
         return images
 

@@ -11,7 +11,17 @@ from typing import Protocol, TypeVar
 
 from sqlmodel import SQLModel
 
-from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, User, Video
+from storyframe.db.tables import (
+    Context,
+    Frame,
+    Generation,
+    Image,
+    MainChat,
+    Message,
+    Project,
+    User,
+    Video,
+)
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place, PlaceOwner
 
@@ -66,6 +76,11 @@ class Repository(Protocol):
         """Clear the frame's selection if it is the image."""
 
     async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None: ...
+    async def context_of_video(self, video_id: int) -> Context | None: ...
+    async def attachments_of(self, message_id: int) -> list[Image]:
+        """The images the message attached, in the order they were attached."""
+        ...
+
     async def video_ids_of_project(self, project_id: int) -> set[int]: ...
     async def frame_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
     async def main_chat_ids_of_videos(self, video_ids: Iterable[int]) -> set[int]: ...
@@ -105,6 +120,9 @@ class Reader(Protocol):
         self, chats: Sequence[Place], page: PageRequest
     ) -> Mapping[Place, list[Message]]: ...
     async def images_of_messages(self, message_ids: Sequence[int]) -> Mapping[int, list[Image]]: ...
+    async def generations_of_messages(
+        self, message_ids: Sequence[int]
+    ) -> Mapping[int, Generation]: ...
     async def attachments_of_messages(
         self, message_ids: Sequence[int]
     ) -> Mapping[int, list[Image]]: ...
@@ -176,6 +194,9 @@ class BlobStorage(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
+    async def read(self, key: str) -> bytes:
+        """The bytes of the blob; raises FileNotFoundError when the key is unknown."""
+        ...
 
 
 class BlobIndex(Protocol):

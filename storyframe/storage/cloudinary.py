@@ -31,6 +31,7 @@ import cloudinary.api
 import cloudinary.exceptions
 import cloudinary.uploader
 import cloudinary.utils
+import urllib3
 from urllib3.exceptions import HTTPError
 
 from storyframe.services.ports import Blob, BlobStorage
@@ -311,6 +312,26 @@ class CloudinaryStorage(BlobStorage):
             return True
 
         return await self._call("resource", exists)
+
+    async def read(self, key: str) -> bytes:
+        """The asset's bytes, fetched from its delivery URL."""
+        options = self._account.api_options()
+
+        def fetch() -> bytes:
+            try:
+                resource = cloudinary.api.resource(
+                    key, resource_type="image", type="upload", **options
+                )
+            except cloudinary.exceptions.NotFound:
+                raise FileNotFoundError(key) from None
+            response = urllib3.request(
+                "GET", str(resource["secure_url"]), timeout=30.0, retries=False
+            )
+            if response.status != 200:
+                raise StorageError(f"Cloudinary delivered {response.status} for {key!r}")
+            return bytes(response.data)
+
+        return await self._call("read", fetch)
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

@@ -96,6 +96,12 @@ class LocalStorage(BlobStorage):
         path = self.path_of(key)
         return path is not None and await asyncio.to_thread(path.is_file)
 
+    async def read(self, key: str) -> bytes:
+        path = self.path_of(key) if KEY_PATTERN.fullmatch(key) else None
+        if path is None:
+            raise FileNotFoundError(key)
+        return await asyncio.to_thread(path.read_bytes)
+
 
 def _write_atomically(target: Path, write: object) -> None:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over

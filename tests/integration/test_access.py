@@ -145,6 +145,19 @@ mutation($input: RemoveImageInput!) {{
 DELETE_IMAGE = f"""
 mutation($input: DeleteInput!) {{ deleteImage(input: $input) {{ deletedId {DELETED} {ERRORS} }} }}
 """
+GENERATE = {
+    kind: f"""
+mutation($input: Generate{kind}ImagesInput!) {{
+  generate{kind}Images(input: $input) {{ message {{ id }} generation {{ id }} {ERRORS} }}
+}}
+"""
+    for kind in ("Frame", "Context", "MainChat")
+}
+ANALYZE_IMAGES = f"""
+mutation($input: AnalyzeImagesInput!) {{
+  analyzeImages(input: $input) {{ analysis {{ text }} {ERRORS} }}
+}}
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +414,40 @@ MUTATIONS = [
         id="removeImage-mine-from-their-frame",
     ),
     pytest.param(DELETE_IMAGE, _update("image"), id="deleteImage"),
+    pytest.param(
+        GENERATE["Frame"],
+        lambda t, _: {"input": {"frameId": t.frame, "prompt": "p", "imageCount": 2}},
+        id="generateFrameImages-their-frame",
+    ),
+    pytest.param(
+        GENERATE["Frame"],
+        lambda t, mine: {
+            "input": {"frameId": mine.frame, "prompt": "p", "contextImageIds": [t.image]}
+        },
+        id="generateFrameImages-their-reference",
+    ),
+    pytest.param(
+        GENERATE["Context"],
+        lambda t, _: {"input": {"contextId": t.context, "prompt": "p"}},
+        id="generateContextImages-their-context",
+    ),
+    pytest.param(
+        GENERATE["MainChat"],
+        lambda t, _: {"input": {"mainChatId": t.main_chat, "prompt": "p"}},
+        id="generateMainChatImages-their-main-chat",
+    ),
+    pytest.param(
+        GENERATE["MainChat"],
+        lambda t, mine: {
+            "input": {"mainChatId": mine.main_chat, "prompt": "p", "contextImageIds": [t.image]}
+        },
+        id="generateMainChatImages-their-reference",
+    ),
+    pytest.param(
+        ANALYZE_IMAGES,
+        lambda t, mine: {"input": {"imageIds": [mine.image, t.image], "question": "what?"}},
+        id="analyzeImages-theirs",
+    ),
 ]
 
 

@@ -447,6 +447,28 @@ ANONYMOUS: dict[str, str] = {
           uploadImages(input: {targetId: $frame, files: []}) { images { id } }
         }
     """,
+    "generateFrameImages": """
+        mutation($frame: ID!) {
+          generateFrameImages(input: {frameId: $frame, prompt: "p"}) { message { id } }
+        }
+    """,
+    "generateContextImages": """
+        mutation($context: ID!) {
+          generateContextImages(input: {contextId: $context, prompt: "p"}) { message { id } }
+        }
+    """,
+    "generateMainChatImages": """
+        mutation($mainChat: ID!) {
+          generateMainChatImages(input: {mainChatId: $mainChat, prompt: "p"}) { message { id } }
+        }
+    """,
+    "analyzeImages": """
+        mutation($image: ID!) {
+          analyzeImages(input: {imageIds: [$image], question: "q"}) { analysis { text } }
+        }
+    """,
+    "imageModels": "query { imageModels { name } }",
+    "openAIStatus": "query { openAIStatus { configured } }",
 }
 # Edge cases of the fetches by ID: a type that is no Node of the viewer's, and no IDs at all.
 ANONYMOUS_EDGES: dict[str, str] = {

@@ -1,0 +1,1 @@
+"""Image providers: OpenAI, and placeholders made offline."""

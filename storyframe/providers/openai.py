@@ -1,0 +1,356 @@
+"""Images and descriptions from OpenAI, through the official SDK (`openai`, over httpx2).
+
+Calls made:
+
+- `images.generate` (`POST /images/generations`) for a prompt alone, `images.edit`
+  (`POST /images/edits`, multipart, the references as `image[]` parts) when the call has
+  reference images and the model takes some;
+- `chat.completions.create` (`POST /chat/completions`) with the images as data URLs, to
+  describe them;
+- `models.list` (`GET /models`, paged) for the models offered and their shutdown dates.
+
+Image calls are never retried by the SDK (see `_IMAGE_CALL_RETRIES`); only a 429 is retried,
+here, waiting what the provider asks. Answers given as URLs are downloaded at once, since
+those URLs expire. Errors become `ProviderError`s with a short message that never holds the
+API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Final, Literal, TypeVar, cast
+
+import httpx2
+import openai
+from openai.types import ImagesResponse
+from openai.types.chat import (
+    ChatCompletion,
+    ChatCompletionContentPartParam,
+    ChatCompletionUserMessageParam,
+)
+
+from storyframe.services.models import image_model
+from storyframe.services.providers import (
+    CallResult,
+    Description,
+    Failure,
+    ImageCall,
+    Produced,
+    ProviderError,
+    Reference,
+    RemoteModel,
+    Usage,
+)
+
+__all__ = ["OpenAIProvider", "Sleep", "build_openai_provider"]
+
+T = TypeVar("T")
+
+Sleep = Callable[[float], Awaitable[None]]
+"""How the provider waits before retrying a 429; `asyncio.sleep` unless a test says otherwise."""
+
+# The SDK must never retry an image call on its own: after a timeout or a 5xx the provider may
+# already have made (and billed) the images, and a retried call would pay for them twice. Only
+# a 429 is retried, by `_rate_limited`, since the provider refused it before doing any work.
+_IMAGE_CALL_RETRIES: Final = 0
+_MODELS_TIMEOUT: Final = 10.0
+_MAX_MESSAGE: Final = 300
+_REFUSAL_CODES: Final = frozenset({"content_policy_violation", "moderation_blocked"})
+_NO_QUOTA: Final = "insufficient_quota"
+
+# What `ImageCall.quality` holds (catalog qualities) in the SDK's terms; both image methods
+# take these four.
+_Quality = Literal["low", "medium", "high", "auto"]
+
+
+class OpenAIProvider:
+    """`ImageProvider` on OpenAI. Build it with `build_openai_provider`."""
+
+    def __init__(
+        self,
+        client: openai.AsyncOpenAI,
+        downloads: httpx2.AsyncClient,
+        *,
+        image_timeout: float,
+        rate_limit_retries: int,
+        max_retry_wait: float,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._images = client.with_options(max_retries=_IMAGE_CALL_RETRIES, timeout=image_timeout)
+        self._downloads = downloads
+        self._image_timeout = image_timeout
+        self._rate_limit_retries = rate_limit_retries
+        self._max_retry_wait = max_retry_wait
+        self._sleep = sleep
+
+    @property
+    def placeholder(self) -> bool:
+        return False
+
+    @property
+    def name(self) -> str:
+        return "openai"
+
+    # Images ---------------------------------------------------------------------------------
+
+    async def generate(self, call: ImageCall) -> CallResult:
+        try:
+            response = await self._rate_limited(lambda: self._image_call(call))
+        except openai.OpenAIError as error:
+            raise _provider_error(error, model=call.model) from error
+        if not isinstance(response, ImagesResponse):
+            raise ProviderError(Failure.BAD_RESPONSE, "OpenAI answered something other than images")
+        items = response.data or []
+        images = await asyncio.gather(*(self._image_bytes(item) for item in items))
+        produced = [
+            Produced(data, item.revised_prompt)
+            for item, data in zip(items, images, strict=True)
+            if data
+        ]
+        if not produced:
+            raise ProviderError(
+                Failure.BAD_RESPONSE,
+                f"OpenAI answered without a usable image ({len(items)} of {call.count} given)",
+            )
+        return CallResult(produced, _image_usage(response))
+
+    async def _image_call(self, call: ImageCall) -> ImagesResponse:
+        # `quality` comes from the catalog's qualities, which the SDK types as literals.
+        quality = cast(_Quality, call.quality)
+        limit = image_model(call.model).max_reference_images
+        if call.references and limit > 0:
+            files = [(ref.filename, ref.data, ref.content_type) for ref in call.references[:limit]]
+            return await self._images.images.edit(
+                model=call.model,
+                image=files,
+                prompt=call.prompt,
+                n=call.count,
+                size=call.size,
+                quality=quality,
+            )
+        return await self._images.images.generate(
+            model=call.model, prompt=call.prompt, n=call.count, size=call.size, quality=quality
+        )
+
+    async def _rate_limited(self, make: Callable[[], Awaitable[T]]) -> T:
+        """`make()`, again after a 429 as long as retries are left and the wait is acceptable."""
+        retries = 0
+        while True:
+            try:
+                return await make()
+            except openai.RateLimitError as error:
+                if _codes(error) & {_NO_QUOTA} or retries >= self._rate_limit_retries:
+                    raise
+                asked = _retry_after(error.response.headers)
+                if asked is not None and asked > self._max_retry_wait:
+                    raise ProviderError(
+                        Failure.RATE_LIMITED,
+                        f"OpenAI is rate limiting; it asks to wait {asked:.0f} s, longer than "
+                        f"the {self._max_retry_wait:.0f} s allowed",
+                        status=429,
+                    ) from error
+                wait = asked if asked is not None else min(2.0**retries, self._max_retry_wait)
+                retries += 1
+                await self._sleep(max(wait, 0.0))
+
+    async def _image_bytes(self, item: openai.types.Image) -> bytes | None:
+        """The bytes of one answered image, or None when they cannot be had."""
+        if item.b64_json is not None:
+            try:
+                return base64.b64decode(item.b64_json, validate=True) or None
+            except (binascii.Error, ValueError):
+                return None
+        if item.url is not None:
+            try:
+                response = await self._downloads.get(item.url)
+            except (httpx2.HTTPError, httpx2.InvalidURL):
+                return None
+            return (response.content or None) if response.is_success else None
+        return None
+
+    # Descriptions and models ----------------------------------------------------------------
+
+    async def describe(
+        self, images: Sequence[Reference], instruction: str, model: str
+    ) -> Description:
+        content: list[ChatCompletionContentPartParam] = [{"type": "text", "text": instruction}]
+        content += [
+            {"type": "image_url", "image_url": {"url": _data_url(image)}} for image in images
+        ]
+        message: ChatCompletionUserMessageParam = {"role": "user", "content": content}
+        try:
+            response = await self._client.chat.completions.create(
+                model=model, messages=[message], timeout=self._image_timeout / 3
+            )
+        except openai.OpenAIError as error:
+            raise _provider_error(error, model=model) from error
+        if not isinstance(response, ChatCompletion):
+            raise ProviderError(Failure.BAD_RESPONSE, "OpenAI answered something other than text")
+        choice = response.choices[0] if response.choices else None
+        text = (choice.message.content or "").strip() if choice is not None else ""
+        if not text:
+            if choice is not None and (
+                choice.message.refusal or choice.finish_reason == "content_filter"
+            ):
+                raise ProviderError(Failure.REFUSED, "OpenAI refused to describe the images")
+            raise ProviderError(Failure.BAD_RESPONSE, "OpenAI gave an empty description")
+        usage = (
+            None
+            if response.usage is None
+            else Usage(
+                input_text_tokens=response.usage.prompt_tokens,
+                output_tokens=response.usage.completion_tokens,
+            )
+        )
+        return Description(text, model=response.model or model, usage=usage)
+
+    async def models(self) -> list[RemoteModel]:
+        try:
+            return [
+                RemoteModel(model.id, _shutdown_date(getattr(model, "shutdown_date", None)))
+                async for model in self._client.models.list(timeout=_MODELS_TIMEOUT)
+            ]
+        except openai.OpenAIError as error:
+            raise _provider_error(error) from error
+
+    async def aclose(self) -> None:
+        # `self._images` shares the HTTP client of `self._client`.
+        try:
+            await self._client.close()
+        finally:
+            await self._downloads.aclose()
+
+
+def build_openai_provider(
+    *,
+    api_key: str,
+    base_url: str | None,
+    image_timeout: float,
+    rate_limit_retries: int,
+    max_retry_wait: float,
+    sleep: Sleep = asyncio.sleep,
+) -> OpenAIProvider:
+    """A provider with one SDK client (`base_url` None: the SDK reads `OPENAI_BASE_URL`, else
+    uses OpenAI's) and one HTTP client for downloading images answered as URLs."""
+    client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url)
+    downloads = httpx2.AsyncClient(timeout=image_timeout, follow_redirects=True)
+    return OpenAIProvider(
+        client,
+        downloads,
+        image_timeout=image_timeout,
+        rate_limit_retries=rate_limit_retries,
+        max_retry_wait=max_retry_wait,
+        sleep=sleep,
+    )
+
+
+# Answers ------------------------------------------------------------------------------------
+
+
+def _image_usage(response: ImagesResponse) -> Usage | None:
+    usage = response.usage
+    if usage is None:
+        return None
+    details = getattr(usage, "input_tokens_details", None)
+    if details is None:
+        return Usage(input_text_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+    return Usage(
+        input_text_tokens=details.text_tokens,
+        input_image_tokens=details.image_tokens,
+        output_tokens=usage.output_tokens,
+    )
+
+
+def _data_url(image: Reference) -> str:
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def _shutdown_date(value: object) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        return None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait that `retry-after-ms` or `Retry-After` (seconds or an HTTP date) ask."""
+    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+# Errors -------------------------------------------------------------------------------------
+
+
+def _codes(error: openai.APIError) -> set[str]:
+    """The error's `code` and `type`, from the body's `error` object."""
+    return {value for value in (error.code, error.type) if value}
+
+
+def _provider_message(error: openai.APIError) -> str:
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    text = message if isinstance(message, str) and message.strip() else "no message"
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _provider_error(error: openai.OpenAIError, *, model: str | None = None) -> ProviderError:
+    """The `ProviderError` for an SDK error. Messages never quote the key; the 401 message (which
+    quotes part of it) is left out."""
+    if isinstance(error, openai.APITimeoutError):
+        return ProviderError(Failure.TIMEOUT, "OpenAI did not answer in time")
+    if isinstance(error, openai.APIConnectionError):
+        return ProviderError(Failure.UNAVAILABLE, "OpenAI could not be reached")
+    if not isinstance(error, openai.APIStatusError):
+        return ProviderError(Failure.BAD_RESPONSE, f"OpenAI's answer was unusable: {error}")
+    status = error.status_code
+    codes = _codes(error)
+    named = f"model {model!r}" if model else "the model"
+    failure, message = Failure.BAD_RESPONSE, f"OpenAI answered {status}: {_provider_message(error)}"
+    if status == 400 and codes & _REFUSAL_CODES:
+        failure = Failure.REFUSED
+        message = f"OpenAI's moderation refused the request: {_provider_message(error)}"
+    elif status == 401:
+        failure, message = Failure.MISCONFIGURED, "OpenAI rejected the API key (401)"
+    elif status == 403:
+        failure = Failure.MISCONFIGURED
+        message = f"the API key has no access to {named} (403): {_provider_message(error)}"
+    elif status == 404:
+        failure = Failure.MISCONFIGURED
+        message = f"OpenAI does not know {named} (404): {_provider_message(error)}"
+    elif status == 429 and _NO_QUOTA in codes:
+        failure = Failure.MISCONFIGURED
+        message = "the OpenAI account has no quota left (429 insufficient_quota)"
+    elif status == 429:
+        failure, message = Failure.RATE_LIMITED, "OpenAI is rate limiting, still after retries"
+    elif status == 408:
+        failure, message = Failure.TIMEOUT, "OpenAI timed out the request (408)"
+    elif status >= 500:
+        failure, message = Failure.UNAVAILABLE, f"OpenAI failed ({status})"
+    return ProviderError(failure, message, status=status)

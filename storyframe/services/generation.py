@@ -1,0 +1,681 @@
+"""Image generation: a prompt in a chat becomes a message, a generation record and 1 to 4 images.
+
+The request and the work are separate steps. `prepare` checks the input and saves the user's
+message with a QUEUED generation; `run` does the work for a generation id alone (describing the
+reference images, calling the provider, storing every image) and records how it went. A
+background worker can call `run` later; the API calls both in turn for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from storyframe.db.tables import Frame, Generation, Image, MainChat, Message, utcnow
+from storyframe.services.chats import check_message, record_message
+from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.images import StoredImage, add_images
+from storyframe.services.imaging import ImageLimits, ImageRefused, inspect_image_async
+from storyframe.services.models import (
+    ImageModelSpec,
+    image_model,
+    usable_image_models,
+    vision_cost,
+)
+from storyframe.services.places import Place, PlaceKind
+from storyframe.services.ports import BlobStorage, FileReleaser, Repository, UnitOfWork
+from storyframe.services.prompts import DESCRIBE_REFERENCES, assemble_prompt, includes_context
+from storyframe.services.providers import (
+    CallResult,
+    Description,
+    Failure,
+    ImageCall,
+    ImageProvider,
+    ProviderError,
+    Reference,
+    RemoteModel,
+    Usage,
+)
+
+log = logging.getLogger("storyframe.generation")
+
+MAX_IMAGES = 4
+QUESTION_MAX = 2_000
+MAX_ANALYZED = 16
+
+
+class GenerationStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FAILURE_CODES = {
+    Failure.REFUSED: ErrorCode.CONTENT_REFUSED,
+    Failure.RATE_LIMITED: ErrorCode.RATE_LIMITED,
+    Failure.TIMEOUT: ErrorCode.PROVIDER_TIMEOUT,
+    Failure.MISCONFIGURED: ErrorCode.PROVIDER_MISCONFIGURED,
+    Failure.UNAVAILABLE: ErrorCode.PROVIDER_UNAVAILABLE,
+    Failure.BAD_RESPONSE: ErrorCode.PROVIDER_ERROR,
+}
+
+
+def provider_error(error: ProviderError, field: Sequence[str] | None = None) -> DomainError:
+    return DomainError(FAILURE_CODES[error.failure], error.message, field)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageDefaults:
+    image_model: str
+    vision_model: str
+    size: str
+    quality: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    chat: Place
+    prompt: str
+    image_count: int = 1
+    reference_ids: Sequence[int] = ()
+    with_context: bool = False
+    model: str | None = None
+    size: str | None = None
+    quality: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    message: Message
+    generation: Generation
+    images: list[Image]
+    error: DomainError | None
+    """Set when no image was made: what the user is told."""
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    text: str
+    model: str
+    placeholder: bool
+    usage: Usage | None
+    estimated_cost_usd: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    name: str
+    listed: bool | None
+    """Whether the provider lists the model; None when it could not be asked."""
+    shutdown_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderStatus:
+    configured: bool
+    provider: str
+    image_model: ModelState
+    vision_model: ModelState
+    error: DomainError | None
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What the calls of one generation produced, gathered as they finish."""
+
+    stored: list[tuple[int, StoredImage]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage | None = None
+    cost: float | None = None
+    first_image_ms: float | None = None
+
+    def add_usage(self, usage: Usage | None, cost: float | None) -> None:
+        if usage is not None:
+            self.usage = usage if self.usage is None else self.usage + usage
+        if cost is not None:
+            self.cost = cost if self.cost is None else self.cost + cost
+
+    def fail(self, indexes: Sequence[int | None], code: ErrorCode, message: str) -> None:
+        self.errors.extend({"index": i, "code": code.value, "message": message} for i in indexes)
+
+
+class Generator:
+    """The part of generation shared by a whole process: the provider, the bound on image calls
+    in flight, and where images are stored. Built once by the app."""
+
+    def __init__(
+        self,
+        provider: ImageProvider,
+        storage: BlobStorage,
+        files: FileReleaser,
+        limits: ImageLimits,
+        defaults: ImageDefaults,
+        concurrency: int,
+        budget_seconds: float = 600,
+    ) -> None:
+        self.provider = provider
+        self.budget_seconds = budget_seconds
+        """The longest a generation may take: its calls' timeouts and rate-limit waits."""
+        self.storage = storage
+        self.files = files
+        self.limits = limits
+        self.defaults = defaults
+        self.calls = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[Any]] = set()
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hold a running generation until it ends, whatever happens to its request."""
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def drain(self, seconds: float) -> None:
+        """Let running generations finish; cancel (and record as CANCELLED) what outlasts
+        `seconds`."""
+        if not self._running:
+            return
+        running = list(self._running)
+        _, pending = await asyncio.wait(running, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def models(self, today: date) -> list[ImageModelSpec]:
+        if self.provider.placeholder:
+            return [image_model(self.provider.name)]
+        return usable_image_models(self.defaults.image_model, today)
+
+
+class GenerationService:
+    def __init__(self, uow: UnitOfWork, generator: Generator) -> None:
+        self._uow = uow
+        self._gen = generator
+
+    @property
+    def generator(self) -> Generator:
+        return self._gen
+
+    async def generate(self, request: GenerationRequest) -> Generated:
+        """Prepare and run a generation. The work goes on to its end even if the caller is
+        cancelled (a closed connection, a timeout), so its record is never left RUNNING."""
+        generation_id = await self.prepare(request)
+        task = asyncio.create_task(self.run(generation_id))
+        self._gen.keep(task)
+        return await asyncio.shield(task)
+
+    async def prepare(self, request: GenerationRequest) -> int:
+        """Check the request, then save the message and a QUEUED generation; their id."""
+        prompt, attached = check_message(request.prompt, request.reference_ids)
+        if not 1 <= request.image_count <= MAX_IMAGES:
+            raise DomainError(
+                ErrorCode.INVALID, f"imageCount must be 1 to {MAX_IMAGES}", ["imageCount"]
+            )
+        spec = self._spec(request.model)
+        size = self._choice(request.size, self._gen.defaults.size, spec.sizes, "size")
+        quality = self._choice(
+            request.quality, self._gen.defaults.quality, spec.qualities, "quality"
+        )
+        async with self._uow() as repo:
+            message, owner = await record_message(
+                repo, request.chat, prompt, request.with_context, attached
+            )
+            assert message.id is not None
+            assert owner.video_id is not None
+            generation = Generation(
+                message_id=message.id,
+                video_id=owner.video_id,
+                status=GenerationStatus.QUEUED.value,
+                provider=self._gen.provider.name,
+                model=spec.name,
+                size=size,
+                quality=quality,
+                requested_count=request.image_count,
+            )
+            await repo.add(generation)
+            await repo.commit()
+        assert generation.id is not None
+        return generation.id
+
+    def _spec(self, requested: str | None) -> ImageModelSpec:
+        if self._gen.provider.placeholder:
+            requested = requested if requested != self._gen.provider.name else None
+            default = image_model(self._gen.provider.name)
+        else:
+            default = image_model(self._gen.defaults.image_model)
+        if requested is None or requested == default.name:
+            return default
+        usable = {spec.name: spec for spec in self._gen.models(date.today())}
+        if requested not in usable:
+            raise DomainError(
+                ErrorCode.INVALID,
+                f"unknown image model {requested[:100]!r}; see `imageModels`",
+                ["model"],
+            )
+        return usable[requested]
+
+    @staticmethod
+    def _choice(given: str | None, default: str, allowed: Sequence[str], name: str) -> str:
+        if given is None:
+            return default if default in allowed else allowed[0]
+        if given not in allowed:
+            raise DomainError(
+                ErrorCode.INVALID, f"{name} must be one of {', '.join(allowed)}", [name]
+            )
+        return given
+
+    async def run(self, generation_id: int) -> Generated:
+        """Do the work of a prepared generation and record it; returns what it made."""
+        started = time.monotonic()
+        async with self._uow() as repo:
+            generation = await repo.get(Generation, generation_id)
+            if generation is None:
+                raise NotFound("generation")
+            message = await repo.get(Message, generation.message_id)
+            assert message is not None
+            assert message.id is not None
+            chat = _chat_of(message)
+            context_text, caption = await self._chat_facts(repo, message, chat)
+            attachments = await repo.attachments_of(message.id)
+            generation.status = GenerationStatus.RUNNING.value
+            generation.started_at = utcnow()
+            await repo.save(generation)
+            await repo.commit()
+        outcome = _Outcome()
+        try:
+            return await self._work(
+                generation, message, chat, context_text, caption, attachments, outcome, started
+            )
+        except asyncio.CancelledError:
+            await self._abandon(generation_id, outcome)
+            raise
+
+    async def _chat_facts(
+        self, repo: Repository, message: Message, chat: Place
+    ) -> tuple[str | None, str]:
+        """The context text the prompt carries (if any), and a caption for placeholders."""
+        caption = "Context"
+        if chat.kind is PlaceKind.FRAME:
+            frame = await repo.get(Frame, chat.id)
+            caption = frame.title if frame is not None else ""
+        elif chat.kind is PlaceKind.MAIN_CHAT:
+            main_chat = await repo.get(MainChat, chat.id)
+            caption = main_chat.name if main_chat is not None else ""
+        if not includes_context(chat.kind, message.with_context):
+            return None, caption
+        context = await repo.context_of_video(message.video_id)
+        return (context.content if context is not None else None), caption
+
+    async def _work(
+        self,
+        generation: Generation,
+        message: Message,
+        chat: Place,
+        context_text: str | None,
+        caption: str,
+        attachments: list[Image],
+        outcome: _Outcome,
+        started: float,
+    ) -> Generated:
+        references = await self._references(attachments, outcome)
+        description: Description | None = None
+        vision_ms: float | None = None
+        if references:
+            vision_started = time.monotonic()
+            description = await self._describe(references, outcome)
+            vision_ms = (time.monotonic() - vision_started) * 1000
+        final_prompt = assemble_prompt(
+            message.prompt, context_text, description.text if description else None
+        )
+        spec = image_model(generation.model)
+        passed = list(references[: spec.max_reference_images])
+        calls = _split(generation.requested_count, spec.max_images_per_call)
+        tasks = [
+            asyncio.create_task(
+                self._call(
+                    ImageCall(
+                        prompt=final_prompt,
+                        model=spec.name,
+                        count=count,
+                        size=generation.size,
+                        quality=generation.quality,
+                        references=passed,
+                        caption=caption,
+                        first_index=first,
+                    ),
+                    spec,
+                    outcome,
+                    started,
+                )
+            )
+            for first, count in calls
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return await self._finish(
+            generation.id or 0,
+            chat,
+            final_prompt,
+            description,
+            outcome,
+            started,
+            vision_ms,
+            len(references),
+            len(passed),
+        )
+
+    async def _references(self, attachments: list[Image], outcome: _Outcome) -> list[Reference]:
+        async def read(image: Image) -> Reference | None:
+            try:
+                data = await self._gen.storage.read(image.storage_key)
+            except Exception as error:  # a lost file must not sink the generation
+                log.warning(
+                    "reference image unreadable",
+                    extra={"image_id": image.id, "error": repr(error)},
+                )
+                outcome.fail([None], ErrorCode.NOT_FOUND, "a reference image's file is missing")
+                return None
+            extension = image.content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+            return Reference(data, image.content_type, f"reference-{image.id}.{extension}")
+
+        found = await asyncio.gather(*(read(image) for image in attachments))
+        return [reference for reference in found if reference is not None]
+
+    async def _describe(self, references: list[Reference], outcome: _Outcome) -> Description | None:
+        model = self._gen.defaults.vision_model
+        try:
+            description = await self._gen.provider.describe(references, DESCRIBE_REFERENCES, model)
+        except ProviderError as error:
+            code = FAILURE_CODES[error.failure]
+            outcome.fail([None], code, f"the reference images could not be described: {error}")
+            return None
+        outcome.add_usage(description.usage, vision_cost(description.model, description.usage))
+        return description
+
+    async def _call(
+        self, call: ImageCall, spec: ImageModelSpec, outcome: _Outcome, started: float
+    ) -> None:
+        indexes = list(range(call.first_index, call.first_index + call.count))
+        try:
+            async with self._gen.calls:
+                result: CallResult = await self._gen.provider.generate(call)
+        except ProviderError as error:
+            outcome.fail(indexes, FAILURE_CODES[error.failure], error.message)
+            return
+        made = result.images[: call.count]
+        outcome.add_usage(result.usage, spec.estimate(result.usage, len(made), call.quality))
+        for index, produced in zip(indexes, made, strict=False):
+            try:
+                stored = await self._store(produced.data)
+            except ImageRefused as refusal:
+                outcome.fail([index], ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
+                continue
+            outcome.stored.append((index, stored))
+            if outcome.first_image_ms is None:
+                outcome.first_image_ms = (time.monotonic() - started) * 1000
+        missing = indexes[len(made) :]
+        if missing:
+            outcome.fail(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
+
+    async def _store(self, data: bytes) -> StoredImage:
+        """Check the bytes as an upload is checked, then put them in blob storage."""
+        path = await asyncio.to_thread(_write_temporary, data)
+        try:
+            facts = await inspect_image_async(path, self._gen.limits)
+            blob = await self._gen.storage.put(
+                path,
+                checksum=facts.checksum,
+                content_type=facts.content_type,
+                thumbnail=facts.thumbnail,
+            )
+        finally:
+            await asyncio.to_thread(path.unlink, True)
+        return StoredImage(
+            url=blob.url,
+            storage_key=blob.key,
+            width=facts.width,
+            height=facts.height,
+            content_type=facts.content_type,
+            byte_size=facts.byte_size,
+            thumbnail_url=blob.thumbnail_url,
+            checksum=facts.checksum,
+            placeholder=self._gen.provider.placeholder,
+        )
+
+    async def _finish(
+        self,
+        generation_id: int,
+        chat: Place,
+        final_prompt: str,
+        description: Description | None,
+        outcome: _Outcome,
+        started: float,
+        vision_ms: float | None,
+        references: int,
+        passed: int,
+    ) -> Generated:
+        stored = [item for _, item in sorted(outcome.stored, key=lambda pair: pair[0])]
+        try:
+            async with self._uow() as repo:
+                generation = await repo.get(Generation, generation_id)
+                message = await repo.get(Message, generation.message_id) if generation else None
+                owner = await repo.owner_of(chat)
+                if generation is None or message is None or owner is None:
+                    raise NotFound(chat.label)
+                images = await add_images(repo, owner, chat, stored, message.id)
+                message.final_prompt = final_prompt
+                await repo.save(message)
+                _record(generation, outcome, len(stored), description)
+                await repo.save(generation)
+                await repo.commit()
+        except BaseException:
+            await self._gen.files.release({item.storage_key for item in stored})
+            raise
+        error = None
+        if not images:
+            code, text = _summary(outcome)
+            error = DomainError(
+                code, text, ["prompt"] if code is ErrorCode.CONTENT_REFUSED else None
+            )
+        self._log(generation, chat, outcome, started, vision_ms, references, passed)
+        return Generated(message=message, generation=generation, images=images, error=error)
+
+    async def _abandon(self, generation_id: int, outcome: _Outcome) -> None:
+        """Record a cancelled generation; its stored files go, as no image row holds them."""
+        keys = {item.storage_key for _, item in outcome.stored}
+        try:
+            async with self._uow() as repo:
+                generation = await repo.get(Generation, generation_id)
+                if generation is not None:
+                    generation.status = GenerationStatus.CANCELLED.value
+                    generation.finished_at = utcnow()
+                    generation.errors = outcome.errors
+                    await repo.save(generation)
+                    await repo.commit()
+        finally:
+            await self._gen.files.release(keys)
+        log.info("generation cancelled", extra={"generation_id": generation_id})
+
+    def _log(
+        self,
+        generation: Generation,
+        chat: Place,
+        outcome: _Outcome,
+        started: float,
+        vision_ms: float | None,
+        references: int,
+        passed: int,
+    ) -> None:
+        usage = outcome.usage
+        log.info(
+            "generation finished",
+            extra={
+                "generation_id": generation.id,
+                "message_id": generation.message_id,
+                "chat": chat.kind.value,
+                "status": generation.status,
+                "provider": generation.provider,
+                "model": generation.model,
+                "size": generation.size,
+                "quality": generation.quality,
+                "requested": generation.requested_count,
+                "completed": generation.completed_count,
+                "failed": generation.requested_count - generation.completed_count,
+                "error_codes": sorted({str(e["code"]) for e in outcome.errors}),
+                "references": references,
+                "references_sent": passed,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                "first_image_ms": _round(outcome.first_image_ms),
+                "vision_ms": _round(vision_ms),
+                "input_tokens": usage.input_tokens if usage else None,
+                "output_tokens": usage.output_tokens if usage else None,
+                "estimated_cost_usd": generation.estimated_cost_usd,
+            },
+        )
+
+    async def analyze(self, image_ids: Sequence[int], question: str) -> Analysis:
+        """Answer a question about the owner's images with the vision model."""
+        question = question.strip()
+        if not question:
+            raise DomainError(ErrorCode.BLANK, "question must not be blank", ["question"])
+        if len(question) > QUESTION_MAX:
+            raise DomainError(
+                ErrorCode.TOO_LONG,
+                f"question must be at most {QUESTION_MAX} characters",
+                ["question"],
+            )
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            raise DomainError(ErrorCode.INVALID, "name at least one image", ["imageIds"])
+        if len(ids) > MAX_ANALYZED:
+            raise DomainError(
+                ErrorCode.INVALID, f"at most {MAX_ANALYZED} images at once", ["imageIds"]
+            )
+        async with self._uow() as repo:
+            images = [await repo.get(Image, image_id) for image_id in ids]
+        if any(image is None for image in images):
+            raise NotFound("image", ["imageIds"])
+        references: list[Reference] = []
+        for image in images:
+            assert image is not None
+            try:
+                data = await self._gen.storage.read(image.storage_key)
+            except OSError:
+                raise DomainError(
+                    ErrorCode.NOT_FOUND, "an image's file is missing", ["imageIds"]
+                ) from None
+            references.append(Reference(data, image.content_type, f"image-{image.id}"))
+        model = self._gen.defaults.vision_model
+        try:
+            described = await self._gen.provider.describe(references, question, model)
+        except ProviderError as error:
+            raise provider_error(error) from None
+        return Analysis(
+            text=described.text,
+            model=described.model,
+            placeholder=self._gen.provider.placeholder,
+            usage=described.usage,
+            estimated_cost_usd=vision_cost(described.model, described.usage),
+        )
+
+    async def status(self) -> ProviderStatus:
+        """Whether generation is configured, and the state of the models in use."""
+        defaults, provider = self._gen.defaults, self._gen.provider
+        if provider.placeholder:
+            offline = ModelState(provider.name, True, None)
+            return ProviderStatus(False, provider.name, offline, offline, None)
+        error: DomainError | None = None
+        listed: dict[str, RemoteModel] | None = None
+        try:
+            listed = {model.id: model for model in await provider.models()}
+        except ProviderError as failure:
+            error = provider_error(failure)
+
+        def state(name: str) -> ModelState:
+            if listed is None:
+                return ModelState(name, None, image_model(name).shutdown_date)
+            remote = listed.get(name)
+            known = image_model(name).shutdown_date if image_model(name).known else None
+            return ModelState(name, remote is not None, remote.shutdown_date if remote else known)
+
+        return ProviderStatus(
+            True, provider.name, state(defaults.image_model), state(defaults.vision_model), error
+        )
+
+
+def _write_temporary(data: bytes) -> Path:
+    handle, name = tempfile.mkstemp(prefix="storyframe-generated-")
+    with os.fdopen(handle, "wb") as out:
+        out.write(data)
+    return Path(name)
+
+
+def _split(count: int, per_call: int) -> list[tuple[int, int]]:
+    """(first index, images) of each call for `count` images at most `per_call` a call."""
+    per_call = max(1, per_call)
+    return [(first, min(per_call, count - first)) for first in range(0, count, per_call)]
+
+
+def _chat_of(message: Message) -> Place:
+    if message.frame_id is not None:
+        return Place(PlaceKind.FRAME, message.frame_id)
+    if message.context_id is not None:
+        return Place(PlaceKind.CONTEXT, message.context_id)
+    assert message.main_chat_id is not None
+    return Place(PlaceKind.MAIN_CHAT, message.main_chat_id)
+
+
+def _record(
+    generation: Generation, outcome: _Outcome, completed: int, description: Description | None
+) -> None:
+    generation.completed_count = completed
+    if completed == generation.requested_count:
+        status = GenerationStatus.SUCCEEDED
+    elif completed:
+        status = GenerationStatus.PARTIAL
+    else:
+        status = GenerationStatus.FAILED
+    generation.status = status.value
+    generation.errors = sorted(
+        outcome.errors, key=lambda e: (e["index"] is not None, e["index"] or 0)
+    )
+    generation.vision_model = description.model if description else None
+    usage = outcome.usage
+    if usage is not None:
+        generation.input_text_tokens = usage.input_text_tokens
+        generation.input_image_tokens = usage.input_image_tokens
+        generation.output_tokens = usage.output_tokens
+    generation.estimated_cost_usd = round(outcome.cost, 6) if outcome.cost is not None else None
+    generation.finished_at = utcnow()
+
+
+def _summary(outcome: _Outcome) -> tuple[ErrorCode, str]:
+    """The error to tell when nothing was made: that of the first image that failed."""
+    per_image = [e for e in outcome.errors if e["index"] is not None] or outcome.errors
+    if not per_image:
+        return ErrorCode.PROVIDER_ERROR, "no image was made"
+    first = per_image[0]
+    return ErrorCode(first["code"]), str(first["message"])
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -1,0 +1,148 @@
+"""What generation needs from an image provider: OpenAI, or placeholders made offline.
+
+A provider makes images and describes them. It hands back bytes, never URLs: a provider whose
+API answers with URLs downloads them before returning, since such URLs expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Protocol
+
+
+class Failure(StrEnum):
+    """Why a provider call made nothing, in terms a user can act on."""
+
+    REFUSED = "REFUSED"
+    """The provider's moderation refused the prompt or a reference image."""
+    RATE_LIMITED = "RATE_LIMITED"
+    """Too many requests, still after the retries the provider allows."""
+    TIMEOUT = "TIMEOUT"
+    """No answer in time."""
+    MISCONFIGURED = "MISCONFIGURED"
+    """The key is wrong or lacks access, or the model does not exist (401, 403, 404)."""
+    UNAVAILABLE = "UNAVAILABLE"
+    """The provider failed (5xx) or could not be reached."""
+    BAD_RESPONSE = "BAD_RESPONSE"
+    """An answer that is not what was asked for: no image, bytes that are no image, a 400."""
+
+
+class ProviderError(Exception):
+    def __init__(self, failure: Failure, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens a call used, as the provider reported them."""
+
+    input_text_tokens: int = 0
+    input_image_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def input_tokens(self) -> int:
+        return self.input_text_tokens + self.input_image_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_text_tokens + other.input_text_tokens,
+            self.input_image_tokens + other.input_image_tokens,
+            self.output_tokens + other.output_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """An image sent along with a prompt, as bytes."""
+
+    data: bytes
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCall:
+    """One call to the provider for `count` images of one prompt."""
+
+    prompt: str
+    model: str
+    count: int
+    size: str
+    quality: str
+    references: Sequence[Reference] = ()
+    caption: str = ""
+    """A title to show on placeholder images (the frame's title, the chat's name)."""
+    first_index: int = 0
+    """The position of the call's first image among all images of the generation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Produced:
+    """One image a call made, downloaded."""
+
+    data: bytes
+    revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    images: list[Produced]
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    """What a vision model said about images."""
+
+    text: str
+    model: str
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    """A model the provider lists, with the shutdown date it announces."""
+
+    id: str
+    shutdown_date: date | None = None
+
+
+class ImageProvider(Protocol):
+    @property
+    def placeholder(self) -> bool:
+        """True when the images are made offline rather than by a model."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """`openai` or `placeholder`."""
+        ...
+
+    async def generate(self, call: ImageCall) -> CallResult:
+        """Make `call.count` images (at most; fewer is a partial result), raising ProviderError
+        when none could be made. `call.references`, when given, are passed to the model."""
+        ...
+
+    async def describe(
+        self, images: Sequence[Reference], instruction: str, model: str
+    ) -> Description:
+        """Answer `instruction` about the images with a vision model. Raises ProviderError."""
+        ...
+
+    async def models(self) -> list[RemoteModel]:
+        """The models the provider offers now. Raises ProviderError."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; called once at shutdown."""

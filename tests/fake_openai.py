@@ -1,0 +1,636 @@
+"""A stand-in for the OpenAI API, served over real HTTP on 127.0.0.1 for the real SDK.
+
+Point the SDK at `base_url` (`http://127.0.0.1:<port>/v1`). It answers:
+
+- `POST /v1/images/generations` (JSON) and `POST /v1/images/edits` (multipart, the images as
+  `image[]` or `image` parts): `n` small distinct 64x64 PNGs, as `b64_json`, or as URLs under
+  `GET /files/<name>.png` when `url_mode` is set, with GPT-Image-shaped `usage`: text tokens
+  `len(prompt) // 4` (at least 1), 100 image tokens per input image, 1056 output tokens per
+  image returned. `response_format` is refused (400), as for GPT Image models.
+- `POST /v1/chat/completions`: a description naming how many images the messages hold
+  ("A description of 2 reference images: …"), with `prompt_tokens`/`completion_tokens`.
+- `GET /v1/models` and `GET /v1/models/<id>`, from `models` (id → shutdown date or None).
+
+Every API call must carry `Authorization: Bearer <api_key>`, else 401 `invalid_api_key`.
+Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
+
+Tests configure it through attributes (`latency`, `url_mode`, `short_by`, `revised_prompt`,
+`chat_answer`, `models`, `rewrite`) and scripted failures (`fail`), and read `requests`,
+`requests_to`, `in_flight` and `max_in_flight`. Endpoint names, for `fail` and `requests_to`:
+`generations`, `edits`, `images` (either of those), `chat`, `models` and `files`.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import email.parser
+import email.policy
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from PIL import Image, ImageDraw
+
+DEFAULT_API_KEY = "sk-fake-openai-key-0123456789"
+IMAGE_SIDE = 64
+TEXT_TOKENS_PER_CHAR = 0.25
+IMAGE_INPUT_TOKENS = 100
+"""Input tokens per reference image of an edit."""
+IMAGE_OUTPUT_TOKENS = 1056
+"""Output tokens per image made (a medium 1024x1024 image)."""
+CHAT_IMAGE_TOKENS = 85
+"""Prompt tokens per image of a chat message."""
+
+ENDPOINTS = frozenset({"generations", "edits", "images", "chat", "models", "files"})
+
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "requests",
+}
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One file part of a multipart request."""
+
+    name: str
+    """The form field: `image[]` as the SDK sends a list of images."""
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the fake saw it."""
+
+    method: str
+    path: str
+    endpoint: str
+    """`generations`, `edits`, `chat`, `models`, `files`, or `` for an unknown path."""
+    headers: dict[str, str]
+    """Lower-cased names."""
+    json: dict[str, Any] | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+    """Form fields of a multipart request (the last value of a repeated name)."""
+    files: list[FilePart] = field(default_factory=list)
+    status: int = 0
+    """The status it was answered with."""
+
+    @property
+    def authorization(self) -> str:
+        return self.headers.get("authorization", "")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The JSON body, or the form fields."""
+        return dict(self.json) if self.json is not None else dict(self.fields)
+
+
+@dataclass
+class ScriptedFailure:
+    endpoint: str
+    status: int
+    code: str | None
+    type: str
+    message: str
+    param: str | None
+    headers: dict[str, str]
+    times: int
+    """How many matching requests it still fails."""
+    on_call: int | None
+    """Fails only the matching request with this number (counted from `base`)."""
+    base: int
+    body: bytes | None = None
+
+    def answer(self) -> tuple[int, dict[str, str], bytes]:
+        if self.body is not None:
+            return self.status, {"Content-Type": "text/html", **self.headers}, self.body
+        payload = _error_body(self.message, self.type, self.code, self.param)
+        return self.status, {"Content-Type": "application/json", **self.headers}, payload
+
+
+class _Answered(Exception):
+    """An error answer, raised from deep in a route."""
+
+    def __init__(
+        self, status: int, message: str, code: str | None, param: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+
+
+class FakeOpenAI:
+    """One account with one API key. A context manager: serves from `__enter__` to `__exit__`.
+
+    Settable at any time (read once per request): `latency` seconds every API answer takes (one
+    request for n images takes it once: images of a call are made together, as on the real
+    service); `url_mode` to answer image URLs instead of base64; `short_by` images fewer than
+    asked (never fewer than none); `revised_prompt` to add to every image; `chat_answer` to
+    replace the text of chat answers; `models` (id → "YYYY-MM-DD" or None); `rewrite`, a
+    function given the endpoint and the JSON answer about to be sent that returns the one to
+    send instead (to corrupt answers).
+    """
+
+    def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
+        self.api_key = api_key
+        self.latency = 0.0
+        self.url_mode = False
+        self.short_by = 0
+        self.revised_prompt: str | None = None
+        self.chat_answer: str | None = None
+        self.models: dict[str, str | None] = {
+            "gpt-image-2.6-flare": None,
+            "gpt-image-1.5": "2026-12-01",
+            "gpt-5.4-mini": None,
+        }
+        self.rewrite: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+        self.requests: list[RecordedRequest] = []
+        self.files: dict[str, bytes] = {}
+        """Images served under `/files/<name>` (url mode)."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """The most API requests (not file downloads) seen in flight at once."""
+        self.lock = threading.Lock()
+        self._failures: list[ScriptedFailure] = []
+        self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
+        self._images = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake OpenAI is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What the SDK takes as `base_url`."""
+        return f"{self.origin}/v1"
+
+    def fail(
+        self,
+        endpoint: str,
+        *,
+        status: int,
+        code: str | None = None,
+        type: str | None = None,
+        message: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        on_call: int | None = None,
+        body: bytes | None = None,
+    ) -> None:
+        """Answer the next `times` requests to `endpoint` with this error, before any normal
+        answer; with `on_call=k`, only the k-th request to it from now. Scripted failures are
+        used in the order they were given. `body` replaces the JSON error body (e.g. HTML)."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(ENDPOINTS)}")
+        with self.lock:
+            self._failures.append(
+                ScriptedFailure(
+                    endpoint=endpoint,
+                    status=status,
+                    code=code,
+                    type=type or _STATUS_TYPES.get(status, "server_error"),
+                    message=message or f"Scripted failure {status} ({code or 'no code'}).",
+                    param=param,
+                    headers=dict(headers or {}),
+                    times=1 if on_call is not None else times,
+                    on_call=on_call,
+                    base=self._counts[endpoint],
+                )
+            )
+
+    def requests_to(self, endpoint: str) -> list[RecordedRequest]:
+        """The requests to an endpoint (`images` for both image endpoints), in arrival order."""
+        with self.lock:
+            return [r for r in self.requests if endpoint in _groups(r.endpoint)]
+
+    def __enter__(self) -> FakeOpenAI:
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-openai",
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.server_close()  # joins the request threads
+        thread.join(timeout=5)
+        if thread.is_alive():
+            raise RuntimeError("the fake OpenAI did not stop")
+        self._thread = None
+
+    # Requests -------------------------------------------------------------------------------
+
+    def handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of the answer."""
+        endpoint = _endpoint(method, path)
+        api = endpoint not in ("files", "")
+        with self.lock:
+            for group in _groups(endpoint):
+                self._counts[group] += 1
+            numbers = {group: self._counts[group] for group in _groups(endpoint)}
+            if api:
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            latency = self.latency if api else 0.0
+        try:
+            request = _parse(method, path, endpoint, headers, body)
+            status, answer_headers, payload = self._answer(request, numbers)
+            with self.lock:
+                self.requests.append(dataclasses.replace(request, status=status))
+            if latency > 0:
+                time.sleep(latency)
+            return status, answer_headers, payload
+        finally:
+            if api:
+                with self.lock:
+                    self.in_flight -= 1
+
+    def _answer(
+        self, request: RecordedRequest, numbers: dict[str, int]
+    ) -> tuple[int, dict[str, str], bytes]:
+        if request.endpoint == "files":
+            return self._file(request.path.removeprefix("/files/"), numbers)
+        if request.endpoint == "":
+            return _json_answer(404, _error_json("Unknown request URL.", None, "unknown_url"))
+        if not _bearer_matches(request.authorization, self.api_key):
+            shown = request.authorization.removeprefix("Bearer ")
+            masked = f"{shown[:3]}***{shown[-4:]}" if len(shown) > 8 else "***"
+            return _json_answer(
+                401,
+                _error_json(
+                    f"Incorrect API key provided: {masked}. You can find your API key at "
+                    "https://platform.openai.com/account/api-keys.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                ),
+            )
+        scripted = self._scripted(request.endpoint, numbers)
+        if scripted is not None:
+            return scripted
+        try:
+            payload = self._route(request)
+        except _Answered as error:
+            return _json_answer(
+                error.status,
+                _error_json(error.message, "invalid_request_error", error.code, error.param),
+            )
+        rewrite = self.rewrite
+        if rewrite is not None:
+            payload = rewrite(request.endpoint, payload)
+        return _json_answer(200, payload)
+
+    def _scripted(
+        self, endpoint: str, numbers: dict[str, int]
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        with self.lock:
+            for failure in self._failures:
+                if failure.endpoint not in numbers or failure.times <= 0:
+                    continue
+                if (
+                    failure.on_call is not None
+                    and numbers[failure.endpoint] != failure.base + failure.on_call
+                ):
+                    continue
+                failure.times -= 1
+                return failure.answer()
+        return None
+
+    def _route(self, request: RecordedRequest) -> dict[str, Any]:
+        if request.endpoint in ("generations", "edits"):
+            return self._images_answer(request)
+        if request.endpoint == "chat":
+            return self._chat(request)
+        if request.endpoint == "models":
+            model_id = request.path.removeprefix("/v1/models").strip("/")
+            with self.lock:
+                models = dict(self.models)
+            if not model_id:
+                return {"object": "list", "data": [_model(i, d) for i, d in models.items()]}
+            if model_id not in models:
+                raise _Answered(
+                    404, f"The model '{model_id}' does not exist", "model_not_found", "model"
+                )
+            return _model(model_id, models[model_id])
+        raise _Answered(404, "Unknown request URL.", "unknown_url")
+
+    def _images_answer(self, request: RecordedRequest) -> dict[str, Any]:
+        params = request.params
+        prompt = params.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise _Answered(400, "Missing required parameter: 'prompt'.", None, "prompt")
+        if "response_format" in params:
+            raise _Answered(
+                400, "Unknown parameter: 'response_format'.", "unknown_parameter", "response_format"
+            )
+        if request.endpoint == "edits" and not request.files:
+            raise _Answered(400, "Missing required parameter: 'image'.", None, "image")
+        try:
+            n = int(params.get("n", 1))
+        except (TypeError, ValueError):
+            raise _Answered(400, "Invalid type for 'n'.", "invalid_type", "n") from None
+        if not 1 <= n <= 10:
+            raise _Answered(400, f"{n} is out of range for 'n' (1 to 10).", "invalid_value", "n")
+        with self.lock:
+            count = max(n - self.short_by, 0)
+            url_mode, revised = self.url_mode, self.revised_prompt
+            numbers = [next(self._images) for _ in range(count)]
+        data: list[dict[str, Any]] = []
+        for number in numbers:
+            png = _png(number)
+            item: dict[str, Any]
+            if url_mode:
+                name = f"image-{number}.png"
+                with self.lock:
+                    self.files[name] = png
+                item = {"url": f"{self.origin}/files/{name}"}
+            else:
+                item = {"b64_json": base64.b64encode(png).decode("ascii")}
+            if revised is not None:
+                item["revised_prompt"] = revised
+            data.append(item)
+        text_tokens = max(1, int(len(prompt) * TEXT_TOKENS_PER_CHAR))
+        image_tokens = IMAGE_INPUT_TOKENS * len(request.files)
+        output_tokens = IMAGE_OUTPUT_TOKENS * count
+        return {
+            "created": int(time.time()),
+            "data": data,
+            "background": "opaque",
+            "output_format": "png",
+            "quality": params.get("quality", "auto"),
+            "size": params.get("size", "auto"),
+            "usage": {
+                "input_tokens": text_tokens + image_tokens,
+                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+                "output_tokens": output_tokens,
+                "total_tokens": text_tokens + image_tokens + output_tokens,
+            },
+        }
+
+    def _chat(self, request: RecordedRequest) -> dict[str, Any]:
+        body = request.json or {}
+        model, messages = body.get("model"), body.get("messages")
+        if not isinstance(model, str) or not isinstance(messages, list) or not messages:
+            raise _Answered(400, "Missing required parameter: 'messages'.", None, "messages")
+        text = " ".join(_texts(messages))
+        images = len(image_urls(request))
+        with self.lock:
+            answer = self.chat_answer
+        if answer is None:
+            answer = f"A description of {images} reference images: {text[:60]}"
+        prompt_tokens = max(1, len(text) // 4) + CHAT_IMAGE_TOKENS * images
+        completion_tokens = len(answer) // 4
+        return {
+            "id": f"chatcmpl-fake{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": f"{model}-2026-01-01",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": answer, "refusal": None},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def _file(self, name: str, numbers: dict[str, int]) -> tuple[int, dict[str, str], bytes]:
+        scripted = self._scripted("files", numbers)
+        if scripted is not None:
+            return scripted
+        with self.lock:
+            data = self.files.get(name)
+        if data is None:
+            return 404, {"Content-Type": "text/plain"}, b"Not Found"
+        return 200, {"Content-Type": "image/png"}, data
+
+
+def image_urls(request: RecordedRequest) -> list[str]:
+    """The `image_url` URLs of a chat request's messages, in order."""
+    urls: list[str] = []
+    for message in (request.json or {}).get("messages", []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                urls.append(str(part.get("image_url", {}).get("url", "")))
+    return urls
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False  # so that server_close() joins every request thread
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], handler: type[_Handler], fake: FakeOpenAI) -> None:
+        super().__init__(address, handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up (a timed-out call) is no error of the fake's
+
+
+class _Handler(BaseHTTPRequestHandler):
+    timeout = 5  # a silent client cannot hold the server past teardown
+
+    def do_GET(self) -> None:
+        self._answer("GET")
+
+    def do_POST(self) -> None:
+        self._answer("POST")
+
+    def _answer(self, method: str) -> None:
+        fake = cast(_Server, self.server).fake
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        status, answer_headers, payload = fake.handle(
+            method, unquote(urlsplit(self.path).path), headers, body
+        )
+        try:
+            self.send_response(status)
+            for name, value in answer_headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+
+def _endpoint(method: str, path: str) -> str:
+    if method == "POST" and path == "/v1/images/generations":
+        return "generations"
+    if method == "POST" and path == "/v1/images/edits":
+        return "edits"
+    if method == "POST" and path == "/v1/chat/completions":
+        return "chat"
+    if method == "GET" and re.fullmatch(r"/v1/models(/[^/]+)?", path):
+        return "models"
+    if method == "GET" and re.fullmatch(r"/files/[^/]+", path):
+        return "files"
+    return ""
+
+
+def _groups(endpoint: str) -> tuple[str, ...]:
+    if endpoint in ("generations", "edits"):
+        return (endpoint, "images")
+    return (endpoint,) if endpoint else ()
+
+
+def _parse(
+    method: str, path: str, endpoint: str, headers: dict[str, str], body: bytes
+) -> RecordedRequest:
+    kept = {
+        name: value
+        for name, value in headers.items()
+        if name in ("authorization", "content-type", "x-stainless-retry-count", "user-agent")
+    }
+    content_type = headers.get("content-type", "")
+    if method != "POST" or not body:
+        return RecordedRequest(method, path, endpoint, kept)
+    if content_type.startswith("multipart/form-data"):
+        fields, files = _multipart(content_type, body)
+        return RecordedRequest(method, path, endpoint, kept, fields=fields, files=files)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    return RecordedRequest(
+        method, path, endpoint, kept, json=parsed if isinstance(parsed, dict) else None
+    )
+
+
+def _multipart(content_type: str, body: bytes) -> tuple[dict[str, str], list[FilePart]]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    fields: dict[str, str] = {}
+    files: list[FilePart] = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = cast(bytes, part.get_payload(decode=True))
+        filename = part.get_filename()
+        if not isinstance(name, str):
+            continue
+        if filename is not None:
+            files.append(FilePart(name, filename, part.get_content_type(), data))
+        else:
+            fields[name] = data.decode()
+    return fields, files
+
+
+def _bearer_matches(authorization: str, api_key: str) -> bool:
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and token == api_key
+
+
+def _texts(messages: list[Any]) -> list[str]:
+    texts: list[str] = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        for part in content if isinstance(content, list) else []:
+            if isinstance(part, dict) and part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+    return texts
+
+
+def _png(number: int) -> bytes:
+    """A 64x64 PNG unlike any other number's: a colour and stripes from the number, and the
+    number itself in the first pixel."""
+    background = ((number * 67) % 256, (number * 131 + 40) % 256, (number * 199 + 80) % 256)
+    image = Image.new("RGB", (IMAGE_SIDE, IMAGE_SIDE), background)
+    draw = ImageDraw.Draw(image)
+    stripe = 4 + number % 12
+    for x in range(0, IMAGE_SIDE, stripe * 2):
+        draw.rectangle((x, 0, x + stripe - 1, IMAGE_SIDE - 1), fill=(255 - background[0], 0, 0))
+    image.putpixel((0, 0), (number % 256, (number // 256) % 256, (number // 65536) % 256))
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _model(model_id: str, shutdown_date: str | None) -> dict[str, Any]:
+    return {
+        "id": model_id,
+        "object": "model",
+        "created": 1_700_000_000,
+        "owned_by": "system",
+        "shutdown_date": shutdown_date,
+    }
+
+
+def _error_json(
+    message: str, type: str | None, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def _error_body(message: str, type: str | None, code: str | None, param: str | None) -> bytes:
+    return json.dumps(_error_json(message, type, code, param)).encode()
+
+
+def _json_answer(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+
+
+@pytest.fixture(name="fake_openai")
+def fake_openai_fixture() -> Iterator[FakeOpenAI]:
+    """A running fake OpenAI, stopped (server shut down, threads joined) at teardown."""
+    with FakeOpenAI() as fake:
+        yield fake

@@ -1,0 +1,87 @@
+"""Documents and helpers for the generation tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import GraphQLClient
+
+GENERATION = """
+  id status provider placeholder model visionModel size quality
+  requestedCount completedCount failedCount
+  errors { index code message }
+  usage { inputTextTokens inputImageTokens outputTokens totalTokens }
+  estimatedCostUsd createdAt startedAt finishedAt durationMs
+"""
+MESSAGE = f"""
+  id prompt withContext finalPrompt
+  images {{ id url thumbnailUrl width height contentType byteSize placeholder }}
+  attachedImages {{ id }}
+  generation {{ {GENERATION} }}
+"""
+_CHAT_FIELD = {"Frame": "frameId", "Context": "contextId", "MainChat": "mainChatId"}
+
+
+def generate_document(kind: str) -> str:
+    return f"""
+mutation($input: Generate{kind}ImagesInput!) {{
+  generate{kind}Images(input: $input) {{
+    message {{ {MESSAGE} }}
+    generation {{ {GENERATION} }}
+    userErrors {{ field message code }}
+  }}
+}}
+"""
+
+
+async def generate(
+    gql: GraphQLClient, kind: str, chat_id: str, prompt: str, **extra: Any
+) -> dict[str, Any]:
+    """The payload of a generate mutation, whatever its user errors."""
+    variables = {"input": {_CHAT_FIELD[kind]: chat_id, "prompt": prompt, **extra}}
+    data = await gql.data(generate_document(kind), variables)
+    (payload,) = data.values()
+    result: dict[str, Any] = payload
+    return result
+
+
+async def generate_ok(
+    gql: GraphQLClient, kind: str, chat_id: str, prompt: str, **extra: Any
+) -> dict[str, Any]:
+    payload = await generate(gql, kind, chat_id, prompt, **extra)
+    assert payload["userErrors"] == [], payload["userErrors"]
+    return payload
+
+
+CHAT_MESSAGES = f"""
+query($id: ID!) {{
+  node(id: $id) {{
+    ... on Frame {{ messages {{ nodes {{ {MESSAGE} }} }} images {{ nodes {{ id }} }} }}
+    ... on Context {{ messages {{ nodes {{ {MESSAGE} }} }} images {{ nodes {{ id }} }} }}
+    ... on MainChat {{ messages {{ nodes {{ {MESSAGE} }} }} images {{ nodes {{ id }} }} }}
+  }}
+}}
+"""
+
+
+async def chat_messages(gql: GraphQLClient, chat_id: str) -> list[dict[str, Any]]:
+    """The chat's messages, newest first, as the API lists them."""
+    data = await gql.data(CHAT_MESSAGES, {"id": chat_id})
+    nodes: list[dict[str, Any]] = data["node"]["messages"]["nodes"]
+    return nodes
+
+
+async def chat_image_ids(gql: GraphQLClient, chat_id: str) -> list[str]:
+    data = await gql.data(CHAT_MESSAGES, {"id": chat_id})
+    return [image["id"] for image in data["node"]["images"]["nodes"]]
+
+
+UPDATE_CONTEXT = """
+mutation($id: ID!, $content: String!) {
+  updateContext(input: {id: $id, content: $content}) { context { id } userErrors { code } }
+}
+"""
+
+
+async def set_context(gql: GraphQLClient, context_id: str, content: str) -> None:
+    await gql.mutate(UPDATE_CONTEXT, {"id": context_id, "content": content})
