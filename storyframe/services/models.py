@@ -6,12 +6,14 @@ with cautious limits (one image per call, no reference images) and no cost estim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import date
 
 from storyframe.services.providers import Usage
 
 PLACEHOLDER_MODEL = "placeholder"
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 STANDARD_SIZES = ("1024x1024", "1536x1024", "1024x1536")
 GPT_IMAGE_QUALITIES = ("low", "medium", "high")
@@ -115,13 +117,19 @@ VISION_PRICES: dict[str, TokenPrices] = {
 }
 
 
+def base_name(name: str) -> str:
+    """A model's name without its snapshot date: `gpt-5.4-mini-2026-03-17` → `gpt-5.4-mini`."""
+    return _SNAPSHOT.sub("", name)
+
+
 def image_model(name: str) -> ImageModelSpec:
-    """The spec of a model; an unknown name gets cautious limits and no price."""
+    """The spec of a model (or of a snapshot of it); an unknown name gets cautious limits and
+    no price."""
     if name == PLACEHOLDER_MODEL:
         return PLACEHOLDER_SPEC
-    spec = IMAGE_MODELS.get(name)
+    spec = IMAGE_MODELS.get(name) or IMAGE_MODELS.get(base_name(name))
     if spec is not None:
-        return spec
+        return spec if spec.name == name else replace(spec, name=name)
     return ImageModelSpec(
         name=name,
         max_images_per_call=1,
@@ -145,7 +153,7 @@ def usable_image_models(default: str, today: date) -> list[ImageModelSpec]:
 
 
 def vision_cost(model: str, usage: Usage | None) -> float | None:
-    prices = VISION_PRICES.get(model)
+    prices = VISION_PRICES.get(model) or VISION_PRICES.get(base_name(model))
     if prices is None or usage is None:
         return None
     return prices.cost(usage)

@@ -1,0 +1,621 @@
+"""Generating images through OpenAI: the real SDK against a fake OpenAI server on loopback.
+
+Each test asserts what the server was sent (model, `n`, size, prompt, references) and what the
+user got back (stored images, `finalPrompt`, status, usage and cost), on both databases."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from storyframe.app import Runtime, create_app
+from storyframe.settings import Settings
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
+from tests.fake_openai import (
+    IMAGE_INPUT_TOKENS,
+    IMAGE_OUTPUT_TOKENS,
+    FakeOpenAI,
+    fake_openai_fixture,  # noqa: F401
+    image_urls,
+)
+from tests.integration.generating import chat_messages, generate, generate_ok, set_context
+from tests.integration.helpers import create_frame, seed_video
+from tests.integration.uploading import originals
+
+CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
+BASE_URL = "http://storyframe.test"
+DEFAULT_MODEL = "gpt-image-2.6-flare"
+# gpt-image-2.6 list prices, US dollars per million tokens: text in, image in, image out.
+TEXT_IN, IMAGE_IN, IMAGE_OUT = 5.0, 8.0, 30.0
+
+
+@dataclass
+class OpenAIStack:
+    runtime: Runtime
+    http: httpx.AsyncClient
+    gql: GraphQLClient
+    fake: FakeOpenAI
+
+    def media(self) -> list[str]:
+        return originals(self.runtime.settings.media_dir)
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def start(settings: Settings, fake_openai: FakeOpenAI) -> AsyncIterator[Callable[..., Any]]:
+    """Starts the app against the fake OpenAI, with setting overrides; signs the owner up."""
+    apps: list[Starlette] = []
+    clients: list[httpx.AsyncClient] = []
+
+    async def launch(**overrides: Any) -> OpenAIStack:
+        changes: dict[str, Any] = {
+            "openai_api_key": fake_openai.api_key,
+            "openai_base_url": fake_openai.base_url,
+            "openai_max_retry_wait_seconds": 1.0,
+            **overrides,
+        }
+        app = create_app(Settings(**{**settings.model_dump(), **changes}))
+        apps.append(app)
+        runtime: Runtime = app.state.runtime
+        owner = await runtime.accounts.sign_up(OWNER_EMAIL, OWNER_PASSWORD, "tests")
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=BASE_URL,
+            headers={"Authorization": f"Bearer {owner.token}"},
+        )
+        clients.append(http)
+        return OpenAIStack(runtime, http, GraphQLClient(http), fake_openai)
+
+    try:
+        yield launch
+    finally:
+        for client in clients:
+            await client.aclose()
+        for app in apps:
+            await app.state.runtime.aclose()
+
+
+@pytest.fixture
+async def stack(start: Callable[..., Any]) -> OpenAIStack:
+    launched: OpenAIStack = await start()
+    return launched
+
+
+def _text_tokens(prompt: str) -> int:
+    return max(1, len(prompt) // 4)
+
+
+async def test_four_images_are_one_call_with_n_and_are_stored(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Opening shot")
+    prompt = "a red fox at dawn, wide shot"
+
+    # when
+    payload = await generate_ok(stack.gql, "Frame", frame, prompt, imageCount=4)
+
+    # then the server was asked once, for four images
+    (sent,) = stack.fake.requests_to("images")
+    assert sent.endpoint == "generations"
+    assert sent.params == {
+        "model": DEFAULT_MODEL,
+        "prompt": prompt,
+        "n": 4,
+        "size": "1024x1024",
+        "quality": "medium",
+    }
+    assert sent.authorization == f"Bearer {stack.fake.api_key}"
+    # and the user got four stored images, with usage and cost
+    message, generation = payload["message"], payload["generation"]
+    assert message["finalPrompt"] == prompt
+    assert generation["status"] == "SUCCEEDED"
+    assert (generation["requestedCount"], generation["completedCount"]) == (4, 4)
+    assert generation["provider"] == "openai"
+    assert generation["placeholder"] is False
+    assert generation["model"] == DEFAULT_MODEL
+    assert (generation["size"], generation["quality"]) == ("1024x1024", "medium")
+    text = _text_tokens(prompt)
+    assert generation["usage"] == {
+        "inputTextTokens": text,
+        "inputImageTokens": 0,
+        "outputTokens": 4 * IMAGE_OUTPUT_TOKENS,
+        "totalTokens": text + 4 * IMAGE_OUTPUT_TOKENS,
+    }
+    expected_cost = (text * TEXT_IN + 4 * IMAGE_OUTPUT_TOKENS * IMAGE_OUT) / 1_000_000
+    assert generation["estimatedCostUsd"] == pytest.approx(expected_cost)
+    images = message["images"]
+    assert len(images) == 4
+    assert not any(image["placeholder"] for image in images)
+    assert [(i["width"], i["height"], i["contentType"]) for i in images] == [
+        (64, 64, "image/png")
+    ] * 4
+    assert len(stack.media()) == 4
+    for image in images:
+        response = await stack.http.get(urlsplit(image["url"]).path)
+        assert response.status_code == 200
+        assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_url_answers_are_downloaded_at_once(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.url_mode = True
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "a map", imageCount=2)
+
+    # then
+    downloads = stack.fake.requests_to("files")
+    assert len(downloads) == 2
+    images = payload["message"]["images"]
+    assert len(images) == 2
+    assert all(urlsplit(image["url"]).path.startswith("/media/") for image in images)
+    served = {(await stack.http.get(urlsplit(image["url"]).path)).content for image in images}
+    assert served == set(stack.fake.files.values())
+
+
+async def test_the_context_text_reaches_the_model_only_when_it_should(
+    stack: OpenAIStack,
+) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    await set_context(stack.gql, video.context_id, CONTEXT_TEXT)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    with_context = f"the stairs\n\nContext of the story: {CONTEXT_TEXT}"
+
+    # when
+    await generate_ok(stack.gql, "Frame", frame, "the stairs")
+    await generate_ok(stack.gql, "Frame", frame, "the stairs", withContext=True)
+    await generate_ok(stack.gql, "Context", video.context_id, "the stairs")
+    await generate_ok(stack.gql, "MainChat", video.main_chat_id, "the stairs")
+
+    # then
+    prompts = [request.params["prompt"] for request in stack.fake.requests_to("images")]
+    assert prompts == ["the stairs", with_context, with_context, with_context]
+
+
+async def test_references_are_described_and_passed_to_the_edit_endpoint(
+    stack: OpenAIStack,
+) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "Context", video.context_id, "the keeper", imageCount=2)
+    references = made["message"]["images"]
+    reference_bytes = [
+        (await stack.http.get(urlsplit(image["url"]).path)).content for image in references
+    ]
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    stack.fake.requests.clear()
+
+    # when
+    payload = await generate_ok(
+        stack.gql,
+        "Frame",
+        frame,
+        "the keeper at the window",
+        imageCount=2,
+        contextImageIds=[image["id"] for image in references],
+    )
+
+    # then the vision model saw both references as data URLs
+    (vision,) = stack.fake.requests_to("chat")
+    assert vision.params["model"] == "gpt-5.4-mini"
+    urls = image_urls(vision)
+    assert [base64.b64decode(url.split(",", 1)[1]) for url in urls] == reference_bytes
+    assert all(url.startswith("data:image/png;base64,") for url in urls)
+    # and the image model got the references themselves, and the described prompt
+    (edit,) = stack.fake.requests_to("images")
+    assert edit.endpoint == "edits"
+    assert [part.data for part in edit.files] == reference_bytes
+    assert edit.params["n"] == "2"
+    assert edit.params["model"] == DEFAULT_MODEL
+    message, generation = payload["message"], payload["generation"]
+    assert edit.params["prompt"] == message["finalPrompt"]
+    prompt, description = message["finalPrompt"].split("\n\nReference images: ")
+    assert prompt == "the keeper at the window"
+    assert "2 reference images" in description
+    assert message["attachedImages"] == [{"id": image["id"]} for image in references]
+    assert generation["visionModel"].startswith("gpt-5.4-mini")  # the snapshot that answered
+    assert generation["usage"]["inputImageTokens"] == 2 * IMAGE_INPUT_TOKENS
+    assert generation["status"] == "SUCCEEDED"
+
+
+async def test_a_failed_description_still_generates_and_is_reported(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "Context", video.context_id, "the keeper")
+    reference = made["message"]["images"][0]["id"]
+    stack.fake.fail("chat", status=500, times=3)
+
+    # when
+    payload = await generate_ok(
+        stack.gql, "MainChat", video.main_chat_id, "the keeper", contextImageIds=[reference]
+    )
+
+    # then
+    generation = payload["generation"]
+    assert generation["status"] == "SUCCEEDED"
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [
+        (None, "PROVIDER_UNAVAILABLE")
+    ]
+    assert payload["message"]["finalPrompt"] == "the keeper"
+    assert stack.fake.requests_to("images")[-1].endpoint == "edits"
+    # a text call is cheap and billed by the token: the SDK retried it twice
+    assert [r.status for r in stack.fake.requests_to("chat")] == [500, 500, 500]
+
+
+async def test_fewer_images_than_asked_is_a_partial_result(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.short_by = 1
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+
+    # when
+    payload = await generate_ok(stack.gql, "Frame", frame, "four owls", imageCount=4)
+
+    # then
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert (generation["completedCount"], generation["failedCount"]) == (3, 1)
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [(3, "PROVIDER_ERROR")]
+    assert len(payload["message"]["images"]) == 3
+    assert len(stack.media()) == 3
+
+
+async def test_a_model_without_n_gets_concurrent_calls_and_keeps_partial_results(
+    start: Callable[..., Any],
+) -> None:
+    # given a model the catalog does not know: one image per call
+    stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
+    stack.fake.latency = 0.3
+    stack.fake.fail("generations", status=500, on_call=2)
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+
+    # when
+    payload = await generate_ok(stack.gql, "Frame", frame, "four owls", imageCount=4)
+
+    # then four calls of one image ran together, and the failed one was not retried
+    calls = stack.fake.requests_to("generations")
+    assert len(calls) == 4
+    assert {call.params["n"] for call in calls} == {1}
+    assert stack.fake.max_in_flight == 4
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert generation["completedCount"] == 3
+    assert [e["code"] for e in generation["errors"]] == ["PROVIDER_UNAVAILABLE"]
+    assert generation["estimatedCostUsd"] is None
+    assert len(payload["message"]["images"]) == 3
+
+
+async def test_concurrent_calls_stay_under_the_configured_bound(
+    start: Callable[..., Any],
+) -> None:
+    # given
+    stack: OpenAIStack = await start(
+        openai_image_model="compatible-image-model", generation_concurrency=2
+    )
+    stack.fake.latency = 0.2
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=4)
+
+    # then
+    assert len(stack.fake.requests_to("generations")) == 4
+    assert stack.fake.max_in_flight == 2
+    assert payload["generation"]["completedCount"] == 4
+
+
+FAILURES = [
+    pytest.param(
+        {"status": 400, "code": "moderation_blocked", "type": "image_generation_user_error"},
+        "CONTENT_REFUSED",
+        1,
+        id="moderation-blocked",
+    ),
+    pytest.param(
+        {"status": 400, "code": "content_policy_violation"},
+        "CONTENT_REFUSED",
+        1,
+        id="content-policy-violation",
+    ),
+    pytest.param(
+        {"status": 429, "code": "rate_limit_exceeded", "headers": {"Retry-After": "0"}, "times": 9},
+        "RATE_LIMITED",
+        3,
+        id="rate-limited-after-two-retries",
+    ),
+    pytest.param(
+        {"status": 429, "code": "insufficient_quota", "times": 9},
+        "PROVIDER_MISCONFIGURED",
+        1,
+        id="no-quota",
+    ),
+    pytest.param({"status": 401, "code": "invalid_api_key"}, "PROVIDER_MISCONFIGURED", 1, id="401"),
+    pytest.param({"status": 403}, "PROVIDER_MISCONFIGURED", 1, id="403"),
+    pytest.param(
+        {"status": 404, "code": "model_not_found"}, "PROVIDER_MISCONFIGURED", 1, id="unknown-model"
+    ),
+    pytest.param({"status": 500}, "PROVIDER_UNAVAILABLE", 1, id="500"),
+    pytest.param({"status": 503}, "PROVIDER_UNAVAILABLE", 1, id="503"),
+]
+
+
+@pytest.mark.parametrize(("failure", "code", "calls"), FAILURES)
+async def test_a_failed_generation_keeps_the_message_and_says_why(
+    stack: OpenAIStack, failure: dict[str, Any], code: str, calls: int
+) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    stack.fake.fail("images", **failure)
+
+    # when
+    payload = await generate(stack.gql, "Frame", frame, "a forbidden thing", imageCount=2)
+
+    # then the user is told why
+    (error,) = payload["userErrors"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["field"] == (["prompt"] if code == "CONTENT_REFUSED" else None)
+    # and the prompt stays in the chat with its failed generation
+    generation = payload["generation"]
+    assert generation["status"] == "FAILED"
+    assert (generation["completedCount"], generation["failedCount"]) == (0, 2)
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [(0, code), (1, code)]
+    assert generation["finishedAt"] is not None
+    (message,) = await chat_messages(stack.gql, frame)
+    assert message["prompt"] == "a forbidden thing"
+    assert message["finalPrompt"] == "a forbidden thing"
+    assert message["images"] == []
+    assert message["generation"]["status"] == "FAILED"
+    assert message == payload["message"]
+    # the provider was called as often as allowed, and nothing was stored
+    assert len(stack.fake.requests_to("images")) == calls
+    assert stack.media() == []
+
+
+async def test_a_rate_limit_is_retried_after_the_wait_asked(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    stack.fake.fail("images", status=429, headers={"Retry-After": "0"})
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+
+    # then
+    assert [r.status for r in stack.fake.requests_to("images")] == [429, 200]
+    assert payload["generation"]["status"] == "SUCCEEDED"
+
+
+async def test_a_slow_provider_times_out(start: Callable[..., Any]) -> None:
+    # given
+    stack: OpenAIStack = await start(openai_timeout_seconds=0.3)
+    stack.fake.latency = 1.0
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate(stack.gql, "MainChat", video.main_chat_id, "owls")
+
+    # then
+    assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_TIMEOUT"]
+    assert payload["generation"]["status"] == "FAILED"
+    assert len(stack.fake.requests_to("images")) == 1
+
+
+async def test_a_chosen_model_size_and_quality_are_sent(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(
+        stack.gql,
+        "MainChat",
+        video.main_chat_id,
+        "owls",
+        model="gpt-image-1.5",
+        size="1536x1024",
+        quality="high",
+    )
+
+    # then
+    (sent,) = stack.fake.requests_to("images")
+    assert (sent.params["model"], sent.params["size"], sent.params["quality"]) == (
+        "gpt-image-1.5",
+        "1536x1024",
+        "high",
+    )
+    generation = payload["generation"]
+    assert (generation["model"], generation["size"], generation["quality"]) == (
+        "gpt-image-1.5",
+        "1536x1024",
+        "high",
+    )
+
+
+async def test_the_sdk_reads_openai_base_url_from_the_environment(
+    start: Callable[..., Any], fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    stack: OpenAIStack = await start(openai_base_url=None)
+    video = await seed_video(stack.gql)
+
+    # when
+    await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
+
+    # then
+    assert len(fake_openai.requests_to("generations")) == 1
+
+
+async def test_analyze_images_asks_the_vision_model(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+    image_ids = [image["id"] for image in made["message"]["images"]]
+    stack.fake.chat_answer = "Two owls on a branch."
+
+    # when
+    data = await stack.gql.data(
+        """
+        mutation($input: AnalyzeImagesInput!) {
+          analyzeImages(input: $input) {
+            analysis { text model placeholder usage { inputTokens outputTokens } estimatedCostUsd }
+            userErrors { code }
+          }
+        }
+        """,
+        {"input": {"imageIds": image_ids, "question": "What birds are these?"}},
+    )
+
+    # then
+    (sent,) = stack.fake.requests_to("chat")
+    assert len(image_urls(sent)) == 2
+    assert "What birds are these?" in str(sent.params["messages"])
+    analysis = data["analyzeImages"]["analysis"]
+    assert analysis["text"] == "Two owls on a branch."
+    assert analysis["placeholder"] is False
+    assert analysis["usage"]["inputTokens"] > 0
+    assert analysis["estimatedCostUsd"] > 0
+
+
+async def test_analyze_images_reports_a_refusal(stack: OpenAIStack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
+    stack.fake.fail("chat", status=400, code="content_policy_violation")
+
+    # when
+    data = await stack.gql.data(
+        """
+        mutation($input: AnalyzeImagesInput!) {
+          analyzeImages(input: $input) { analysis { text } userErrors { code } }
+        }
+        """,
+        {"input": {"imageIds": [made["message"]["images"][0]["id"]], "question": "what?"}},
+    )
+
+    # then
+    assert data["analyzeImages"] == {"analysis": None, "userErrors": [{"code": "CONTENT_REFUSED"}]}
+
+
+async def test_image_models_lists_the_default_first_and_live_models(stack: OpenAIStack) -> None:
+    # when
+    data = await stack.gql.data(
+        """
+        query {
+          imageModels {
+            name isDefault placeholder maxImagesPerCall maxReferenceImages sizes qualities
+            pricePerImageUsd shutdownDate
+          }
+        }
+        """
+    )
+
+    # then
+    models = {model["name"]: model for model in data["imageModels"]}
+    assert data["imageModels"][0]["name"] == DEFAULT_MODEL
+    assert [m["name"] for m in data["imageModels"] if m["isDefault"]] == [DEFAULT_MODEL]
+    default = models[DEFAULT_MODEL]
+    assert default["maxImagesPerCall"] == 10
+    assert default["maxReferenceImages"] == 16
+    assert "1024x1024" in default["sizes"]
+    assert "medium" in default["qualities"]
+    assert default["pricePerImageUsd"] == pytest.approx(IMAGE_OUTPUT_TOKENS * IMAGE_OUT / 1e6)
+    assert models["gpt-image-1.5"]["shutdownDate"] == "2026-12-01"
+    assert not {"dall-e-2", "dall-e-3", "gpt-image-1"} & set(models)
+    assert not any(model["placeholder"] for model in models.values())
+
+
+OPENAI_STATUS = """
+query {
+  openAIStatus {
+    configured provider error { code }
+    imageModel { name available shutdownDate warning }
+    visionModel { name available shutdownDate warning }
+  }
+}
+"""
+
+
+async def test_openai_status_reads_the_models_endpoint(start: Callable[..., Any]) -> None:
+    # given
+    stack: OpenAIStack = await start(openai_vision_model="gpt-5-mini")
+    stack.fake.models = {DEFAULT_MODEL: None, "gpt-5-mini": "2026-12-11"}
+
+    # when
+    data = await stack.gql.data(OPENAI_STATUS)
+
+    # then
+    assert data["openAIStatus"] == {
+        "configured": True,
+        "provider": "openai",
+        "error": None,
+        "imageModel": {
+            "name": DEFAULT_MODEL,
+            "available": True,
+            "shutdownDate": None,
+            "warning": None,
+        },
+        "visionModel": {
+            "name": "gpt-5-mini",
+            "available": True,
+            "shutdownDate": "2026-12-11",
+            "warning": "retires on 2026-12-11; choose another model",
+        },
+    }
+    assert stack.fake.requests_to("models")
+
+
+async def test_openai_status_reports_a_missing_model_and_an_unreachable_provider(
+    start: Callable[..., Any],
+) -> None:
+    # given
+    stack: OpenAIStack = await start(openai_image_model="gpt-image-9")
+    stack.fake.models = {"gpt-5.4-mini": None}
+
+    # when
+    listed = await stack.gql.data(OPENAI_STATUS)
+    stack.fake.fail("models", status=401, code="invalid_api_key")
+    refused = await stack.gql.data(OPENAI_STATUS)
+
+    # then
+    image_model = listed["openAIStatus"]["imageModel"]
+    assert (image_model["available"], image_model["warning"]) == (
+        False,
+        "the provider does not offer this model",
+    )
+    assert refused["openAIStatus"]["error"] == {"code": "PROVIDER_MISCONFIGURED"}
+    assert refused["openAIStatus"]["imageModel"]["available"] is None
+
+
+async def test_a_failed_generation_logs_its_error_codes(
+    stack: OpenAIStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    stack.fake.fail("images", status=503)
+
+    # when
+    with caplog.at_level(logging.INFO, logger="storyframe.generation"):
+        await generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=3)
+
+    # then
+    (record,) = [r for r in caplog.records if r.name == "storyframe.generation"]
+    fields = vars(record)
+    assert fields["status"] == "FAILED"
+    assert fields["provider"] == "openai"
+    assert fields["model"] == DEFAULT_MODEL
+    assert (fields["requested"], fields["completed"], fields["failed"]) == (3, 0, 3)
+    assert fields["error_codes"] == ["PROVIDER_UNAVAILABLE"]
