@@ -92,6 +92,11 @@ class OpenAIProvider:
         self._sleep = sleep
 
     @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The app's one SDK client."""
+        return self._client
+
+    @property
     def placeholder(self) -> bool:
         return False
 

@@ -17,7 +17,7 @@ log = logging.getLogger("storyframe.errors")
 ErrorCode = strawberry.enum(
     domain.ErrorCode,
     name="ErrorCode",
-    description="Why an input was refused.",
+    description="Why an input was refused, or why work it asked for failed.",
 )
 
 

@@ -216,7 +216,17 @@ class GenerationService:
         generation_id = await self.prepare(request)
         task = asyncio.create_task(self.run(generation_id))
         self._gen.keep(task)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                # The work was stopped (the server is shutting down), not this request.
+                raise DomainError(
+                    ErrorCode.CANCELLED,
+                    "the server stopped before the images were made; try again",
+                ) from None
+            raise
 
     async def prepare(self, request: GenerationRequest) -> int:
         """Check the request, then save the message and a QUEUED generation; their id."""
@@ -301,7 +311,12 @@ class GenerationService:
                 generation, message, chat, context_text, caption, attachments, outcome, started
             )
         except asyncio.CancelledError:
-            await self._abandon(generation_id, outcome)
+            await self._abandon(generation_id, outcome, GenerationStatus.CANCELLED)
+            raise
+        except DomainError:
+            raise
+        except Exception:
+            await self._abandon(generation_id, outcome, GenerationStatus.FAILED)
             raise
 
     async def _chat_facts(
@@ -423,15 +438,25 @@ class GenerationService:
             return
         made = result.images[: call.count]
         outcome.add_usage(result.usage, spec.estimate(result.usage, len(made), call.quality))
-        for index, produced in zip(indexes, made, strict=False):
+
+        async def store(index: int, data: bytes) -> None:
             try:
-                stored = await self._store(produced.data)
+                stored = await self._store(data)
             except ImageRefused as refusal:
                 outcome.fail([index], ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
-                continue
+                return
+            except Exception:
+                log.exception("a generated image could not be stored", extra={"index": index})
+                outcome.fail([index], ErrorCode.STORAGE_FAILED, "the image could not be stored")
+                return
             outcome.stored.append((index, stored))
             if outcome.first_image_ms is None:
                 outcome.first_image_ms = (time.monotonic() - started) * 1000
+
+        # Checking, thumbnailing and storing run in threads: the images of a call go together.
+        await asyncio.gather(
+            *(store(index, produced.data) for index, produced in zip(indexes, made, strict=False))
+        )
         missing = indexes[len(made) :]
         if missing:
             outcome.fail(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
@@ -499,21 +524,27 @@ class GenerationService:
         self._log(generation, chat, outcome, started, vision_ms, references, passed)
         return Generated(message=message, generation=generation, images=images, error=error)
 
-    async def _abandon(self, generation_id: int, outcome: _Outcome) -> None:
-        """Record a cancelled generation; its stored files go, as no image row holds them."""
+    async def _abandon(
+        self, generation_id: int, outcome: _Outcome, status: GenerationStatus
+    ) -> None:
+        """Record a generation cut short (cancelled, or failed unexpectedly); its stored files
+        go, as no image row holds them."""
         keys = {item.storage_key for _, item in outcome.stored}
         try:
             async with self._uow() as repo:
                 generation = await repo.get(Generation, generation_id)
                 if generation is not None:
-                    generation.status = GenerationStatus.CANCELLED.value
+                    generation.status = status.value
                     generation.finished_at = utcnow()
                     generation.errors = outcome.errors
                     await repo.save(generation)
                     await repo.commit()
         finally:
             await self._gen.files.release(keys)
-        log.info("generation cancelled", extra={"generation_id": generation_id})
+        log.warning(
+            "generation cut short",
+            extra={"generation_id": generation_id, "status": status.value},
+        )
 
     def _log(
         self,

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from tests.conftest import GraphQLClient
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from storyframe.app import Runtime, create_app
+from storyframe.settings import Settings
+from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
+from tests.fake_openai import FakeOpenAI
+from tests.integration.uploading import originals
+
+BASE_URL = "http://storyframe.test"
 
 GENERATION = """
   id status provider placeholder model visionModel size quality
@@ -85,3 +97,59 @@ mutation($id: ID!, $content: String!) {
 
 async def set_context(gql: GraphQLClient, context_id: str, content: str) -> None:
     await gql.mutate(UPDATE_CONTEXT, {"id": context_id, "content": content})
+
+
+@dataclass
+class OpenAIStack:
+    runtime: Runtime
+    http: httpx.AsyncClient
+    gql: GraphQLClient
+    fake: FakeOpenAI
+
+    def media(self) -> list[str]:
+        return originals(self.runtime.settings.media_dir)
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture(name="start")
+async def start_fixture(
+    settings: Settings, fake_openai: FakeOpenAI
+) -> AsyncIterator[Callable[..., Any]]:
+    """Starts the app against the fake OpenAI, with setting overrides; signs the owner up."""
+    apps: list[Starlette] = []
+    clients: list[httpx.AsyncClient] = []
+
+    async def launch(**overrides: Any) -> OpenAIStack:
+        changes: dict[str, Any] = {
+            "openai_api_key": fake_openai.api_key,
+            "openai_base_url": fake_openai.base_url,
+            "openai_max_retry_wait_seconds": 1.0,
+            **overrides,
+        }
+        app = create_app(Settings(**{**settings.model_dump(), **changes}))
+        apps.append(app)
+        runtime: Runtime = app.state.runtime
+        owner = await runtime.accounts.sign_up(OWNER_EMAIL, OWNER_PASSWORD, "tests")
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=BASE_URL,
+            headers={"Authorization": f"Bearer {owner.token}"},
+        )
+        clients.append(http)
+        return OpenAIStack(runtime, http, GraphQLClient(http), fake_openai)
+
+    try:
+        yield launch
+    finally:
+        for client in clients:
+            await client.aclose()
+        for app in apps:
+            await app.state.runtime.aclose()
+
+
+@pytest.fixture(name="stack")
+async def openai_stack_fixture(start: Callable[..., Any]) -> OpenAIStack:
+    launched: OpenAIStack = await start()
+    return launched

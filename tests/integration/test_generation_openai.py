@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from storyframe.app import Runtime, create_app
-from storyframe.settings import Settings
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
 from tests.fake_openai import (
     IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS,
@@ -26,69 +20,21 @@ from tests.fake_openai import (
     fake_openai_fixture,  # noqa: F401
     image_urls,
 )
-from tests.integration.generating import chat_messages, generate, generate_ok, set_context
+from tests.integration.generating import (
+    OpenAIStack,
+    chat_messages,
+    generate,
+    generate_ok,
+    openai_stack_fixture,  # noqa: F401
+    set_context,
+    start_fixture,  # noqa: F401
+)
 from tests.integration.helpers import create_frame, seed_video
-from tests.integration.uploading import originals
 
 CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
-BASE_URL = "http://storyframe.test"
 DEFAULT_MODEL = "gpt-image-2.6-flare"
 # gpt-image-2.6 list prices, US dollars per million tokens: text in, image in, image out.
 TEXT_IN, IMAGE_IN, IMAGE_OUT = 5.0, 8.0, 30.0
-
-
-@dataclass
-class OpenAIStack:
-    runtime: Runtime
-    http: httpx.AsyncClient
-    gql: GraphQLClient
-    fake: FakeOpenAI
-
-    def media(self) -> list[str]:
-        return originals(self.runtime.settings.media_dir)
-
-
-Start = Callable[..., Any]
-
-
-@pytest.fixture
-async def start(settings: Settings, fake_openai: FakeOpenAI) -> AsyncIterator[Callable[..., Any]]:
-    """Starts the app against the fake OpenAI, with setting overrides; signs the owner up."""
-    apps: list[Starlette] = []
-    clients: list[httpx.AsyncClient] = []
-
-    async def launch(**overrides: Any) -> OpenAIStack:
-        changes: dict[str, Any] = {
-            "openai_api_key": fake_openai.api_key,
-            "openai_base_url": fake_openai.base_url,
-            "openai_max_retry_wait_seconds": 1.0,
-            **overrides,
-        }
-        app = create_app(Settings(**{**settings.model_dump(), **changes}))
-        apps.append(app)
-        runtime: Runtime = app.state.runtime
-        owner = await runtime.accounts.sign_up(OWNER_EMAIL, OWNER_PASSWORD, "tests")
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {owner.token}"},
-        )
-        clients.append(http)
-        return OpenAIStack(runtime, http, GraphQLClient(http), fake_openai)
-
-    try:
-        yield launch
-    finally:
-        for client in clients:
-            await client.aclose()
-        for app in apps:
-            await app.state.runtime.aclose()
-
-
-@pytest.fixture
-async def stack(start: Callable[..., Any]) -> OpenAIStack:
-    launched: OpenAIStack = await start()
-    return launched
 
 
 def _text_tokens(prompt: str) -> int:

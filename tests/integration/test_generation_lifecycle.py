@@ -1,0 +1,191 @@
+"""A generation outlives its request, is waited for at shutdown, and is never left RUNNING."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from storyframe.db.tables import Generation
+from storyframe.providers.openai import OpenAIProvider
+from storyframe.services.ports import Blob
+from tests.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.integration.generating import (
+    OpenAIStack,
+    Start,
+    chat_messages,
+    generate,
+    generate_document,
+    generate_ok,
+    openai_stack_fixture,  # noqa: F401
+    start_fixture,  # noqa: F401
+)
+from tests.integration.helpers import create_frame, seed_video
+
+
+async def _until(condition: Any, seconds: float = 10.0) -> None:
+    """Wait until `condition()` holds (polling the fake server's counters)."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 - the fake's counters live in another thread
+            await asyncio.sleep(0.01)
+
+
+async def _generations(stack: OpenAIStack) -> list[Generation]:
+    """Every generation record, read straight from the database."""
+    async with stack.runtime.sessions() as session:
+        return list((await session.scalars(select(Generation))).all())
+
+
+async def test_a_generation_finishes_when_its_client_goes_away(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.latency = 0.5
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    request = asyncio.create_task(
+        stack.gql.execute(
+            generate_document("Frame"), {"input": {"frameId": frame, "prompt": "owls"}}
+        )
+    )
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when the client gives up while OpenAI is working
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    await stack.runtime.generator.drain(10)
+
+    # then the work was finished and recorded all the same
+    (message,) = await chat_messages(stack.gql, frame)
+    assert message["generation"]["status"] == "SUCCEEDED"
+    assert len(message["images"]) == 1
+    assert len(stack.media()) == 1
+
+
+async def test_shutdown_waits_for_running_generations(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.latency = 0.3
+    video = await seed_video(stack.gql)
+    request = asyncio.create_task(
+        generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+    )
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when
+    await stack.runtime.generator.drain(10)
+
+    # then the work was done before drain returned
+    (generation,) = await _generations(stack)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 2)
+    payload = await request
+    assert payload["generation"]["status"] == "SUCCEEDED"
+
+
+async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.latency = 3.0
+    video = await seed_video(stack.gql)
+    request = asyncio.create_task(generate(stack.gql, "MainChat", video.main_chat_id, "owls"))
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when
+    await stack.runtime.generator.drain(0.05)
+
+    # then the user is told, and the record says what happened
+    payload = await request
+    assert [e["code"] for e in payload["userErrors"]] == ["CANCELLED"]
+    (generation,) = await _generations(stack)
+    assert generation.status == "CANCELLED"
+    assert generation.finished_at is not None
+    assert stack.media() == []
+    (message,) = await chat_messages(stack.gql, video.main_chat_id)
+    assert message["prompt"] == "owls"
+    assert message["generation"]["status"] == "CANCELLED"
+
+
+async def test_a_generation_may_outlast_the_request_time_limit(start: Start) -> None:
+    # given a 0.5 s limit on GraphQL requests, and an image that takes 1 s
+    stack: OpenAIStack = await start(request_timeout_seconds=0.5)
+    stack.fake.latency = 1.0
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
+
+    # then
+    assert payload["generation"]["status"] == "SUCCEEDED"
+    slow = await stack.http.post(
+        "/graphql",
+        json={"query": "{ openAIStatus { configured } }"},
+    )
+    assert slow.status_code == 503  # the models call takes 1 s too: other operations keep it
+
+
+async def test_an_image_that_cannot_be_stored_is_reported_and_the_rest_kept(
+    stack: OpenAIStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given storage that fails on the second image it is given
+    storage = stack.runtime.generator.storage
+    put = storage.put
+    calls = 0
+
+    async def flaky_put(source: Path, **kwargs: Any) -> Blob:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("disk full")
+        return await put(source, **kwargs)
+
+    monkeypatch.setattr(storage, "put", flaky_put)
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=3)
+
+    # then
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert [e["code"] for e in generation["errors"]] == ["STORAGE_FAILED"]
+    assert len(payload["message"]["images"]) == 2
+    assert len(stack.media()) == 2
+
+
+async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAIStack) -> None:
+    # given
+    stack.fake.latency = 0.5
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when
+    await stack.gql.mutate(
+        "mutation($id: ID!) { deleteFrame(input: {id: $id}) { deletedId userErrors { code } } }",
+        {"id": frame},
+    )
+    payload = await request
+
+    # then
+    assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
+    assert payload["message"] is None
+    assert stack.media() == []
+    assert await _generations(stack) == []
+
+
+async def test_the_app_closes_its_openai_client_at_shutdown(start: Start) -> None:
+    # given one client for the whole app, used by a request
+    stack: OpenAIStack = await start()
+    provider = stack.runtime.generator.provider
+    assert isinstance(provider, OpenAIProvider)
+    video = await seed_video(stack.gql)
+    await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
+    assert stack.runtime.generator.provider is provider
+    assert not provider.client.is_closed()
+
+    # when
+    await stack.runtime.aclose()
+
+    # then
+    assert provider.client.is_closed()
