@@ -4,7 +4,7 @@ Each image says plainly that it is a placeholder and shows what it stands for: t
 caption (a frame's title), its position in the generation and thumbnails of the reference images
 that were sent. Its background comes from a hash of the prompt, the position and a random nonce,
 so no two images look alike, not even two of the same prompt. The PNG's metadata marks it too:
-`Software` is "Storyframe placeholder" and `Description` the prompt.
+`Software` is "Storyframe placeholder", `Description` the prompt and `Title` the caption.
 
 `describe` cannot look at images without a vision model; it says so, and reports what can be
 known offline: each image's size, format and dominant colours.
@@ -251,6 +251,8 @@ def _render(
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE)
     info.add_text("Description", _metadata_text(prompt)[:_MAX_DESCRIPTION])
+    if caption:
+        info.add_text("Title", _metadata_text(caption)[:_MAX_DESCRIPTION])
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=info, compress_level=_PNG_COMPRESS_LEVEL)
     return buffer.getvalue()

@@ -295,6 +295,10 @@ class GenerationService:
             generation = await repo.get(Generation, generation_id)
             if generation is None:
                 raise NotFound("generation")
+            if generation.status != GenerationStatus.QUEUED.value:
+                raise DomainError(
+                    ErrorCode.INVALID, f"the generation is {generation.status.lower()} already"
+                )
             message = await repo.get(Message, generation.message_id)
             assert message is not None
             assert message.id is not None

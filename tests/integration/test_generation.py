@@ -15,6 +15,9 @@ from PIL.PngImagePlugin import PngImageFile
 
 from storyframe.app import Runtime
 from storyframe.schema.ids import encode_id
+from storyframe.services.container import Services
+from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.services.generation import GenerationRequest
 from tests.conftest import GraphQLClient
 from tests.integration.generating import (
     chat_image_ids,
@@ -24,6 +27,7 @@ from tests.integration.generating import (
 )
 from tests.integration.helpers import (
     create_frame,
+    place_of,
     seed_video,
     state,
     unknown_id,
@@ -77,6 +81,7 @@ async def test_a_frame_prompt_makes_distinct_stored_placeholder_images(
             assert decoded.size == (image["width"], image["height"]) == (1024, 1024)
             assert decoded.text["Software"] == "Storyframe placeholder"
             assert decoded.text["Description"] == "a red fox at dawn"
+            assert decoded.text["Title"] == "Opening shot"  # the frame's title
     assert len(originals(runtime.settings.media_dir)) == 3
     assert sorted(await chat_image_ids(gql, frame)) == sorted(image["id"] for image in images)
 
@@ -387,3 +392,30 @@ async def test_every_generation_writes_one_structured_log_line(
     assert fields["estimated_cost_usd"] is None
     assert fields["generation_id"] is not None
     assert payload["generation"]["status"] == "SUCCEEDED"
+
+
+async def test_the_work_is_separate_from_the_request_and_runs_once(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given a generation prepared (message saved, QUEUED) but not run
+    video = await seed_video(gql)
+    frame = await create_frame(gql, video.id, "Shot")
+    generation_id = await services.generation.prepare(
+        GenerationRequest(chat=place_of(frame), prompt="later", image_count=2)
+    )
+    (queued,) = await chat_messages(gql, frame)
+    assert queued["generation"]["status"] == "QUEUED"
+    assert queued["generation"]["startedAt"] is None
+    assert queued["images"] == []
+
+    # when a worker runs it, by its id alone
+    generated = await services.generation.run(generation_id)
+
+    # then
+    assert generated.generation.status == "SUCCEEDED"
+    (done,) = await chat_messages(gql, frame)
+    assert done["generation"]["status"] == "SUCCEEDED"
+    assert len(done["images"]) == 2
+    with pytest.raises(DomainError) as again:
+        await services.generation.run(generation_id)
+    assert again.value.code is ErrorCode.INVALID
