@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from typing import Protocol
 
 import strawberry
 
@@ -195,26 +196,29 @@ async def _generate(info: Info_, request: GenerationRequest) -> GenerateImagesPa
     )
 
 
-def _request(
-    chat: Place,
-    prompt: str,
-    image_count: int,
-    context_image_ids: Sequence[strawberry.ID],
-    model: str | None,
-    size: str | None,
-    quality: str | None,
-    with_context: bool = False,
-) -> GenerationRequest:
-    return GenerationRequest(
+class _Generate(Protocol):
+    """What the three generate inputs share."""
+
+    prompt: str
+    image_count: int
+    context_image_ids: list[strawberry.ID]
+    model: str | None
+    size: str | None
+    quality: str | None
+
+
+async def _generate_in(info: Info_, chat: Place, input: _Generate) -> GenerateImagesPayload:
+    request = GenerationRequest(
         chat=chat,
-        prompt=prompt,
-        image_count=image_count,
-        reference_ids=_reference_ids(context_image_ids),
-        with_context=with_context,
-        model=model,
-        size=size,
-        quality=quality,
+        prompt=input.prompt,
+        image_count=input.image_count,
+        reference_ids=_reference_ids(input.context_image_ids),
+        with_context=getattr(input, "with_context", False),
+        model=input.model,
+        size=input.size,
+        quality=input.quality,
     )
+    return await _generate(info, request)
 
 
 @strawberry.type
@@ -226,18 +230,7 @@ class GenerationMutation:
         self, info: Info_, input: GenerateFrameImagesInput
     ) -> GenerateImagesPayload:
         async def act() -> GenerateImagesPayload:
-            chat = chat_of(input.frame_id, "Frame", "frameId")
-            request = _request(
-                chat,
-                input.prompt,
-                input.image_count,
-                input.context_image_ids,
-                input.model,
-                input.size,
-                input.quality,
-                input.with_context,
-            )
-            return await _generate(info, request)
+            return await _generate_in(info, chat_of(input.frame_id, "Frame", "frameId"), input)
 
         return await attempt(GenerateImagesPayload, act)
 
@@ -247,16 +240,7 @@ class GenerationMutation:
     ) -> GenerateImagesPayload:
         async def act() -> GenerateImagesPayload:
             chat = chat_of(input.context_id, "Context", "contextId")
-            request = _request(
-                chat,
-                input.prompt,
-                input.image_count,
-                input.context_image_ids,
-                input.model,
-                input.size,
-                input.quality,
-            )
-            return await _generate(info, request)
+            return await _generate_in(info, chat, input)
 
         return await attempt(GenerateImagesPayload, act)
 
@@ -266,16 +250,7 @@ class GenerationMutation:
     ) -> GenerateImagesPayload:
         async def act() -> GenerateImagesPayload:
             chat = chat_of(input.main_chat_id, "MainChat", "mainChatId")
-            request = _request(
-                chat,
-                input.prompt,
-                input.image_count,
-                input.context_image_ids,
-                input.model,
-                input.size,
-                input.quality,
-            )
-            return await _generate(info, request)
+            return await _generate_in(info, chat, input)
 
         return await attempt(GenerateImagesPayload, act)
 

@@ -478,17 +478,7 @@ class GenerationService:
             )
         finally:
             await asyncio.to_thread(path.unlink, True)
-        return StoredImage(
-            url=blob.url,
-            storage_key=blob.key,
-            width=facts.width,
-            height=facts.height,
-            content_type=facts.content_type,
-            byte_size=facts.byte_size,
-            thumbnail_url=blob.thumbnail_url,
-            checksum=facts.checksum,
-            placeholder=self._gen.provider.placeholder,
-        )
+        return StoredImage.of(blob, facts, placeholder=self._gen.provider.placeholder)
 
     async def _finish(
         self,

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from storyframe.db.tables import Image
 from storyframe.services.deletion import Deleted, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.imaging import Inspected
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
+from storyframe.services.ports import Blob, Doomed, FileReleaser, Repository, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,21 @@ class StoredImage:
     thumbnail_url: str | None = None
     checksum: str | None = None
     placeholder: bool = False
+
+    @classmethod
+    def of(cls, blob: Blob, facts: Inspected, *, placeholder: bool = False) -> StoredImage:
+        """What storage holds of an inspected file it was given."""
+        return cls(
+            url=blob.url,
+            storage_key=blob.key,
+            width=facts.width,
+            height=facts.height,
+            content_type=facts.content_type,
+            byte_size=facts.byte_size,
+            thumbnail_url=blob.thumbnail_url,
+            checksum=facts.checksum,
+            placeholder=placeholder,
+        )
 
 
 async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Image:

@@ -57,18 +57,7 @@ class UploadService:
                     content_type=facts.content_type,
                     thumbnail=facts.thumbnail,
                 )
-                stored.append(
-                    StoredImage(
-                        url=blob.url,
-                        storage_key=blob.key,
-                        width=facts.width,
-                        height=facts.height,
-                        content_type=facts.content_type,
-                        byte_size=facts.byte_size,
-                        thumbnail_url=blob.thumbnail_url,
-                        checksum=facts.checksum,
-                    )
-                )
+                stored.append(StoredImage.of(blob, facts))
             return await self._images.add_many(target, stored)
         except BaseException:
             # Blobs stored for rows that never committed; others may share them, so release.
