@@ -35,3 +35,5 @@ def configure_logging(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The OpenAI SDK's HTTP client logs every request at INFO; a generation's own line says more.
+    logging.getLogger("httpx2").setLevel(max(logging.WARNING, root.level))
