@@ -14,6 +14,7 @@ from storyframe.app import build_schema, create_app
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
+from storyframe.services.generation import GenerationRequest
 from storyframe.services.images import StoredImage
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place, PlaceKind
@@ -265,3 +266,51 @@ async def _first_frame_and_message(services: Services, video_pk: int) -> tuple[i
     message = (await services.reads.messages_of_chats([chat], PageRequest(1)))[chat][0]
     assert message.id is not None
     return frame.id, message.id
+
+
+GENERATIONS = """
+query Generations($id: ID!) {
+  video(id: $id) {
+    frames { messages(first: 3) { nodes { prompt generation { status requestedCount } } } }
+  }
+}
+"""
+
+
+async def _seed_generations(services: Services, frames: int) -> int:
+    """A video whose every frame has three prompts with their (queued) generations."""
+    project = await services.projects.create("Generations")
+    assert project.id is not None
+    video = await services.videos.create(project.id, "Video")
+    assert video.id is not None
+    for index in range(frames):
+        frame = await services.frames.create(video.id, f"Frame {index}")
+        assert frame.id is not None
+        for turn in range(3):
+            await services.generation.prepare(
+                GenerationRequest(Place(PlaceKind.FRAME, frame.id), f"prompt {turn}", 2)
+            )
+    return video.id
+
+
+async def test_the_generations_of_messages_load_in_one_statement(
+    gql: GraphQLClient, services: Services, sql_counter: StatementCounter
+) -> None:
+    small = await _seed_generations(services, 2)
+    large = await _seed_generations(services, 30)
+
+    counts = []
+    for video, frames in ((small, 2), (large, 30)):
+        with sql_counter:
+            data = await gql.data(GENERATIONS, {"id": encode_id("Video", video)})
+        counts.append(len(sql_counter.statements))
+        found = data["video"]["frames"]
+        assert len(found) == frames
+        assert all(
+            node["generation"] == {"status": "QUEUED", "requestedCount": 2}
+            for frame in found
+            for node in frame["messages"]["nodes"]
+        )
+
+    # the bearer token; video, frames, messages, their generations
+    assert counts == [5, 5], sql_counter.statements
