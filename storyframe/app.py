@@ -164,10 +164,12 @@ def build_runtime(settings: Settings) -> Runtime:
             quality=settings.openai_image_quality,
         ),
         settings.generation_concurrency,
-        # A vision call (a third of the timeout), then image calls, waiting for a free slot
-        # at worst once, each with its rate-limit retries.
-        budget_seconds=settings.openai_timeout_seconds * 2.5
-        + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries,
+        # A vision call (three tries of a third of the timeout), then image calls that may
+        # wait for a free slot once, each with its rate-limit retries.
+        budget_seconds=settings.openai_timeout_seconds * 3
+        + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries
+        + 10,
+        vision_budget_seconds=settings.openai_timeout_seconds + 10,
     )
     return Runtime(settings, engine, sessions, accounts, media, janitor, generator)
 

@@ -82,7 +82,7 @@ async def _collect(settings: Settings, *, dry_run: bool) -> int:
         janitor = runtime.janitor
         drift = await (janitor.drift() if dry_run else janitor.collect())
     finally:
-        await runtime.engine.dispose()
+        await runtime.aclose(drain_seconds=0)
     report = {
         "orphanFiles": drift.orphan_keys,
         "removed": 0 if dry_run else len(drift.orphan_keys),

@@ -14,8 +14,9 @@ Point the SDK at `base_url` (`http://127.0.0.1:<port>/v1`). It answers:
 Every API call must carry `Authorization: Bearer <api_key>`, else 401 `invalid_api_key`.
 Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
 
-Tests configure it through attributes (`latency`, `url_mode`, `short_by`, `revised_prompt`,
-`chat_answer`, `models`, `rewrite`) and scripted failures (`fail`), and read `requests`,
+Tests configure it through attributes (`latency`, `image_call_latency`, `url_mode`, `short_by`,
+`revised_prompt`, `chat_answer`, `models`, `rewrite`) and scripted failures (`fail`), and read
+`requests`,
 `requests_to`, `in_flight` and `max_in_flight`. Endpoint names, for `fail` and `requests_to`:
 `generations`, `edits`, `images` (either of those), `chat`, `models` and `files`.
 """
@@ -156,6 +157,8 @@ class FakeOpenAI:
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
         self.api_key = api_key
         self.latency = 0.0
+        self.image_call_latency: dict[int, float] = {}
+        """Seconds the k-th image request (either image endpoint, from 1) takes instead."""
         self.url_mode = False
         self.short_by = 0
         self.revised_prompt: str | None = None
@@ -277,6 +280,8 @@ class FakeOpenAI:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
             latency = self.latency if api else 0.0
+            if "images" in numbers and numbers["images"] in self.image_call_latency:
+                latency = self.image_call_latency[numbers["images"]]
         try:
             request = _parse(method, path, endpoint, headers, body)
             status, answer_headers, payload = self._answer(request, numbers)

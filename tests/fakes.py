@@ -17,16 +17,26 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlmodel import SQLModel
 
-from storyframe.db.tables import Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.db.tables import (
+    Context,
+    Frame,
+    Generation,
+    Image,
+    MainChat,
+    Message,
+    Project,
+    Video,
+)
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
 from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 
 Row = TypeVar("Row", bound=SQLModel)
-TableRow = Project | Video | Context | Frame | MainChat | Message | Image
+TableRow = Project | Video | Context | Frame | MainChat | Message | Image | Generation
 
 MODELS: tuple[
     type[Project],
@@ -36,7 +46,8 @@ MODELS: tuple[
     type[MainChat],
     type[Message],
     type[Image],
-] = (Project, Video, Context, Frame, MainChat, Message, Image)
+    type[Generation],
+] = (Project, Video, Context, Frame, MainChat, Message, Image, Generation)
 
 # ON DELETE CASCADE: deleting a row of the key deletes the rows of `model` whose `column` names it.
 _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
@@ -51,8 +62,9 @@ _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
     Context: ((Message, "context_id"),),
     Frame: ((Message, "frame_id"),),
     MainChat: ((Message, "main_chat_id"),),
-    Message: ((Image, "message_id"),),
+    Message: ((Image, "message_id"), (Generation, "message_id")),
     Image: (),
+    Generation: (),
 }
 # The place a row is, for the placements that cascade with it.
 _PLACE_KIND: dict[type[SQLModel], PlaceKind] = {
@@ -325,6 +337,13 @@ class FakeRepository(Repository):
     async def context_of_video(self, video_id: int) -> Context | None:
         contexts = self.store.table(Context).values()
         return next((c for c in contexts if c.video_id == video_id), None)
+
+    async def start_generation(self, generation_id: int, now: datetime) -> bool:
+        generation = self.store.get(Generation, generation_id)
+        if generation is None or generation.status != "QUEUED":
+            return False
+        generation.status, generation.started_at = "RUNNING", now
+        return True
 
     async def attachments_of(self, message_id: int) -> list[Image]:
         attached = sorted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
@@ -16,6 +17,7 @@ from storyframe.db.ownership import owned_by
 from storyframe.db.tables import (
     Context,
     Frame,
+    Generation,
     Image,
     ImagePlacement,
     MainChat,
@@ -201,6 +203,19 @@ class SqlRepository(Repository):
             )
         )
         return found
+
+    async def start_generation(self, generation_id: int, now: datetime) -> bool:
+        result = await self._session.execute(
+            update(Generation)
+            .where(
+                col(Generation.id) == generation_id,
+                col(Generation.status) == "QUEUED",
+                owned_by(Generation, self._owner_id),
+            )
+            .values(status="RUNNING", started_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
 
     async def attachments_of(self, message_id: int) -> list[Image]:
         statement = (

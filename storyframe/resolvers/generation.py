@@ -178,15 +178,19 @@ def _model_status(state: ModelState, today: date) -> ModelStatus:
     )
 
 
+def _extend(info: Info_, seconds: float) -> None:
+    """Calls to the provider keep their own timeouts; the request may last as they allow."""
+    if info.context.request is not None:
+        extend_time_limit(info.context.request.scope, seconds)
+
+
 def _reference_ids(ids: Sequence[strawberry.ID]) -> list[int]:
     return [decode_pk(global_id, "Image", "contextImageIds") for global_id in ids]
 
 
 async def _generate(info: Info_, request: GenerationRequest) -> GenerateImagesPayload:
     service = info.context.services.generation
-    if info.context.request is not None:
-        # The generation keeps its own provider timeouts; the request may last as they allow.
-        extend_time_limit(info.context.request.scope, service.generator.budget_seconds)
+    _extend(info, service.generator.budget_seconds)
     generated = await service.generate(request)
     info.context.loaders.clear_all()
     return GenerateImagesPayload(
@@ -258,7 +262,9 @@ class GenerationMutation:
     async def analyze_images(self, info: Info_, input: AnalyzeImagesInput) -> AnalyzeImagesPayload:
         async def act() -> AnalyzeImagesPayload:
             ids = [decode_pk(global_id, "Image", "imageIds") for global_id in input.image_ids]
-            analysis: Analysis = await info.context.services.generation.analyze(ids, input.question)
+            service = info.context.services.generation
+            _extend(info, service.generator.vision_budget_seconds)
+            analysis: Analysis = await service.analyze(ids, input.question)
             return AnalyzeImagesPayload(
                 analysis=ImageAnalysis(
                     text=analysis.text,
@@ -304,7 +310,9 @@ class GenerationQuery:
         "is retiring (from the provider's models list).",
     )
     async def openai_status(self, info: Info_) -> OpenAIStatus:
-        status = await info.context.services.generation.status()
+        service = info.context.services.generation
+        _extend(info, service.generator.vision_budget_seconds)
+        status = await service.status()
         today = date.today()
         return OpenAIStatus(
             configured=status.configured,

@@ -24,7 +24,12 @@ from storyframe.db.tables import Frame, Generation, Image, MainChat, Message, ut
 from storyframe.services.chats import check_message, record_message
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.images import StoredImage, add_images
-from storyframe.services.imaging import ImageLimits, ImageRefused, inspect_image_async
+from storyframe.services.imaging import (
+    ImageLimits,
+    ImageRefused,
+    fit_for_model,
+    inspect_image_async,
+)
 from storyframe.services.models import (
     ImageModelSpec,
     image_model,
@@ -133,13 +138,19 @@ class ProviderStatus:
 
 @dataclass(slots=True)
 class _Outcome:
-    """What the calls of one generation produced, gathered as they finish."""
+    """What one generation did, gathered as its calls finish."""
 
+    started: float
+    chat: Place | None = None
     stored: list[tuple[int, StoredImage]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage | None = None
     cost: float | None = None
+    vision_model: str | None = None
+    vision_ms: float | None = None
     first_image_ms: float | None = None
+    references: int = 0
+    references_sent: int = 0
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:
         if usage is not None:
@@ -149,6 +160,23 @@ class _Outcome:
 
     def fail(self, indexes: Sequence[int | None], code: ErrorCode, message: str) -> None:
         self.errors.extend({"index": i, "code": code.value, "message": message} for i in indexes)
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000
+
+    def log_fields(self) -> dict[str, Any]:
+        usage = self.usage
+        return {
+            "chat": self.chat.kind.value if self.chat else None,
+            "error_codes": sorted({str(e["code"]) for e in self.errors}),
+            "references": self.references,
+            "references_sent": self.references_sent,
+            "duration_ms": round(self.elapsed_ms(), 1),
+            "first_image_ms": _round(self.first_image_ms),
+            "vision_ms": _round(self.vision_ms),
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+        }
 
 
 class Generator:
@@ -164,10 +192,13 @@ class Generator:
         defaults: ImageDefaults,
         concurrency: int,
         budget_seconds: float = 600,
+        vision_budget_seconds: float = 70,
     ) -> None:
         self.provider = provider
         self.budget_seconds = budget_seconds
         """The longest a generation may take: its calls' timeouts and rate-limit waits."""
+        self.vision_budget_seconds = vision_budget_seconds
+        """The longest a vision call (or a models listing) may take, with its retries."""
         self.storage = storage
         self.files = files
         self.limits = limits
@@ -289,30 +320,29 @@ class GenerationService:
         return given
 
     async def run(self, generation_id: int) -> Generated:
-        """Do the work of a prepared generation and record it; returns what it made."""
-        started = time.monotonic()
-        async with self._uow() as repo:
-            generation = await repo.get(Generation, generation_id)
-            if generation is None:
-                raise NotFound("generation")
-            if generation.status != GenerationStatus.QUEUED.value:
-                raise DomainError(
-                    ErrorCode.INVALID, f"the generation is {generation.status.lower()} already"
-                )
-            message = await repo.get(Message, generation.message_id)
-            assert message is not None
-            assert message.id is not None
-            chat = _chat_of(message)
-            context_text, caption = await self._chat_facts(repo, message, chat)
-            attachments = await repo.attachments_of(message.id)
-            generation.status = GenerationStatus.RUNNING.value
-            generation.started_at = utcnow()
-            await repo.save(generation)
-            await repo.commit()
-        outcome = _Outcome()
+        """Do the work of a prepared generation and record it; returns what it made. A
+        generation runs once: a second `run`, even at the same time, is refused."""
+        outcome = _Outcome(started=time.monotonic())
         try:
+            async with self._uow() as repo:
+                if not await repo.start_generation(generation_id, utcnow()):
+                    found = await repo.get(Generation, generation_id)
+                    if found is None:
+                        raise NotFound("generation")
+                    raise DomainError(
+                        ErrorCode.INVALID, f"the generation is {found.status.lower()} already"
+                    )
+                generation = await repo.get(Generation, generation_id)
+                assert generation is not None
+                message = await repo.get(Message, generation.message_id)
+                assert message is not None
+                assert message.id is not None
+                outcome.chat = _chat_of(message)
+                context_text, caption = await self._chat_facts(repo, message, outcome.chat)
+                attachments = await repo.attachments_of(message.id)
+                await repo.commit()
             return await self._work(
-                generation, message, chat, context_text, caption, attachments, outcome, started
+                generation, message, context_text, caption, attachments, outcome
             )
         except asyncio.CancelledError:
             await self._abandon(generation_id, outcome, GenerationStatus.CANCELLED)
@@ -343,26 +373,23 @@ class GenerationService:
         self,
         generation: Generation,
         message: Message,
-        chat: Place,
         context_text: str | None,
         caption: str,
         attachments: list[Image],
         outcome: _Outcome,
-        started: float,
     ) -> Generated:
         references = await self._references(attachments, outcome)
         description: Description | None = None
-        vision_ms: float | None = None
         if references:
             vision_started = time.monotonic()
             description = await self._describe(references, outcome)
-            vision_ms = (time.monotonic() - vision_started) * 1000
+            outcome.vision_ms = (time.monotonic() - vision_started) * 1000
         final_prompt = assemble_prompt(
             message.prompt, context_text, description.text if description else None
         )
         spec = image_model(generation.model)
         passed = list(references[: spec.max_reference_images])
-        calls = _split(generation.requested_count, spec.max_images_per_call)
+        outcome.references, outcome.references_sent = len(references), len(passed)
         tasks = [
             asyncio.create_task(
                 self._call(
@@ -378,10 +405,9 @@ class GenerationService:
                     ),
                     spec,
                     outcome,
-                    started,
                 )
             )
-            for first, count in calls
+            for first, count in _split(generation.requested_count, spec.max_images_per_call)
         ]
         try:
             await asyncio.gather(*tasks)
@@ -390,31 +416,27 @@ class GenerationService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return await self._finish(
-            generation.id or 0,
-            chat,
-            final_prompt,
-            description,
-            outcome,
-            started,
-            vision_ms,
-            len(references),
-            len(passed),
-        )
+        assert generation.id is not None
+        return await self._finish(generation.id, final_prompt, description, outcome)
 
     async def _references(self, attachments: list[Image], outcome: _Outcome) -> list[Reference]:
+        """The attached images' bytes, made small enough to send (a lost one is reported)."""
+
         async def read(image: Image) -> Reference | None:
             try:
                 data = await self._gen.storage.read(image.storage_key)
+                data, content_type = await asyncio.to_thread(
+                    fit_for_model, data, image.content_type
+                )
             except Exception as error:  # a lost file must not sink the generation
                 log.warning(
                     "reference image unreadable",
                     extra={"image_id": image.id, "error": repr(error)},
                 )
-                outcome.fail([None], ErrorCode.NOT_FOUND, "a reference image's file is missing")
+                outcome.fail([None], ErrorCode.NOT_FOUND, "a reference image could not be read")
                 return None
-            extension = image.content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
-            return Reference(data, image.content_type, f"reference-{image.id}.{extension}")
+            extension = content_type.rsplit("/", 1)[-1].replace("jpeg", "jpg")
+            return Reference(data, content_type, f"reference-{image.id}.{extension}")
 
         found = await asyncio.gather(*(read(image) for image in attachments))
         return [reference for reference in found if reference is not None]
@@ -428,11 +450,10 @@ class GenerationService:
             outcome.fail([None], code, f"the reference images could not be described: {error}")
             return None
         outcome.add_usage(description.usage, vision_cost(description.model, description.usage))
+        outcome.vision_model = description.model
         return description
 
-    async def _call(
-        self, call: ImageCall, spec: ImageModelSpec, outcome: _Outcome, started: float
-    ) -> None:
+    async def _call(self, call: ImageCall, spec: ImageModelSpec, outcome: _Outcome) -> None:
         indexes = list(range(call.first_index, call.first_index + call.count))
         try:
             async with self._gen.calls:
@@ -455,7 +476,7 @@ class GenerationService:
                 return
             outcome.stored.append((index, stored))
             if outcome.first_image_ms is None:
-                outcome.first_image_ms = (time.monotonic() - started) * 1000
+                outcome.first_image_ms = outcome.elapsed_ms()
 
         # Checking, thumbnailing and storing run in threads: the images of a call go together.
         await asyncio.gather(
@@ -483,15 +504,13 @@ class GenerationService:
     async def _finish(
         self,
         generation_id: int,
-        chat: Place,
         final_prompt: str,
         description: Description | None,
         outcome: _Outcome,
-        started: float,
-        vision_ms: float | None,
-        references: int,
-        passed: int,
     ) -> Generated:
+        """Record the images made, the final prompt and how it went, in one transaction."""
+        chat = outcome.chat
+        assert chat is not None
         stored = [item for _, item in sorted(outcome.stored, key=lambda pair: pair[0])]
         try:
             async with self._uow() as repo:
@@ -503,78 +522,45 @@ class GenerationService:
                 images = await add_images(repo, owner, chat, stored, message.id)
                 message.final_prompt = final_prompt
                 await repo.save(message)
-                _record(generation, outcome, len(stored), description)
+                _record(generation, outcome, len(stored), _status_of(generation, len(stored)))
                 await repo.save(generation)
                 await repo.commit()
         except BaseException:
             await self._gen.files.release({item.storage_key for item in stored})
+            if not isinstance(generation, Generation):
+                self._log_gone(generation_id, outcome)
             raise
         error = None
         if not images:
             code, text = _summary(outcome)
-            error = DomainError(
-                code, text, ["prompt"] if code is ErrorCode.CONTENT_REFUSED else None
-            )
-        self._log(generation, chat, outcome, started, vision_ms, references, passed)
+            field = ["prompt"] if code is ErrorCode.CONTENT_REFUSED else None
+            error = DomainError(code, text, field)
+        _log(generation, outcome)
         return Generated(message=message, generation=generation, images=images, error=error)
 
     async def _abandon(
         self, generation_id: int, outcome: _Outcome, status: GenerationStatus
     ) -> None:
-        """Record a generation cut short (cancelled, or failed unexpectedly); its stored files
-        go, as no image row holds them."""
+        """Record a generation cut short (cancelled, or failed unexpectedly) with what it had
+        spent; its stored files go, as no image row holds them."""
         keys = {item.storage_key for _, item in outcome.stored}
         try:
             async with self._uow() as repo:
                 generation = await repo.get(Generation, generation_id)
-                if generation is not None:
-                    generation.status = status.value
-                    generation.finished_at = utcnow()
-                    generation.errors = outcome.errors
+                if generation is not None and generation.status in _UNFINISHED:
+                    _record(generation, outcome, 0, status)
                     await repo.save(generation)
                     await repo.commit()
+                    _log(generation, outcome)
+        except Exception:
+            log.exception("a generation cut short could not be recorded")
         finally:
             await self._gen.files.release(keys)
-        log.warning(
-            "generation cut short",
-            extra={"generation_id": generation_id, "status": status.value},
-        )
 
-    def _log(
-        self,
-        generation: Generation,
-        chat: Place,
-        outcome: _Outcome,
-        started: float,
-        vision_ms: float | None,
-        references: int,
-        passed: int,
-    ) -> None:
-        usage = outcome.usage
+    def _log_gone(self, generation_id: int, outcome: _Outcome) -> None:
         log.info(
             "generation finished",
-            extra={
-                "generation_id": generation.id,
-                "message_id": generation.message_id,
-                "chat": chat.kind.value,
-                "status": generation.status,
-                "provider": generation.provider,
-                "model": generation.model,
-                "size": generation.size,
-                "quality": generation.quality,
-                "requested": generation.requested_count,
-                "completed": generation.completed_count,
-                "failed": generation.requested_count - generation.completed_count,
-                "error_codes": sorted({str(e["code"]) for e in outcome.errors}),
-                "references": references,
-                "references_sent": passed,
-                "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                "first_image_ms": _round(outcome.first_image_ms),
-                "vision_ms": _round(vision_ms),
-                "input_tokens": usage.input_tokens if usage else None,
-                "output_tokens": usage.output_tokens if usage else None,
-                "estimated_cost_usd": generation.estimated_cost_usd,
-            },
+            extra={"generation_id": generation_id, "status": "GONE", **outcome.log_fields()},
         )
 
     async def analyze(self, image_ids: Sequence[int], question: str) -> Analysis:
@@ -604,11 +590,19 @@ class GenerationService:
             assert image is not None
             try:
                 data = await self._gen.storage.read(image.storage_key)
-            except OSError:
+                data, content_type = await asyncio.to_thread(
+                    fit_for_model, data, image.content_type
+                )
+            except FileNotFoundError:
                 raise DomainError(
                     ErrorCode.NOT_FOUND, "an image's file is missing", ["imageIds"]
                 ) from None
-            references.append(Reference(data, image.content_type, f"image-{image.id}"))
+            except Exception:
+                log.exception("an image could not be read", extra={"image_id": image.id})
+                raise DomainError(
+                    ErrorCode.STORAGE_FAILED, "an image could not be read", ["imageIds"]
+                ) from None
+            references.append(Reference(data, content_type, f"image-{image.id}"))
         model = self._gen.defaults.vision_model
         try:
             described = await self._gen.provider.describe(references, question, model)
@@ -669,21 +663,24 @@ def _chat_of(message: Message) -> Place:
     return Place(PlaceKind.MAIN_CHAT, message.main_chat_id)
 
 
-def _record(
-    generation: Generation, outcome: _Outcome, completed: int, description: Description | None
-) -> None:
-    generation.completed_count = completed
+_UNFINISHED = (GenerationStatus.QUEUED.value, GenerationStatus.RUNNING.value)
+
+
+def _status_of(generation: Generation, completed: int) -> GenerationStatus:
     if completed == generation.requested_count:
-        status = GenerationStatus.SUCCEEDED
-    elif completed:
-        status = GenerationStatus.PARTIAL
-    else:
-        status = GenerationStatus.FAILED
+        return GenerationStatus.SUCCEEDED
+    return GenerationStatus.PARTIAL if completed else GenerationStatus.FAILED
+
+
+def _record(
+    generation: Generation, outcome: _Outcome, completed: int, status: GenerationStatus
+) -> None:
     generation.status = status.value
+    generation.completed_count = completed
     generation.errors = sorted(
         outcome.errors, key=lambda e: (e["index"] is not None, e["index"] or 0)
     )
-    generation.vision_model = description.model if description else None
+    generation.vision_model = outcome.vision_model
     usage = outcome.usage
     if usage is not None:
         generation.input_text_tokens = usage.input_text_tokens
@@ -691,6 +688,27 @@ def _record(
         generation.output_tokens = usage.output_tokens
     generation.estimated_cost_usd = round(outcome.cost, 6) if outcome.cost is not None else None
     generation.finished_at = utcnow()
+
+
+def _log(generation: Generation, outcome: _Outcome) -> None:
+    """The one line every generation writes when it ends."""
+    log.info(
+        "generation finished",
+        extra={
+            "generation_id": generation.id,
+            "message_id": generation.message_id,
+            "status": generation.status,
+            "provider": generation.provider,
+            "model": generation.model,
+            "size": generation.size,
+            "quality": generation.quality,
+            "requested": generation.requested_count,
+            "completed": generation.completed_count,
+            "failed": generation.requested_count - generation.completed_count,
+            "estimated_cost_usd": generation.estimated_cost_usd,
+            **outcome.log_fields(),
+        },
+    )
 
 
 def _summary(outcome: _Outcome) -> tuple[ErrorCode, str]:

@@ -338,3 +338,36 @@ def _sha256(file: BinaryIO) -> str:
     while chunk := file.read(_HASH_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+MODEL_INPUT_SIDE: Final = 2048
+"""The longest side of an image sent to a model; larger ones are scaled down first."""
+MODEL_INPUT_BYTES: Final = 4 * 1024 * 1024
+_MODEL_JPEG_QUALITY: Final = 90
+
+
+def fit_for_model(data: bytes, content_type: str) -> tuple[bytes, str]:
+    """Bytes of a stored image small enough to send to a model, with their content type: the
+    stored bytes themselves when they are, else a copy at most `MODEL_INPUT_SIDE` pixels on its
+    longest side (PNG when it has transparency, JPEG otherwise). CPU-bound: run it in a thread.
+    Raises ImageRefused when the bytes are not an image."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if len(data) <= MODEL_INPUT_BYTES and max(image.size) <= MODEL_INPUT_SIDE:
+                return data, content_type
+            image.draft("RGB", (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE))
+            image.load()
+            image.thumbnail(
+                (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE),
+                Image.Resampling.LANCZOS,
+                reducing_gap=_REDUCING_GAP,
+            )
+            fitted = _for_webp(_oriented(image))
+    except _UNREADABLE as error:
+        raise ImageRefused(f"not a readable image: {error}", ErrorCode.CORRUPT_IMAGE) from None
+    buffer = io.BytesIO()
+    if fitted.mode == "RGBA":
+        fitted.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue(), "image/png"
+    fitted.save(buffer, format="JPEG", quality=_MODEL_JPEG_QUALITY)
+    return buffer.getvalue(), "image/jpeg"

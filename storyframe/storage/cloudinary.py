@@ -317,13 +317,13 @@ class CloudinaryStorage(BlobStorage):
         """The asset's bytes, fetched from its delivery URL."""
         options = self._account.api_options()
 
-        def fetch() -> bytes:
+        def fetch() -> bytes | None:
             try:
                 resource = cloudinary.api.resource(
                     key, resource_type="image", type="upload", **options
                 )
             except cloudinary.exceptions.NotFound:
-                raise FileNotFoundError(key) from None
+                return None
             response = urllib3.request(
                 "GET", str(resource["secure_url"]), timeout=30.0, retries=False
             )
@@ -331,7 +331,10 @@ class CloudinaryStorage(BlobStorage):
                 raise StorageError(f"Cloudinary delivered {response.status} for {key!r}")
             return bytes(response.data)
 
-        return await self._call("read", fetch)
+        data = await self._call("read", fetch)
+        if data is None:
+            raise FileNotFoundError(key)
+        return data
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

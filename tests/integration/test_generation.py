@@ -3,6 +3,7 @@ real images (message first, then the generation record, stored files, prompt ass
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from io import BytesIO
 from typing import Any
@@ -17,7 +18,7 @@ from storyframe.app import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.errors import DomainError, ErrorCode
-from storyframe.services.generation import GenerationRequest
+from storyframe.services.generation import Generated, GenerationRequest
 from tests.conftest import GraphQLClient
 from tests.integration.generating import (
     chat_image_ids,
@@ -419,3 +420,31 @@ async def test_the_work_is_separate_from_the_request_and_runs_once(
     with pytest.raises(DomainError) as again:
         await services.generation.run(generation_id)
     assert again.value.code is ErrorCode.INVALID
+
+
+async def test_two_workers_running_one_generation_run_it_once(
+    gql: GraphQLClient, services: Services
+) -> None:
+    # given
+    video = await seed_video(gql)
+    frame = await create_frame(gql, video.id, "Shot")
+    generation_id = await services.generation.prepare(
+        GenerationRequest(chat=place_of(frame), prompt="once", image_count=2)
+    )
+
+    # when
+    results = await asyncio.gather(
+        services.generation.run(generation_id),
+        services.generation.run(generation_id),
+        return_exceptions=True,
+    )
+
+    # then
+    done = [r for r in results if isinstance(r, Generated)]
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert len(done) == len(refused) == 1, results
+    assert refused[0].code is ErrorCode.INVALID
+    (message,) = await chat_messages(gql, frame)
+    assert message["generation"]["status"] == "SUCCEEDED"
+    assert len(message["images"]) == 2
+    assert len(await chat_image_ids(gql, frame)) == 2

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from storyframe.db.tables import Generation
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.ports import Blob
-from tests.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
 from tests.integration.generating import (
     OpenAIStack,
     Start,
@@ -83,44 +83,58 @@ async def test_shutdown_waits_for_running_generations(stack: OpenAIStack) -> Non
     assert payload["generation"]["status"] == "SUCCEEDED"
 
 
-async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(stack: OpenAIStack) -> None:
-    # given
-    stack.fake.latency = 3.0
+async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(start: Start) -> None:
+    # given two one-image calls: the first answered (and stored), the second still running
+    stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
+    stack.fake.image_call_latency = {1: 0.0, 2: 2.0}
     video = await seed_video(stack.gql)
-    request = asyncio.create_task(generate(stack.gql, "MainChat", video.main_chat_id, "owls"))
-    await _until(lambda: stack.fake.in_flight == 1)
+    request = asyncio.create_task(
+        generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+    )
+    await _until(lambda: len(stack.fake.requests_to("images")) == 2 and len(stack.media()) == 1)
 
     # when
     await stack.runtime.generator.drain(0.05)
 
-    # then the user is told, and the record says what happened
+    # then the user is told, and the record says what happened and what it cost
     payload = await request
     assert [e["code"] for e in payload["userErrors"]] == ["CANCELLED"]
     (generation,) = await _generations(stack)
     assert generation.status == "CANCELLED"
     assert generation.finished_at is not None
+    assert generation.completed_count == 0
+    assert generation.output_tokens == IMAGE_OUTPUT_TOKENS  # the first call was paid for
+    # and the image stored for it went with it
     assert stack.media() == []
     (message,) = await chat_messages(stack.gql, video.main_chat_id)
     assert message["prompt"] == "owls"
+    assert message["images"] == []
     assert message["generation"]["status"] == "CANCELLED"
 
 
-async def test_a_generation_may_outlast_the_request_time_limit(start: Start) -> None:
-    # given a 0.5 s limit on GraphQL requests, and an image that takes 1 s
+async def test_calls_to_the_provider_may_outlast_the_request_time_limit(start: Start) -> None:
+    # given a 0.5 s limit on GraphQL requests, and a provider that takes 1 s to answer
     stack: OpenAIStack = await start(request_timeout_seconds=0.5)
     stack.fake.latency = 1.0
     video = await seed_video(stack.gql)
 
     # when
     payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
+    image = payload["message"]["images"][0]["id"]
+    analysis = await stack.gql.data(
+        """
+        mutation($input: AnalyzeImagesInput!) {
+          analyzeImages(input: $input) { analysis { text } userErrors { code } }
+        }
+        """,
+        {"input": {"imageIds": [image], "question": "what?"}},
+    )
+    status = await stack.gql.data("{ openAIStatus { configured error { code } } }")
 
     # then
     assert payload["generation"]["status"] == "SUCCEEDED"
-    slow = await stack.http.post(
-        "/graphql",
-        json={"query": "{ openAIStatus { configured } }"},
-    )
-    assert slow.status_code == 503  # the models call takes 1 s too: other operations keep it
+    assert analysis["analyzeImages"]["userErrors"] == []
+    assert status["openAIStatus"] == {"configured": True, "error": None}
 
 
 async def test_an_image_that_cannot_be_stored_is_reported_and_the_rest_kept(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
 from tests.integration.generating import generate_ok
 from tests.integration.helpers import create_frame, seed_video
@@ -37,3 +39,49 @@ async def test_generated_images_are_stored_and_read_back_as_references(stack: St
     assert f"Image 1: 1024{TIMES}1024 PNG" in description
     assert f"Image 2: 1024{TIMES}1024 PNG" in description
     assert payload["generation"]["errors"] == []
+
+
+async def test_a_lost_file_is_reported_not_crashed_on(stack: Stack) -> None:
+    # given an image whose stored file has gone
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "Context", video.context_id, "the keeper")
+    image = made["message"]["images"][0]["id"]
+    for key in await stack.storage.keys():
+        await stack.storage.delete(key)
+
+    # when
+    analysis = await stack.gql.data(
+        """
+        mutation($input: AnalyzeImagesInput!) {
+          analyzeImages(input: $input) { analysis { text } userErrors { field code } }
+        }
+        """,
+        {"input": {"imageIds": [image], "question": "what?"}},
+    )
+    generated = await generate_ok(
+        stack.gql, "MainChat", video.main_chat_id, "the keeper", contextImageIds=[image]
+    )
+
+    # then
+    assert analysis["analyzeImages"] == {
+        "analysis": None,
+        "userErrors": [{"field": ["imageIds"], "code": "NOT_FOUND"}],
+    }
+    generation = generated["generation"]
+    assert generation["status"] == "SUCCEEDED"
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [(None, "NOT_FOUND")]
+    assert generated["message"]["finalPrompt"] == "the keeper"
+
+
+async def test_reading_an_unknown_key_raises_file_not_found(stack: Stack) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    await generate_ok(stack.gql, "Context", video.context_id, "the keeper")
+    (key,) = await stack.storage.keys()
+    data = await stack.storage.read(key)
+    await stack.storage.delete(key)
+
+    # then
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileNotFoundError):
+        await stack.storage.read(key)

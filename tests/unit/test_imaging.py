@@ -23,6 +23,7 @@ from storyframe.services.imaging import (
     ImageLimits,
     ImageRefused,
     Inspected,
+    fit_for_model,
     inspect_image,
     inspect_image_async,
 )
@@ -572,3 +573,31 @@ def test_limits_must_be_positive(field: str) -> None:
     # when / then
     with pytest.raises(ValueError, match=f"ImageLimits.{field} must be positive"):
         ImageLimits(**values)
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def test_an_image_small_enough_goes_to_a_model_as_it_is() -> None:
+    data = _encoded(Image.new("RGB", (800, 600), (10, 20, 30)), "PNG")
+    assert fit_for_model(data, "image/png") == (data, "image/png")
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "content_type"),
+    [("RGB", "JPEG", "image/jpeg"), ("RGB", "PNG", "image/jpeg"), ("RGBA", "PNG", "image/png")],
+)
+def test_a_large_image_is_scaled_down_for_a_model(mode: str, fmt: str, content_type: str) -> None:
+    data = _encoded(Image.new(mode, (4096, 1024), (200, 10, 10, 128)[: len(mode)]), fmt)
+    fitted, fitted_type = fit_for_model(data, f"image/{fmt.lower()}")
+    assert fitted_type == content_type
+    with Image.open(io.BytesIO(fitted)) as image:
+        assert image.size == (2048, 512)
+
+
+def test_bytes_that_are_no_image_are_refused_for_a_model() -> None:
+    with pytest.raises(ImageRefused):
+        fit_for_model(b"not an image at all", "image/png")
