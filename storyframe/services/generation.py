@@ -56,6 +56,7 @@ log = logging.getLogger("storyframe.generation")
 MAX_IMAGES = 4
 QUESTION_MAX = 2_000
 MAX_ANALYZED = 16
+MODELS_TTL_SECONDS = 300
 
 
 class GenerationStatus(StrEnum):
@@ -205,6 +206,21 @@ class Generator:
         self.defaults = defaults
         self.calls = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[Any]] = set()
+        self._models: tuple[float, list[RemoteModel]] | None = None
+        self._models_lock = asyncio.Lock()
+
+    async def remote_models(self) -> list[RemoteModel]:
+        """The provider's models, asked at most once every `MODELS_TTL_SECONDS` (a status
+        badge may ask on every page); a failure is not remembered."""
+        now = time.monotonic()
+        if self._models is not None and now - self._models[0] < MODELS_TTL_SECONDS:
+            return self._models[1]
+        async with self._models_lock:
+            if self._models is not None and time.monotonic() - self._models[0] < MODELS_TTL_SECONDS:
+                return self._models[1]
+            models = await self.provider.models()
+            self._models = (time.monotonic(), models)
+            return models
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         """Hold a running generation until it ends, whatever happens to its request."""
@@ -625,7 +641,7 @@ class GenerationService:
         error: DomainError | None = None
         listed: dict[str, RemoteModel] | None = None
         try:
-            listed = {model.id: model for model in await provider.models()}
+            listed = {model.id: model for model in await self._gen.remote_models()}
         except ProviderError as failure:
             error = provider_error(failure)
 

@@ -524,6 +524,20 @@ async def test_openai_status_reads_the_models_endpoint(start: Callable[..., Any]
     assert stack.fake.requests_to("models")
 
 
+async def test_openai_status_asks_for_the_models_at_most_every_five_minutes(
+    stack: OpenAIStack,
+) -> None:
+    # when
+    first = await stack.gql.data(OPENAI_STATUS)
+    stack.fake.models = {}
+    second = await stack.gql.data(OPENAI_STATUS)
+
+    # then
+    assert len(stack.fake.requests_to("models")) == 1
+    assert second == first
+    assert first["openAIStatus"]["imageModel"]["available"] is True
+
+
 async def test_openai_status_reports_a_missing_model_and_an_unreachable_provider(
     start: Callable[..., Any],
 ) -> None:
@@ -532,9 +546,9 @@ async def test_openai_status_reports_a_missing_model_and_an_unreachable_provider
     stack.fake.models = {"gpt-5.4-mini": None}
 
     # when
-    listed = await stack.gql.data(OPENAI_STATUS)
     stack.fake.fail("models", status=401, code="invalid_api_key")
     refused = await stack.gql.data(OPENAI_STATUS)
+    listed = await stack.gql.data(OPENAI_STATUS)  # a failure is not remembered
 
     # then
     image_model = listed["openAIStatus"]["imageModel"]
