@@ -157,12 +157,7 @@ def build_runtime(settings: Settings) -> Runtime:
         storage,
         janitor,
         limits,
-        ImageDefaults(
-            image_model=settings.openai_image_model,
-            vision_model=settings.openai_vision_model,
-            size=settings.openai_image_size,
-            quality=settings.openai_image_quality,
-        ),
+        image_defaults(settings),
         settings.generation_concurrency,
         # A vision call (three tries of a third of the timeout), then image calls that may
         # wait for a free slot once, each with its rate-limit retries.
@@ -172,6 +167,15 @@ def build_runtime(settings: Settings) -> Runtime:
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
     )
     return Runtime(settings, engine, sessions, accounts, media, janitor, generator)
+
+
+def image_defaults(settings: Settings) -> ImageDefaults:
+    return ImageDefaults(
+        image_model=settings.openai_image_model,
+        vision_model=settings.openai_vision_model,
+        size=settings.openai_image_size,
+        quality=settings.openai_image_quality,
+    )
 
 
 def build_provider(settings: Settings) -> ImageProvider:

@@ -1,4 +1,4 @@
-"""`storyframe serve | migrate | gc | export-schema`."""
+"""`storyframe serve | migrate | gc | selftest | export-schema`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def main(argv: list[str] | None = None) -> int:
         "gc", help="remove stored files no image references; report images whose file is gone"
     )
     collect.add_argument("--dry-run", action="store_true", help="report only, delete nothing")
+    selftest = commands.add_parser(
+        "selftest",
+        help="check image generation: the configuration and the provider's models",
+    )
+    selftest.add_argument(
+        "--generate",
+        action="store_true",
+        help="also make a low-quality image, describe it and edit it "
+        "(with OpenAI: two images and one vision call, a few US cents)",
+    )
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
     args = parser.parse_args(argv)
@@ -42,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "gc":
         return asyncio.run(_collect(settings, dry_run=args.dry_run))
+    if args.command == "selftest":
+        return asyncio.run(_selftest(settings, generate=args.generate))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     return _serve(settings.model_copy(update=overrides))
 
@@ -90,6 +102,26 @@ async def _collect(settings: Settings, *, dry_run: bool) -> int:
     }
     sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+async def _selftest(settings: Settings, *, generate: bool) -> int:
+    """Print the checks as JSON; exit 1 when one failed."""
+    from datetime import date
+
+    import orjson
+
+    from storyframe.app import build_provider, image_defaults
+    from storyframe.services.diagnostics import self_test
+
+    provider = build_provider(settings)
+    try:
+        report = await self_test(
+            provider, image_defaults(settings), date.today(), generate=generate
+        )
+    finally:
+        await provider.aclose()
+    sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0 if report.ok else 1
 
 
 def _serve(settings: Settings) -> int:
