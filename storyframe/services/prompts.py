@@ -23,11 +23,27 @@ def includes_context(kind: PlaceKind, with_context: bool) -> bool:
     return kind in (PlaceKind.CONTEXT, PlaceKind.MAIN_CHAT)
 
 
-def assemble_prompt(prompt: str, context_text: str | None, description: str | None) -> str:
-    """The user's prompt, then the context, then the description of the reference images."""
-    parts = [prompt.strip()]
-    if context_text and context_text.strip():
-        parts.append(f"Context of the story: {context_text.strip()}")
-    if description and description.strip():
-        parts.append(f"Reference images: {description.strip()}")
-    return "\n\n".join(parts)
+PROMPT_LIMIT = 32_000
+"""The longest prompt GPT image models take, in characters."""
+_CONTEXT = "Context of the story: "
+_REFERENCES = "Reference images: "
+
+
+def assemble_prompt(
+    prompt: str, context_text: str | None, description: str | None, limit: int = PROMPT_LIMIT
+) -> str:
+    """The user's prompt, then the context, then the description of the reference images. When
+    that is longer than `limit`, the context is shortened first (its end cut, marked with "…"),
+    then the description; the user's own prompt never is."""
+    head = prompt.strip()
+    context = (context_text or "").strip()
+    seen = (description or "").strip()
+    tail = f"\n\n{_REFERENCES}{seen}" if seen else ""
+    room = limit - len(head) - len(tail) - len(f"\n\n{_CONTEXT}")
+    if context and room < len(context):
+        context = context[: max(0, room - 1)].rstrip() + "\u2026" if room > 1 else ""
+    middle = f"\n\n{_CONTEXT}{context}" if context else ""
+    assembled = head + middle + tail
+    if len(assembled) > limit and tail:
+        assembled = assembled[: limit - 1].rstrip() + "\u2026"
+    return assembled

@@ -38,3 +38,23 @@ def test_context_then_description_follow_the_prompt() -> None:
 @pytest.mark.parametrize("blank", ["", "   ", "\n"])
 def test_blank_context_or_description_add_nothing(blank: str) -> None:
     assert assemble_prompt("a fox", blank, blank) == "a fox"
+
+
+def test_a_long_context_is_cut_to_fit_the_model() -> None:
+    prompt, context = "p" * 8_000, "c" * 30_000
+    assembled = assemble_prompt(prompt, context, "a description", limit=32_000)
+    assert len(assembled) == 32_000
+    assert assembled.startswith(prompt + "\n\nContext of the story: ccc")
+    assert assembled.endswith("c\u2026\n\nReference images: a description")
+
+
+def test_with_no_room_for_context_the_description_is_cut_last() -> None:
+    assembled = assemble_prompt("p" * 90, "context", "d" * 50, limit=100)
+    assert len(assembled) == 100
+    assert assembled.startswith("p" * 90 + "\n\nReferen")
+    assert assembled.endswith("\u2026")
+    assert "Context" not in assembled
+
+
+def test_the_prompt_alone_is_never_cut() -> None:
+    assert assemble_prompt("p" * 120, "context", None, limit=100) == "p" * 120
