@@ -3,8 +3,10 @@
 Each image says plainly that it is a placeholder and shows what it stands for: the prompt, the
 caption (a frame's title), its position in the generation and thumbnails of the reference images
 that were sent. Its background comes from a hash of the prompt, the position and a random nonce,
-so no two images look alike, not even two of the same prompt. The PNG's metadata marks it too:
-`Software` is "Storyframe placeholder", `Description` the prompt and `Title` the caption.
+and its hue steps round the colour wheel by the golden ratio from one image to the next, so no two
+images look alike, not even two of the same prompt made one after the other. The PNG's metadata
+marks it too: `Software` is "Storyframe placeholder", `Description` the prompt and `Title` the
+caption.
 
 `describe` cannot look at images without a vision model; it says so, and reports what can be
 known offline: each image's size, format and dominant colours.
@@ -64,6 +66,7 @@ _UNREADABLE: Final = (
 )
 _PNG_COMPRESS_LEVEL: Final = 1  # 2x faster than the default 6, for 10-20% larger files
 _ELLIPSIS: Final = "\u2026"
+_GOLDEN_STEP: Final = 0.6180339887498949  # hue step between images: 1/phi, the widest spread
 
 _WHITE: Final = (255, 255, 255)
 _SOFT_WHITE: Final = (235, 235, 240)
@@ -76,6 +79,16 @@ _Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 class PlaceholderProvider:
     """An `ImageProvider` that needs no network and no key."""
+
+    def __init__(self) -> None:
+        # Where the next image's hue sits on the colour wheel; see `_take_hue`.
+        self._hue = secrets.randbelow(1 << 16) / (1 << 16)
+
+    def _take_hue(self) -> float:
+        """The hue of the next image: consecutive images lie at least 0.38 of the wheel apart."""
+        hue = self._hue
+        self._hue = (hue + _GOLDEN_STEP) % 1.0
+        return hue
 
     @property
     def placeholder(self) -> bool:
@@ -105,8 +118,9 @@ class PlaceholderProvider:
                     number=call.first_index + i + 1,
                     thumbnails=thumbnails,
                     nonce=secrets.token_bytes(16),
+                    hue=hue,
                 )
-                for i in range(call.count)
+                for i, hue in enumerate([self._take_hue() for _ in range(call.count)])
             )
         )
         return CallResult(images=[Produced(data=data) for data in images], usage=None)
@@ -231,10 +245,11 @@ def _render(
     number: int,
     thumbnails: Sequence[Image.Image],
     nonce: bytes,
+    hue: float,
 ) -> bytes:
     """One placeholder PNG. Synchronous and CPU-bound: run it in a worker thread."""
     seed = hashlib.sha256(b"\0".join((_utf8(prompt), str(number).encode(), nonce))).digest()
-    image = _background(layout.width, layout.height, seed)
+    image = _background(layout.width, layout.height, seed, hue)
     draw = ImageDraw.Draw(image)
     _draw_badge(image, draw, layout)
     _draw_text(image, draw, layout, _displayable(prompt), _displayable(caption))
@@ -258,11 +273,10 @@ def _render(
     return buffer.getvalue()
 
 
-def _background(width: int, height: int, seed: bytes) -> Image.Image:
-    """A smooth four-corner gradient with a few rings on it, all chosen by `seed`."""
-    hue = seed[0] / 255
+def _background(width: int, height: int, seed: bytes, hue: float) -> Image.Image:
+    """A smooth four-corner gradient around `hue` with a few rings on it, chosen by `seed`."""
     corners = [
-        _hsv(hue + (seed[1 + i] - 128) / 900, 0.35 + seed[5 + i] / 600, 0.42 + seed[9 + i] / 700)
+        _hsv(hue + (seed[1 + i] - 128) / 2000, 0.45 + seed[5 + i] / 600, 0.5 + seed[9 + i] / 800)
         for i in range(4)
     ]
     tiny = Image.new("RGB", (2, 2))
