@@ -87,6 +87,8 @@ class FakeCloudinary:
         """Largest page of a listing, whatever `max_results` asks."""
         self.fail_with: int | None = None
         """When set, every API call answers this status with an error."""
+        self.deliver_with: int | None = None
+        """When set, every delivery (a GET of an asset's URL) answers this status."""
         self.assets: dict[str, FakeAsset] = {}
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
@@ -187,6 +189,8 @@ class FakeCloudinary:
             return _json(200, self._resource(path.removeprefix(listing + "/")))
         delivery = re.fullmatch(rf"/{re.escape(self.cloud_name)}/image/upload/v(\d+)/(.+)", path)
         if method == "GET" and delivery:
+            if self.deliver_with is not None:
+                return self.deliver_with, "text/plain", b"injected failure"
             return self._deliver(int(delivery[1]), delivery[2])
         if path.startswith("/v1_1/"):
             raise _Failure(401 if path.split("/")[2] != self.cloud_name else 404, "no such API")

@@ -440,7 +440,7 @@ class GenerationService:
 
         async def read(image: Image) -> Reference | None:
             try:
-                data = await self._gen.storage.read(image.storage_key)
+                data = await self._gen.storage.read(image.storage_key, url=image.url)
                 data, content_type = await asyncio.to_thread(
                     fit_for_model, data, image.content_type
                 )
@@ -605,7 +605,7 @@ class GenerationService:
         for image in images:
             assert image is not None
             try:
-                data = await self._gen.storage.read(image.storage_key)
+                data = await self._gen.storage.read(image.storage_key, url=image.url)
                 data, content_type = await asyncio.to_thread(
                     fit_for_model, data, image.content_type
                 )

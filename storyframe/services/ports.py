@@ -199,8 +199,9 @@ class BlobStorage(Protocol):
         ...
 
     async def exists(self, key: str) -> bool: ...
-    async def read(self, key: str) -> bytes:
-        """The bytes of the blob; raises FileNotFoundError when the key is unknown."""
+    async def read(self, key: str, *, url: str | None = None) -> bytes:
+        """The bytes of the blob; raises FileNotFoundError when the key is unknown. `url` is the
+        blob's URL as its image row keeps it: a remote storage may fetch it without a lookup."""
         ...
 
 

@@ -167,6 +167,16 @@ class _Account:
         }
 
 
+def _download(url: str, key: str) -> bytes | None:
+    """The bytes at a delivery URL; None when Cloudinary has nothing there."""
+    response = urllib3.request("GET", url, timeout=30.0, retries=False)
+    if response.status == 404:
+        return None
+    if response.status != 200:
+        raise StorageError(f"Cloudinary delivered {response.status} for {key!r}")
+    return bytes(response.data)
+
+
 def _is_cloudinary_failure(error: Exception) -> bool:
     # The Admin API raises a bare `Exception` for statuses it has no class for (502, 504, …),
     # and `Exception("Must supply …")` for missing settings.
@@ -313,28 +323,44 @@ class CloudinaryStorage(BlobStorage):
 
         return await self._call("resource", exists)
 
-    async def read(self, key: str) -> bytes:
-        """The asset's bytes, fetched from its delivery URL."""
+    async def read(self, key: str, *, url: str | None = None) -> bytes:
+        """The asset's bytes, from its delivery URL: `url` when it is the URL of `key` (a single
+        CDN request), otherwise the one the Admin API reports for `key`. The Admin API
+        is rate-limited per hour, so callers that know the URL should pass it; a URL that no
+        longer serves the asset falls back to the lookup."""
         options = self._account.api_options()
+        given = url if url is not None and self._delivers(url, key) else None
 
         def fetch() -> bytes | None:
+            if given is not None:
+                data = _download(given, key)
+                if data is not None:
+                    return data
             try:
                 resource = cloudinary.api.resource(
                     key, resource_type="image", type="upload", **options
                 )
             except cloudinary.exceptions.NotFound:
                 return None
-            response = urllib3.request(
-                "GET", str(resource["secure_url"]), timeout=30.0, retries=False
-            )
-            if response.status != 200:
-                raise StorageError(f"Cloudinary delivered {response.status} for {key!r}")
-            return bytes(response.data)
+            return _download(str(resource["secure_url"]), key)
 
         data = await self._call("read", fetch)
         if data is None:
             raise FileNotFoundError(key)
         return data
+
+    @staticmethod
+    def _delivers(url: str, key: str) -> bool:
+        """Whether `url` is the delivery URL of the original of `key`, as uploads answer it: an
+        absolute URL whose path ends `/image/upload/v<version>/<key>.<format>`."""
+        parts = urlsplit(url)
+        tail = re.escape("/image/upload/") + r"v\d+/" + re.escape(key) + r"\.[a-z0-9]+"
+        return (
+            parts.scheme in ("https", "http")
+            and bool(parts.netloc)
+            and not parts.query
+            and re.search(tail + r"\Z", parts.path) is not None
+        )
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

@@ -96,7 +96,8 @@ class LocalStorage(BlobStorage):
         path = self.path_of(key)
         return path is not None and await asyncio.to_thread(path.is_file)
 
-    async def read(self, key: str) -> bytes:
+    async def read(self, key: str, *, url: str | None = None) -> bytes:
+        """The file's bytes; `url` is not needed, the key says where the file is."""
         path = self.path_of(key) if KEY_PATTERN.fullmatch(key) else None
         if path is None:
             raise FileNotFoundError(key)

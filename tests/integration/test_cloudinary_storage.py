@@ -167,6 +167,120 @@ async def test_exists(fake_cloudinary: FakeCloudinary, tmp_path: Path) -> None:
     assert [request.method for request in lookups] == ["GET"]
 
 
+def _lookups(fake: FakeCloudinary) -> list[str]:
+    """The Admin API lookups of single assets the fake has seen."""
+    prefix = f"/v1_1/{fake.cloud_name}/resources/image/upload/"
+    with fake.lock:
+        return [request.path for request in fake.requests if request.path.startswith(prefix)]
+
+
+async def test_read_with_the_stored_url_costs_one_delivery_and_no_admin_call(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    path, checksum = _image(tmp_path, "read.png", (9, 8, 7))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    blob = await _put(storage, path, checksum)
+    fake_cloudinary.requests.clear()
+
+    data = await storage.read(blob.key, url=blob.url)
+
+    assert data == path.read_bytes()
+    assert [request.path for request in fake_cloudinary.requests] == [urlsplit(blob.url).path]
+    assert _lookups(fake_cloudinary) == []
+
+
+async def test_read_without_a_url_looks_the_asset_up(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    path, checksum = _image(tmp_path, "lookup.png", (7, 8, 9))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    blob = await _put(storage, path, checksum)
+    fake_cloudinary.requests.clear()
+
+    data = await storage.read(blob.key)
+
+    assert data == path.read_bytes()
+    assert _lookups(fake_cloudinary) == [f"/v1_1/fake-cloud/resources/image/upload/{blob.key}"]
+    assert fake_cloudinary.requests[-1].path == urlsplit(blob.url).path
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "{base}/fake-cloud/image/upload/v1/storyframe/another-key.png",
+        "/media/{key}.png",  # a URL of local storage, from before a switch
+        "{base}/fake-cloud/video/upload/v1/{key}.png",
+        "{base}/fake-cloud/image/upload/c_limit,w_512/v1/{key}",  # a derived image
+        "{base}/fake-cloud/image/upload/v1/{key}.png?token=1",
+        "file:///fake-cloud/image/upload/v1/{key}.png",
+    ],
+)
+async def test_read_never_fetches_a_url_that_is_not_the_keys(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path, url: str
+) -> None:
+    path, checksum = _image(tmp_path, "foreign.png", (1, 2, 3))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    blob = await _put(storage, path, checksum)
+    fake_cloudinary.requests.clear()
+
+    data = await storage.read(blob.key, url=url.format(base=fake_cloudinary.base_url, key=blob.key))
+
+    assert data == path.read_bytes()
+    assert _lookups(fake_cloudinary) == [f"/v1_1/fake-cloud/resources/image/upload/{blob.key}"]
+    assert [request.path for request in fake_cloudinary.requests][-1] == urlsplit(blob.url).path
+    assert len(fake_cloudinary.requests) == 2
+
+
+async def test_read_falls_back_to_a_lookup_when_the_url_serves_nothing(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    # given an asset destroyed and uploaded again: same key, a new version and URL
+    path, checksum = _image(tmp_path, "again.png", (3, 3, 3))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    old = await _put(storage, path, checksum)
+    await storage.delete(old.key)
+    new = await _put(storage, path, checksum)
+    assert new.url != old.url
+    fake_cloudinary.requests.clear()
+
+    # when
+    data = await storage.read(old.key, url=old.url)
+
+    # then
+    assert data == path.read_bytes()
+    assert [request.path for request in fake_cloudinary.requests] == [
+        urlsplit(old.url).path,
+        f"/v1_1/fake-cloud/resources/image/upload/{old.key}",
+        urlsplit(new.url).path,
+    ]
+
+
+async def test_read_of_a_destroyed_asset_raises_file_not_found(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    path, checksum = _image(tmp_path, "gone.png", (4, 4, 4))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    blob = await _put(storage, path, checksum)
+    await storage.delete(blob.key)
+
+    with pytest.raises(FileNotFoundError):
+        await storage.read(blob.key, url=blob.url)
+    with pytest.raises(FileNotFoundError):
+        await storage.read(blob.key)
+
+
+async def test_read_reports_a_failing_delivery_as_storage_error(
+    fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    path, checksum = _image(tmp_path, "broken.png", (6, 6, 6))
+    storage = CloudinaryStorage(fake_cloudinary.url)
+    blob = await _put(storage, path, checksum)
+    fake_cloudinary.deliver_with = 503
+
+    with pytest.raises(StorageError, match="503"):
+        await storage.read(blob.key, url=blob.url)
+
+
 async def test_a_bad_api_secret_raises_storage_error(
     fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
@@ -39,6 +41,38 @@ async def test_generated_images_are_stored_and_read_back_as_references(stack: St
     assert f"Image 1: 1024{TIMES}1024 PNG" in description
     assert f"Image 2: 1024{TIMES}1024 PNG" in description
     assert payload["generation"]["errors"] == []
+
+
+@pytest.mark.parametrize("stack", ["cloudinary"], indirect=True)
+async def test_references_are_read_from_cloudinary_by_their_urls(stack: Stack) -> None:
+    # given images on Cloudinary
+    assert stack.fake is not None
+    video = await seed_video(stack.gql)
+    made = await generate_ok(stack.gql, "Context", video.context_id, "the keeper", imageCount=2)
+    ids = [image["id"] for image in made["message"]["images"]]
+    urls = {urlsplit(image["url"]).path for image in made["message"]["images"]}
+    stack.fake.requests.clear()
+
+    # when they are used as references and analysed
+    payload = await generate_ok(
+        stack.gql, "MainChat", video.main_chat_id, "the keeper again", contextImageIds=ids
+    )
+    analysis = await stack.gql.data(
+        """
+        mutation($input: AnalyzeImagesInput!) {
+          analyzeImages(input: $input) { analysis { text } userErrors { code } }
+        }
+        """,
+        {"input": {"imageIds": ids, "question": "what?"}},
+    )
+
+    # then each read was one delivery of the stored URL, without an Admin API lookup
+    assert payload["generation"]["errors"] == []
+    assert analysis["analyzeImages"]["userErrors"] == []
+    gets = [request.path for request in stack.fake.requests if request.method == "GET"]
+    assert sorted(gets) == sorted([*urls, *urls])
+    assert stack.fake.requests_to("/resources/image/upload") == []
+    assert not any("/resources/" in request.path for request in stack.fake.requests)
 
 
 async def test_a_lost_file_is_reported_not_crashed_on(stack: Stack) -> None:
