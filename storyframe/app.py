@@ -10,6 +10,9 @@ from typing import Any
 
 import orjson
 import strawberry
+
+# Strawberry's own HTTP errors: raised by its view, from the library its view is built on.
+from cross_web import HTTPException
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -18,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -44,6 +48,7 @@ from storyframe.guards import (
     MultipartCsrf,
     TimeLimit,
     WebSocketOrigins,
+    error_body,
 )
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
@@ -206,6 +211,15 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+_HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
 class StoryframeGraphQL(GraphQL[Context, None]):
     def __init__(self, schema: strawberry.Schema, runtime: Runtime) -> None:
         super().__init__(
@@ -240,6 +254,28 @@ class StoryframeGraphQL(GraphQL[Context, None]):
     async def _viewer(self, token: str | None) -> Viewer | None:
         return await self._runtime.accounts.authenticate(token) if token else None
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """As Strawberry's, but a request refused before execution (not JSON, no query, a
+        mutation over GET) gets a JSON error with a code, like every other error, not text."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as refused:
+            code = _HTTP_ERROR_CODES.get(refused.status_code, "BAD_REQUEST")
+            response = Response(
+                error_body(refused.reason, code),
+                status_code=refused.status_code,
+                media_type="application/json",
+            )
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson is strict where `json` is lenient: it refuses lone UTF-16 surrogates (which no
+        # database can store), NaN and Infinity, as the JSON standard does.
+        return orjson.loads(data)
+
     def encode_json(self, data: object) -> str:
         # Text, not bytes: over WebSocket, bytes go out as binary frames, which
         # graphql-transport-ws clients (browsers' graphql-ws) cannot parse.
@@ -272,7 +308,8 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method reaches the view, which refuses all but GET and POST with a JSON error.
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *_media_routes(runtime),
             Route("/healthz", healthz),

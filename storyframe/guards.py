@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("storyframe.guards")
 
 
-def _error(message: str, code: str) -> bytes:
+def error_body(message: str, code: str) -> bytes:
+    """A GraphQL-shaped error response body: `{"errors": [{message, extensions: {code}}]}`."""
     return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
 
 
@@ -78,7 +79,7 @@ class BodyLimit:
 
     async def _refuse(self, send: Send, limit: int) -> None:
         message = f"request body is over {limit} bytes"
-        await _respond(send, 413, _error(message, "REQUEST_TOO_LARGE"))
+        await _respond(send, 413, error_body(message, "REQUEST_TOO_LARGE"))
 
 
 _DEADLINE = "storyframe.deadline"
@@ -123,7 +124,7 @@ class TimeLimit:
             log.warning("request timed out", extra={"path": scope.get("path")})
             if not started:
                 message = f"the request took longer than {self.seconds:g} seconds"
-                await _respond(send, 503, _error(message, "TIMEOUT"))
+                await _respond(send, 503, error_body(message, "TIMEOUT"))
 
 
 class WebSocketOrigins:
@@ -163,6 +164,6 @@ class MultipartCsrf:
                     "multipart requests need an `Apollo-Require-Preflight: true` header "
                     "(cross-site request forgery guard)"
                 )
-                await _respond(send, 400, _error(message, "CSRF_HEADER_MISSING"))
+                await _respond(send, 400, error_body(message, "CSRF_HEADER_MISSING"))
                 return
         await self.app(scope, receive, send)

@@ -16,4 +16,7 @@ def clean_name(value: str, field: str, max_length: int, *, allow_blank: bool = F
         )
     if any(ord(ch) < 32 and ch not in "\n\t\r" for ch in cleaned):
         raise DomainError(ErrorCode.INVALID, f"{field} contains control characters", [field])
+    if any("\ud800" <= ch <= "\udfff" for ch in cleaned):
+        # Half of a UTF-16 pair: not a character, and not storable as UTF-8.
+        raise DomainError(ErrorCode.INVALID, f"{field} contains an unpaired surrogate", [field])
     return cleaned

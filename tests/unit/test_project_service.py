@@ -69,6 +69,8 @@ async def test_create_project_accepts_a_name_of_the_maximum_length() -> None:
         ("   \t ", ErrorCode.BLANK),
         ("n" * (NAME_MAX + 1), ErrorCode.TOO_LONG),
         ("bad\x00name", ErrorCode.INVALID),
+        ("half a pair \ud83c", ErrorCode.INVALID),
+        ("\udfac the other half", ErrorCode.INVALID),
     ],
 )
 async def test_create_project_refuses_an_invalid_name(name: str, code: ErrorCode) -> None:

@@ -1,0 +1,106 @@
+"""Requests refused before a GraphQL operation runs still get a GraphQL-shaped JSON error with a
+code, never a text page, and change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GraphQLClient
+
+CREATE_PROJECT = """
+mutation($name: String!) {
+  createProject(input: {name: $name}) { project { id } userErrors { field code } }
+}
+"""
+
+
+def _assert_refused(response: httpx.Response, status: int, code: str, message: str) -> None:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    assert body == {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+async def _projects(gql: GraphQLClient) -> int:
+    data = await gql.data("{ projects(first: 100) { edges { node { id } } } }")
+    return len(data["projects"]["edges"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b'{"query": "{ __typename }"', id="truncated"),
+        pytest.param(b"not json at all", id="text"),
+        pytest.param(b'{"query": "{ __typename }", "variables": {"x": NaN}}', id="nan"),
+    ],
+)
+async def test_a_body_that_is_not_json_is_refused_with_a_code(
+    http: httpx.AsyncClient, body: bytes
+) -> None:
+    response = await http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    _assert_refused(response, 400, "BAD_REQUEST", "Unable to parse request body as JSON")
+
+
+async def test_a_lone_surrogate_in_the_variables_is_refused_and_nothing_is_saved(
+    http: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    # given a name no database can store: half of a UTF-16 pair, escaped as JSON allows
+    body = b'{"query": "%s", "variables": {"name": "a\\ud800b"}}' % (
+        CREATE_PROJECT.replace("\n", " ").replace('"', '\\"').encode()
+    )
+
+    # when
+    response = await http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    # then
+    _assert_refused(response, 400, "BAD_REQUEST", "Unable to parse request body as JSON")
+    assert await _projects(gql) == 0
+
+
+async def test_a_whole_surrogate_pair_is_an_ordinary_character(
+    http: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    body = b'{"query": "%s", "variables": {"name": "film \\ud83c\\udfac"}}' % (
+        CREATE_PROJECT.replace("\n", " ").replace('"', '\\"').encode()
+    )
+
+    response = await http.post(
+        "/graphql", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["data"]["createProject"]["userErrors"] == []
+    assert await _projects(gql) == 1
+
+
+async def test_a_body_without_a_query_is_refused_with_a_code(http: httpx.AsyncClient) -> None:
+    response = await http.post("/graphql", json={"variables": {}})
+
+    _assert_refused(response, 400, "BAD_REQUEST", "No GraphQL query found in the request")
+
+
+async def test_a_mutation_over_get_is_refused_with_a_code(
+    http: httpx.AsyncClient, gql: GraphQLClient
+) -> None:
+    mutation = 'mutation { createProject(input: {name: "x"}) { project { id } } }'
+
+    response = await http.get("/graphql", params={"query": mutation})
+
+    _assert_refused(response, 400, "BAD_REQUEST", "mutations are not allowed when using GET")
+    assert await _projects(gql) == 0
+
+
+async def test_an_unsupported_method_is_refused_with_a_code(http: httpx.AsyncClient) -> None:
+    response = await http.put("/graphql", json={"query": "{ __typename }"})
+
+    _assert_refused(
+        response, 405, "METHOD_NOT_ALLOWED", "GraphQL only supports GET and POST requests."
+    )
