@@ -211,8 +211,8 @@ class OpenAIProvider:
             None
             if response.usage is None
             else Usage(
-                input_text_tokens=response.usage.prompt_tokens,
-                output_tokens=response.usage.completion_tokens,
+                input_text_tokens=_tokens(response.usage, "prompt_tokens"),
+                output_tokens=_tokens(response.usage, "completion_tokens"),
             )
         )
         return Description(text, model=response.model or model, usage=usage)
@@ -264,14 +264,22 @@ def _image_usage(response: ImagesResponse) -> Usage | None:
     usage = response.usage
     if usage is None:
         return None
+    output = _tokens(usage, "output_tokens")
     details = getattr(usage, "input_tokens_details", None)
     if details is None:
-        return Usage(input_text_tokens=usage.input_tokens, output_tokens=usage.output_tokens)
+        return Usage(input_text_tokens=_tokens(usage, "input_tokens"), output_tokens=output)
     return Usage(
-        input_text_tokens=details.text_tokens,
-        input_image_tokens=details.image_tokens,
-        output_tokens=usage.output_tokens,
+        input_text_tokens=_tokens(details, "text_tokens"),
+        input_image_tokens=_tokens(details, "image_tokens"),
+        output_tokens=output,
     )
+
+
+def _tokens(usage: object, name: str) -> int:
+    """A token count of an answer. The SDK does not check answers' types, and OpenAI-compatible
+    servers may leave counts out or null: anything but a count is taken as 0."""
+    value = getattr(usage, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _data_url(image: Reference) -> str:

@@ -477,8 +477,19 @@ class GenerationService:
         except ProviderError as error:
             outcome.fail(indexes, FAILURE_CODES[error.failure], error.message)
             return
+        except Exception:
+            # A fault of ours or an answer nobody foresaw: it costs this call's images, not the
+            # images other calls have made.
+            log.exception("an image call failed unexpectedly", extra={"indexes": indexes})
+            outcome.fail(indexes, ErrorCode.PROVIDER_ERROR, "the image call failed unexpectedly")
+            return
         made = result.images[: call.count]
-        outcome.add_usage(result.usage, spec.estimate(result.usage, len(made), call.quality))
+        try:
+            cost = spec.estimate(result.usage, len(made), call.quality)
+        except Exception:  # the images are made and paid for: keep them, without a cost
+            log.exception("the cost of an image call could not be estimated")
+            cost = None
+        outcome.add_usage(result.usage, cost)
 
         async def store(index: int, data: bytes) -> None:
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -19,6 +19,7 @@ from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.generation import Generated, GenerationRequest
+from storyframe.services.providers import CallResult, ImageCall, ImageProvider
 from tests.conftest import GraphQLClient
 from tests.integration.generating import (
     chat_image_ids,
@@ -448,3 +449,49 @@ async def test_two_workers_running_one_generation_run_it_once(
     assert message["generation"]["status"] == "SUCCEEDED"
     assert len(message["images"]) == 2
     assert len(await chat_image_ids(gql, frame)) == 2
+
+
+class _FailingOnce:
+    """The app's provider, except that its `call`-th image call raises an unforeseen error."""
+
+    def __init__(self, provider: ImageProvider, call: int) -> None:
+        self._provider = provider
+        self._failing = call
+        self._calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def generate(self, call: ImageCall) -> CallResult:
+        self._calls += 1
+        if self._calls == self._failing:
+            raise RuntimeError("an unforeseen fault")
+        return await self._provider.generate(call)
+
+
+async def test_an_unforeseen_fault_in_one_call_keeps_the_other_calls_images(
+    gql: GraphQLClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a provider of one image per call, whose second call fails as nobody foresaw
+    generator = runtime.generator
+    generator.provider = cast(ImageProvider, _FailingOnce(generator.provider, call=2))
+    video = await seed_video(gql)
+    frame = await create_frame(gql, video.id, "Shot")
+
+    # when
+    with caplog.at_level(logging.ERROR, logger="storyframe"):
+        payload = await generate_ok(gql, "Frame", frame, "four owls", imageCount=4)
+
+    # then three images are kept, and the fourth is reported, not a 500
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert generation["completedCount"] == 3
+    assert [(e["code"], e["message"]) for e in generation["errors"]] == [
+        ("PROVIDER_ERROR", "the image call failed unexpectedly")
+    ]
+    assert len(payload["message"]["images"]) == 3
+    assert len(originals(runtime.settings.media_dir)) == 3
+    # and the fault is in the log, with its traceback
+    [record] = [r for r in caplog.records if r.getMessage() == "an image call failed unexpectedly"]
+    assert record.exc_info is not None
+    assert "an unforeseen fault" in str(record.exc_info[1])

@@ -194,6 +194,32 @@ async def test_usage_without_details_counts_every_input_token_as_text(
     )
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [
+        pytest.param({"output_tokens": None, "input_tokens_details": None}, id="nulls"),
+        pytest.param(
+            {"output_tokens": "many", "input_tokens_details": {"text_tokens": -3}},
+            id="not-counts",
+        ),
+        pytest.param({"total_tokens": 5}, id="only-a-total"),
+    ],
+)
+async def test_usage_counts_that_are_missing_or_not_counts_are_zero(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider, usage: dict[str, Any]
+) -> None:
+    # given an OpenAI-compatible server that reports its usage its own way
+    fake_openai.rewrite = _rewrite_images(lambda p: p.update(usage=usage))
+
+    # when
+    result = await provider.generate(_call())
+
+    # then the image is there, and the usage holds only counts
+    assert len(result.images) == 1
+    assert result.usage == Usage()
+    assert image_model(MODEL).estimate(result.usage, 1, "medium") == 0
+
+
 async def test_usage_is_none_when_the_answer_has_none(
     fake_openai: FakeOpenAI, provider: OpenAIProvider
 ) -> None:
