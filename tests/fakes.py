@@ -285,6 +285,10 @@ class FakeRepository(Repository):
         """Nothing to do: units of work of one FakeUnitOfWork never run concurrently."""
         _ = self.store
 
+    async def lock_owner(self, owner: PlaceOwner) -> None:
+        """Nothing to do, as for `lock_video`."""
+        _ = self.store
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         frames = [f for f in self.store.table(Frame).values() if f.video_id == video_id]
         return sorted(frames, key=lambda f: f.order)

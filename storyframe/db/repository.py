@@ -93,6 +93,14 @@ class SqlRepository(Repository):
             select(col(Video.id)).where(col(Video.id) == video_id).with_for_update()
         )
 
+    async def lock_owner(self, owner: PlaceOwner) -> None:
+        if owner.video_id is not None:
+            await self.lock_video(owner.video_id)
+            return
+        await self._session.execute(
+            select(col(Project.id)).where(col(Project.id) == owner.project_id).with_for_update()
+        )
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         rows = await self._session.scalars(
             select(Frame).where(col(Frame.video_id) == video_id).order_by(col(Frame.order))

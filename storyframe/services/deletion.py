@@ -28,6 +28,9 @@ async def doom_files(repo: Repository, doomed: Doomed) -> None:
 
 
 async def doom_videos(repo: Repository, doomed: Doomed, video_ids: set[int]) -> None:
+    # Locked first, in one order: what is being added to them is in, or waits until they're gone.
+    for video_id in sorted(video_ids):
+        await repo.lock_video(video_id)
     doomed.videos |= video_ids
     doomed.frames |= await repo.frame_ids_of_videos(video_ids)
     doomed.main_chats |= await repo.main_chat_ids_of_videos(video_ids)
@@ -37,6 +40,9 @@ async def doom_videos(repo: Repository, doomed: Doomed, video_ids: set[int]) -> 
 
 
 async def doom_chat_history(repo: Repository, doomed: Doomed, chat: Place) -> None:
+    owner = await repo.owner_of(chat)
+    if owner is not None:
+        await repo.lock_owner(owner)  # a generation finishing in the chat is in, or waits
     messages = await repo.message_ids_of_chat(chat)
     doomed.messages |= messages
     doomed.images |= await repo.image_ids_of_messages(messages)

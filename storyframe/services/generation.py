@@ -539,11 +539,15 @@ class GenerationService:
         chat = outcome.chat
         assert chat is not None
         stored = [item for _, item in sorted(outcome.stored, key=lambda pair: pair[0])]
+        generation: Generation | None = None
         try:
             async with self._uow() as repo:
-                generation = await repo.get(Generation, generation_id)
-                message = await repo.get(Message, generation.message_id) if generation else None
                 owner = await repo.owner_of(chat)
+                if owner is not None:
+                    # Read after the lock: a deletion of the chat is done, or waits for this.
+                    await repo.lock_owner(owner)
+                    generation = await repo.get(Generation, generation_id)
+                message = await repo.get(Message, generation.message_id) if generation else None
                 if generation is None or message is None or owner is None:
                     raise NotFound(chat.label)
                 images = await add_images(repo, owner, chat, stored, message.id)

@@ -74,7 +74,10 @@ async def add_images(
     message_id: int | None = None,
 ) -> list[Image]:
     """Record stored bytes as images of the owner's project, appearing in the place; the caller
-    commits."""
+    commits. Raises NotFound when the place has gone (deleted while this waited for its lock)."""
+    await repo.lock_owner(owner)
+    if await repo.owner_of(place) is None:
+        raise NotFound(place.label)
     images: list[Image] = []
     for item in stored:
         image = Image(

@@ -59,6 +59,10 @@ class Repository(Protocol):
     async def lock_video(self, video_id: int) -> None:
         """Serialise changes to one video's frames until the transaction ends."""
 
+    async def lock_owner(self, owner: PlaceOwner) -> None:
+        """Serialise what goes into the places of one video (its frames and chats), or of one
+        project's gallery, with their deletion, until the transaction ends."""
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         """The video's frames in order."""
 

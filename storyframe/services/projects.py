@@ -5,6 +5,7 @@ from __future__ import annotations
 from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video, utcnow
 from storyframe.services.deletion import Deleted, doom_files, doom_videos
 from storyframe.services.errors import NotFound
+from storyframe.services.places import PlaceOwner
 from storyframe.services.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.validation import clean_name
 
@@ -39,6 +40,8 @@ class ProjectService:
         async with self._uow() as repo:
             if await repo.get(Project, project_id) is None:
                 raise NotFound("project", ["id"])
+            # An image going into its gallery is in, or waits until the project is gone.
+            await repo.lock_owner(PlaceOwner(project_id, None))
             doomed = Doomed(projects={project_id})
             await doom_videos(repo, doomed, await repo.video_ids_of_project(project_id))
             doomed.images |= await repo.image_ids_of_project(project_id)

@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from storyframe.db.tables import Generation
+from storyframe.db.repository import SqlUnitOfWork
+from storyframe.db.tables import Generation, User
 from storyframe.providers.openai import OpenAIProvider
-from storyframe.services.ports import Blob
+from storyframe.services.deletion import doom_chat_history, doom_files
+from storyframe.services.ports import Blob, Doomed
 from tests.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
 from tests.integration.generating import (
     OpenAIStack,
@@ -23,7 +25,7 @@ from tests.integration.generating import (
     openai_stack_fixture,  # noqa: F401
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import create_frame, seed_video
+from tests.integration.helpers import create_frame, place_of, seed_video
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:
@@ -182,6 +184,51 @@ async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAISta
     payload = await request
 
     # then
+    assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
+    assert payload["message"] is None
+    assert stack.media() == []
+    assert await _generations(stack) == []
+
+
+async def _until_a_statement_waits_for_a_lock(stack: OpenAIStack) -> None:
+    """Wait until some PostgreSQL backend of this database waits for a lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with stack.runtime.engine.connect() as connection:
+                if await connection.scalar(waiting):
+                    return
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
+    stack: OpenAIStack,
+) -> None:
+    # given a generation at work in a frame
+    stack.fake.latency = 0.3
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
+    await _until(lambda: stack.fake.in_flight == 1)
+    async with stack.runtime.sessions() as session:
+        owner_id = await session.scalar(select(User.id))
+    assert owner_id is not None
+
+    # when the frame's history is being cleared, and the generation ends before that commits
+    async with SqlUnitOfWork(stack.runtime.sessions, owner_id)() as repo:
+        doomed = Doomed()
+        await doom_chat_history(repo, doomed, place_of(frame))
+        await doom_files(repo, doomed)
+        await repo.delete(doomed)
+        await _until_a_statement_waits_for_a_lock(stack)
+        await repo.commit()
+    payload = await request
+
+    # then the generation waited, found its chat emptied, and kept no files
     assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
     assert payload["message"] is None
     assert stack.media() == []
