@@ -177,8 +177,8 @@ class TimedStorage:
     async def exists(self, key: str) -> bool:
         return await self.inner.exists(key)
 
-    async def read(self, key: str) -> bytes:
-        return await self.inner.read(key)
+    async def read(self, key: str, *, url: str | None = None) -> bytes:
+        return await self.inner.read(key, url=url)
 
 
 class FinishedRecords(logging.Handler):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlmodel import col
 
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Generation, User
@@ -215,7 +216,7 @@ async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
     request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
     await _until(lambda: stack.fake.in_flight == 1)
     async with stack.runtime.sessions() as session:
-        owner_id = await session.scalar(select(User.id))
+        owner_id = await session.scalar(select(col(User.id)))
     assert owner_id is not None
 
     # when the frame's history is being cleared, and the generation ends before that commits
