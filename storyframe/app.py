@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from strawberry.tools import merge_types
 from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.blobs import SqlBlobIndex
 from storyframe.db.engine import create_engine, session_factory
+from storyframe.db.generations import SqlStaleGenerations
 from storyframe.db.reader import SqlReader
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.guards import (
@@ -64,7 +66,7 @@ from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.accounts import AccountService, LoginLimits, Viewer
 from storyframe.services.container import Media, Services
 from storyframe.services.files import FileJanitor
-from storyframe.services.generation import Generator, ImageDefaults
+from storyframe.services.generation import Generator, ImageDefaults, Sweep
 from storyframe.services.imaging import ImageLimits
 from storyframe.services.passwords import Passwords
 from storyframe.services.ports import BlobStorage
@@ -75,6 +77,8 @@ from storyframe.storage.local import LocalStorage
 from storyframe.storage.media import media_endpoint
 
 LOGIN_WINDOW_SECONDS = 15 * 60
+DRAIN_SECONDS = 30
+"""How long shutdown waits for running generations before it cancels them."""
 
 
 class Schema(strawberry.Schema):
@@ -119,6 +123,7 @@ class Runtime:
     media: Media
     janitor: FileJanitor
     generator: Generator
+    sweep: Sweep
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
@@ -128,7 +133,7 @@ class Runtime:
             self.generator,
         )
 
-    async def aclose(self, drain_seconds: float = 30) -> None:
+    async def aclose(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Let running generations finish, then close the provider's client and the database."""
         try:
             await self.generator.drain(drain_seconds)
@@ -171,7 +176,8 @@ def build_runtime(settings: Settings) -> Runtime:
         + 10,
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
     )
-    return Runtime(settings, engine, sessions, accounts, media, janitor, generator)
+    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
+    return Runtime(settings, engine, sessions, accounts, media, janitor, generator, sweep)
 
 
 def image_defaults(settings: Settings) -> ImageDefaults:
@@ -301,9 +307,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        sweeping = asyncio.create_task(runtime.sweep.forever(settings.generation_sweep_seconds))
         try:
             yield
         finally:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
             await runtime.aclose()
 
     app = Starlette(

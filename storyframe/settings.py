@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     generation_concurrency: int = Field(
         default=4, ge=1, le=64, description="image calls in flight at once, per process"
     )
+    generation_sweep_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="how often to look for generations whose process stopped without "
+        "recording them (a crash), and record them as interrupted",
+    )
 
     @property
     def media_dir(self) -> Path:

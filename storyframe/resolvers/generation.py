@@ -178,6 +178,10 @@ def _model_status(state: ModelState, today: date) -> ModelStatus:
     )
 
 
+RECORD_SECONDS = 15
+"""How long a generation's request waits past the generation's budget, for the record."""
+
+
 def _extend(info: Info_, seconds: float) -> None:
     """Calls to the provider keep their own timeouts; the request may last as they allow."""
     if info.context.request is not None:
@@ -190,7 +194,8 @@ def _reference_ids(ids: Sequence[strawberry.ID]) -> list[int]:
 
 async def _generate(info: Info_, request: GenerationRequest) -> GenerateImagesPayload:
     service = info.context.services.generation
-    _extend(info, service.generator.budget_seconds)
+    # The generation stops at its budget; the request waits a little longer for its record.
+    _extend(info, service.generator.budget_seconds + RECORD_SECONDS)
     generated = await service.generate(request)
     info.context.loaders.clear_all()
     return GenerateImagesPayload(

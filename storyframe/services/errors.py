@@ -29,6 +29,7 @@ class ErrorCode(Enum):
     PROVIDER_ERROR = "PROVIDER_ERROR"
     STORAGE_FAILED = "STORAGE_FAILED"
     CANCELLED = "CANCELLED"
+    INTERRUPTED = "INTERRUPTED"
 
 
 class DomainError(Exception):

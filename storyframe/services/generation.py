@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,13 @@ from storyframe.services.models import (
     vision_cost,
 )
 from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import BlobStorage, FileReleaser, Repository, UnitOfWork
+from storyframe.services.ports import (
+    BlobStorage,
+    FileReleaser,
+    Repository,
+    StaleGenerations,
+    UnitOfWork,
+)
 from storyframe.services.prompts import DESCRIBE_REFERENCES, assemble_prompt, includes_context
 from storyframe.services.providers import (
     CallResult,
@@ -57,6 +63,8 @@ MAX_IMAGES = 4
 QUESTION_MAX = 2_000
 MAX_ANALYZED = 16
 MODELS_TTL_SECONDS = 300
+SWEEP_MARGIN_SECONDS = 60
+INTERRUPTED = "the server stopped before the images were made; try again"
 
 
 class GenerationStatus(StrEnum):
@@ -152,6 +160,7 @@ class _Outcome:
     first_image_ms: float | None = None
     references: int = 0
     references_sent: int = 0
+    final_prompt: str | None = None
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:
         if usage is not None:
@@ -248,6 +257,47 @@ class Generator:
         return usable_image_models(self.defaults.image_model, today)
 
 
+class Sweep:
+    """Records as FAILED (`INTERRUPTED`) the generations no process will finish: those whose
+    process stopped (a crash, a kill) without recording them.
+
+    No process works on a generation longer than the generation budget, plus the drain at
+    shutdown: a generation still unfinished well after that is abandoned, whichever process
+    started it, so several processes may sweep the same database safely.
+    """
+
+    def __init__(self, store: StaleGenerations, generator: Generator, drain_seconds: float) -> None:
+        self._store = store
+        self.stale_after = timedelta(
+            seconds=generator.budget_seconds + drain_seconds + SWEEP_MARGIN_SECONDS
+        )
+
+    async def once(self, now: datetime | None = None) -> list[int]:
+        """Sweep now; the ids of the generations recorded as interrupted."""
+        now = now or utcnow()
+        error: dict[str, object] = {
+            "index": None,
+            "code": ErrorCode.INTERRUPTED.value,
+            "message": INTERRUPTED,
+        }
+        ids = await self._store.interrupt(now - self.stale_after, now, [error])
+        if ids:
+            log.warning(
+                "unfinished generations interrupted",
+                extra={"generation_ids": ids, "count": len(ids)},
+            )
+        return ids
+
+    async def forever(self, interval_seconds: float) -> None:
+        """Sweep at once, then every `interval_seconds`, until cancelled."""
+        while True:
+            try:
+                await self.once()
+            except Exception:  # the database may be away for a while: try again later
+                log.exception("the sweep of unfinished generations failed")
+            await asyncio.sleep(interval_seconds)
+
+
 class GenerationService:
     def __init__(self, uow: UnitOfWork, generator: Generator) -> None:
         self._uow = uow
@@ -260,8 +310,9 @@ class GenerationService:
     async def generate(self, request: GenerationRequest) -> Generated:
         """Prepare and run a generation. The work goes on to its end even if the caller is
         cancelled (a closed connection, a timeout), so its record is never left RUNNING."""
-        generation_id = await self.prepare(request)
-        task = asyncio.create_task(self.run(generation_id))
+        # Prepared inside the task too: a request cancelled just after the message is saved
+        # cannot leave its generation QUEUED.
+        task = asyncio.create_task(self._prepare_and_run(request))
         self._gen.keep(task)
         try:
             return await asyncio.shield(task)
@@ -269,11 +320,11 @@ class GenerationService:
             current = asyncio.current_task()
             if task.cancelled() and (current is None or not current.cancelling()):
                 # The work was stopped (the server is shutting down), not this request.
-                raise DomainError(
-                    ErrorCode.CANCELLED,
-                    "the server stopped before the images were made; try again",
-                ) from None
+                raise DomainError(ErrorCode.CANCELLED, INTERRUPTED) from None
             raise
+
+    async def _prepare_and_run(self, request: GenerationRequest) -> Generated:
+        return await self.run(await self.prepare(request))
 
     async def prepare(self, request: GenerationRequest) -> int:
         """Check the request, then save the message and a QUEUED generation; their id."""
@@ -394,6 +445,32 @@ class GenerationService:
         attachments: list[Image],
         outcome: _Outcome,
     ) -> Generated:
+        """Make the images within the generation's deadline; what is not made by then is
+        reported as timed out, and what was made is kept."""
+        try:
+            async with asyncio.timeout(self._gen.budget_seconds):
+                await self._make(generation, message, context_text, caption, attachments, outcome)
+        except TimeoutError:
+            done = {index for index, _ in outcome.stored}
+            done |= {e["index"] for e in outcome.errors if e["index"] is not None}
+            late = [i for i in range(generation.requested_count) if i not in done]
+            seconds = round(self._gen.budget_seconds)
+            outcome.fail(late, ErrorCode.PROVIDER_TIMEOUT, f"no image within {seconds} s")
+        final_prompt = outcome.final_prompt or assemble_prompt(message.prompt, context_text, None)
+        assert generation.id is not None
+        return await self._finish(generation.id, final_prompt, outcome)
+
+    async def _make(
+        self,
+        generation: Generation,
+        message: Message,
+        context_text: str | None,
+        caption: str,
+        attachments: list[Image],
+        outcome: _Outcome,
+    ) -> None:
+        """Describe the references, assemble the prompt (kept in `outcome`) and make the
+        images."""
         references = await self._references(attachments, outcome)
         description: Description | None = None
         if references:
@@ -403,6 +480,7 @@ class GenerationService:
         final_prompt = assemble_prompt(
             message.prompt, context_text, description.text if description else None
         )
+        outcome.final_prompt = final_prompt
         spec = image_model(generation.model)
         passed = list(references[: spec.max_reference_images])
         outcome.references, outcome.references_sent = len(references), len(passed)
@@ -432,8 +510,6 @@ class GenerationService:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        assert generation.id is not None
-        return await self._finish(generation.id, final_prompt, description, outcome)
 
     async def _references(self, attachments: list[Image], outcome: _Outcome) -> list[Reference]:
         """The attached images' bytes, made small enough to send (a lost one is reported)."""
@@ -532,7 +608,6 @@ class GenerationService:
         self,
         generation_id: int,
         final_prompt: str,
-        description: Description | None,
         outcome: _Outcome,
     ) -> Generated:
         """Record the images made, the final prompt and how it went, in one transaction."""

@@ -209,6 +209,17 @@ class BlobStorage(Protocol):
         ...
 
 
+class StaleGenerations(Protocol):
+    """Generations across every owner that no process is working on any more."""
+
+    async def interrupt(
+        self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
+    ) -> list[int]:
+        """Record as FAILED, with `errors`, every QUEUED or RUNNING generation that has not
+        changed state since `unchanged_since`; their ids."""
+        ...
+
+
 class BlobIndex(Protocol):
     """Which storage keys the database still references, across every user."""
 

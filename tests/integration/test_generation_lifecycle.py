@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Generation, User
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.deletion import doom_chat_history, doom_files
+from storyframe.services.generation import GenerationRequest
 from storyframe.services.ports import Blob, Doomed
 from tests.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
 from tests.integration.generating import (
@@ -26,7 +28,7 @@ from tests.integration.generating import (
     openai_stack_fixture,  # noqa: F401
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import create_frame, place_of, seed_video
+from tests.integration.helpers import create_frame, pk_of, place_of, seed_video
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:
@@ -215,9 +217,7 @@ async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
     frame = await create_frame(stack.gql, video.id, "Shot")
     request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
     await _until(lambda: stack.fake.in_flight == 1)
-    async with stack.runtime.sessions() as session:
-        owner_id = await session.scalar(select(col(User.id)))
-    assert owner_id is not None
+    owner_id = await _owner_id(stack)
 
     # when the frame's history is being cleared, and the generation ends before that commits
     async with SqlUnitOfWork(stack.runtime.sessions, owner_id)() as repo:
@@ -251,3 +251,149 @@ async def test_the_app_closes_its_openai_client_at_shutdown(start: Start) -> Non
 
     # then
     assert provider.client.is_closed()
+
+
+async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: Start) -> None:
+    # given two one-image calls, the second slower than the generation's budget
+    stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
+    stack.runtime.generator.budget_seconds = 1.0
+    stack.fake.image_call_latency = {1: 0.0, 2: 5.0}
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+
+    # then the first image is kept, and the second is reported as timed out
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert generation["completedCount"] == 1
+    assert generation["errors"] == [
+        {"index": 1, "code": "PROVIDER_TIMEOUT", "message": "no image within 1 s"}
+    ]
+    assert payload["message"]["finalPrompt"] == "owls"
+    assert len(stack.media()) == 1
+
+
+async def test_a_request_cancelled_as_it_starts_still_saves_and_finishes_its_work(
+    stack: OpenAIStack,
+) -> None:
+    # given
+    video = await seed_video(stack.gql)
+    services = stack.runtime.services_for(await _owner_id(stack))
+    request = GenerationRequest(
+        chat=place_of(video.main_chat_id), prompt="owls", image_count=1, reference_ids=[]
+    )
+    work = asyncio.create_task(services.generation.generate(request))
+
+    # when the caller goes away while the message is being saved
+    await asyncio.sleep(0)
+    work.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await work
+    await stack.runtime.generator.drain(10)
+
+    # then the work was saved and finished all the same
+    (message,) = await chat_messages(stack.gql, video.main_chat_id)
+    assert message["generation"]["status"] == "SUCCEEDED"
+    assert len(message["images"]) == 1
+
+
+async def _owner_id(stack: OpenAIStack) -> int:
+    async with stack.runtime.sessions() as session:
+        owner_id = await session.scalar(select(col(User.id)))
+    assert owner_id is not None
+    return int(owner_id)
+
+
+async def _age(stack: OpenAIStack, generation_id: int, seconds: float) -> None:
+    """Make a generation look as if it had been created (and started) `seconds` ago."""
+    async with stack.runtime.sessions() as session:
+        generation = await session.get(Generation, generation_id)
+        assert generation is not None
+        generation.created_at -= timedelta(seconds=seconds)
+        if generation.started_at is not None:
+            generation.started_at -= timedelta(seconds=seconds)
+        await session.commit()
+
+
+async def _stuck(stack: OpenAIStack, chat_id: str, *, running: bool) -> int:
+    """A generation saved and (when `running`) started by a process that then died."""
+    services = stack.runtime.services_for(await _owner_id(stack))
+    generation_id = await services.generation.prepare(
+        GenerationRequest(chat=place_of(chat_id), prompt="owls", image_count=1, reference_ids=[])
+    )
+    if running:
+        async with SqlUnitOfWork(stack.runtime.sessions, await _owner_id(stack))() as repo:
+            assert await repo.start_generation(generation_id, datetime.now(UTC))
+            await repo.commit()
+    return generation_id
+
+
+async def test_the_sweep_records_generations_a_dead_process_left_unfinished(
+    stack: OpenAIStack,
+) -> None:
+    # given generations left QUEUED and RUNNING long ago, one RUNNING now, one finished long ago
+    video = await seed_video(stack.gql)
+    sweep = stack.runtime.sweep
+    old = sweep.stale_after.total_seconds() + 5
+    queued = await _stuck(stack, video.main_chat_id, running=False)
+    running = await _stuck(stack, video.main_chat_id, running=True)
+    await _age(stack, queued, old)
+    await _age(stack, running, old)
+    current = await _stuck(stack, video.main_chat_id, running=True)
+    finished = (await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls"))["generation"]
+    await _age(stack, pk_of(finished["id"]), old)
+
+    # when
+    interrupted = await sweep.once()
+
+    # then the abandoned ones are failed, and say why
+    assert interrupted == [queued, running]
+    by_id = {g.id: g for g in await _generations(stack)}
+    for generation_id in (queued, running):
+        generation = by_id[generation_id]
+        assert generation.status == "FAILED"
+        assert generation.finished_at is not None
+        assert generation.errors == [
+            {
+                "index": None,
+                "code": "INTERRUPTED",
+                "message": "the server stopped before the images were made; try again",
+            }
+        ]
+    assert by_id[current].status == "RUNNING"
+    assert by_id[pk_of(finished["id"])].status == "SUCCEEDED"
+    messages = await chat_messages(stack.gql, video.main_chat_id)
+    statuses = sorted(m["generation"]["status"] for m in messages)
+    assert statuses == ["FAILED", "FAILED", "RUNNING", "SUCCEEDED"]
+    # and a second sweep finds nothing more
+    assert await sweep.once() == []
+
+
+async def test_the_server_sweeps_when_it_starts(start: Start) -> None:
+    # given a generation a previous run of the server left RUNNING
+    stack: OpenAIStack = await start(generation_sweep_seconds=3600)
+    video = await seed_video(stack.gql)
+    stuck = await _stuck(stack, video.main_chat_id, running=True)
+    await _age(stack, stuck, stack.runtime.sweep.stale_after.total_seconds() + 5)
+    app = stack.http._transport.app  # type: ignore[attr-defined]
+
+    # when the server starts
+    async with app.router.lifespan_context(app):
+        await _until_async(lambda: _status(stack, stuck), "FAILED")
+
+    # then
+    (generation,) = await _generations(stack)
+    assert generation.errors[0]["code"] == "INTERRUPTED"
+
+
+async def _status(stack: OpenAIStack, generation_id: int) -> str | None:
+    async with stack.runtime.sessions() as session:
+        generation = await session.get(Generation, generation_id)
+        return None if generation is None else generation.status
+
+
+async def _until_async(read: Any, expected: object, seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while await read() != expected:  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.02)
