@@ -336,7 +336,10 @@ class Message(Node):
     pk: Private[int]
     chat_place: Private[Place]
     prompt: str
-    with_context: bool = strawberry.field(description="Whether the video's context was attached.")
+    with_context: bool = strawberry.field(
+        description="Whether the frame's prompt asked for the video's context. Always false in "
+        "the context chat and main chats, whose prompts carry the context regardless."
+    )
     final_prompt: str | None = strawberry.field(description="The prompt as actually sent.")
     created_at: datetime
 

@@ -656,6 +656,10 @@ class GenerationService:
                 if generation is not None and generation.status in _UNFINISHED:
                     _record(generation, outcome, 0, status)
                     await repo.save(generation)
+                    message = await repo.get(Message, generation.message_id)
+                    if message is not None and outcome.final_prompt is not None:
+                        message.final_prompt = outcome.final_prompt  # what was sent, if anything
+                        await repo.save(message)
                     await repo.commit()
                     _log(generation, outcome)
         except Exception:
@@ -818,11 +822,12 @@ def _log(generation: Generation, outcome: _Outcome) -> None:
 
 
 def _summary(outcome: _Outcome) -> tuple[ErrorCode, str]:
-    """The error to tell when nothing was made: that of the first image that failed."""
+    """The error to tell when nothing was made: that of the first image (by position) that
+    failed, whichever call failed first."""
     per_image = [e for e in outcome.errors if e["index"] is not None] or outcome.errors
     if not per_image:
         return ErrorCode.PROVIDER_ERROR, "no image was made"
-    first = per_image[0]
+    first = min(per_image, key=lambda e: e["index"] or 0)
     return ErrorCode(first["code"]), str(first["message"])
 
 

@@ -113,6 +113,7 @@ async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(start: Sta
     assert stack.media() == []
     (message,) = await chat_messages(stack.gql, video.main_chat_id)
     assert message["prompt"] == "owls"
+    assert message["finalPrompt"] == "owls"  # it was sent, and the first call paid for
     assert message["images"] == []
     assert message["generation"]["status"] == "CANCELLED"
 
