@@ -124,6 +124,7 @@ class OpenAIProvider:
             raise ProviderError(
                 Failure.BAD_RESPONSE,
                 f"OpenAI answered without a usable image ({len(items)} of {call.count} given)",
+                usage=_image_usage(response),  # billed all the same
             )
         return CallResult(produced, _image_usage(response))
 

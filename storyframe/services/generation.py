@@ -552,6 +552,8 @@ class GenerationService:
                 result: CallResult = await self._gen.provider.generate(call)
         except ProviderError as error:
             outcome.fail(indexes, FAILURE_CODES[error.failure], error.message)
+            if error.usage is not None:  # answered, without a usable image: billed all the same
+                outcome.add_usage(error.usage, _estimate(spec, error.usage, 0, call.quality))
             return
         except Exception:
             # A fault of ours or an answer nobody foresaw: it costs this call's images, not the
@@ -560,12 +562,7 @@ class GenerationService:
             outcome.fail(indexes, ErrorCode.PROVIDER_ERROR, "the image call failed unexpectedly")
             return
         made = result.images[: call.count]
-        try:
-            cost = spec.estimate(result.usage, len(made), call.quality)
-        except Exception:  # the images are made and paid for: keep them, without a cost
-            log.exception("the cost of an image call could not be estimated")
-            cost = None
-        outcome.add_usage(result.usage, cost)
+        outcome.add_usage(result.usage, _estimate(spec, result.usage, len(made), call.quality))
 
         async def store(index: int, data: bytes) -> None:
             try:
@@ -819,6 +816,15 @@ def _log(generation: Generation, outcome: _Outcome) -> None:
             **outcome.log_fields(),
         },
     )
+
+
+def _estimate(spec: ImageModelSpec, usage: Usage | None, images: int, quality: str) -> float | None:
+    """The estimated cost of a call; None, not a failure, when it cannot be estimated."""
+    try:
+        return spec.estimate(usage, images, quality)
+    except Exception:  # the images are made and paid for: keep them, without a cost
+        log.exception("the cost of an image call could not be estimated")
+        return None
 
 
 def _summary(outcome: _Outcome) -> tuple[ErrorCode, str]:

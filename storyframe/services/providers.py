@@ -31,11 +31,20 @@ class Failure(StrEnum):
 
 
 class ProviderError(Exception):
-    def __init__(self, failure: Failure, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self,
+        failure: Failure,
+        message: str,
+        *,
+        status: int | None = None,
+        usage: Usage | None = None,
+    ) -> None:
         super().__init__(message)
         self.failure = failure
         self.message = message
         self.status = status
+        self.usage = usage
+        """What the failed call was billed for, when it answered (with no usable image)."""
 
 
 @dataclass(frozen=True, slots=True)

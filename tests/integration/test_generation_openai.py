@@ -332,6 +332,37 @@ async def test_a_failed_generation_keeps_the_message_and_says_why(
     assert stack.media() == []
 
 
+async def test_an_answer_without_a_usable_image_still_counts_what_it_cost(
+    stack: OpenAIStack,
+) -> None:
+    # given an answer whose images cannot be decoded
+    def undecodable(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
+        for item in payload.get("data", []):
+            item["b64_json"] = "*not base64*"
+        return payload
+
+    stack.fake.rewrite = undecodable
+    video = await seed_video(stack.gql)
+
+    # when
+    payload = await generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+
+    # then nothing was made, but what OpenAI billed is recorded
+    assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_ERROR"]
+    generation = payload["generation"]
+    assert generation["status"] == "FAILED"
+    text = _text_tokens("owls")
+    assert generation["usage"] == {
+        "inputTextTokens": text,
+        "inputImageTokens": 0,
+        "outputTokens": 2 * IMAGE_OUTPUT_TOKENS,
+        "totalTokens": text + 2 * IMAGE_OUTPUT_TOKENS,
+    }
+    assert generation["estimatedCostUsd"] == pytest.approx(
+        (text * TEXT_IN + 2 * IMAGE_OUTPUT_TOKENS * IMAGE_OUT) / 1e6, abs=1e-6
+    )
+
+
 async def test_a_rate_limit_is_retried_after_the_wait_asked(stack: OpenAIStack) -> None:
     # given
     video = await seed_video(stack.gql)

@@ -353,6 +353,10 @@ async def test_no_usable_image_is_a_bad_response(
     error = await _failure(provider.generate(_call(count=2)))
 
     assert error.failure is Failure.BAD_RESPONSE
+    # the call was answered, so billed: its usage comes with the error
+    assert error.usage == Usage(
+        input_text_tokens=len(PROMPT) // 4, output_tokens=2 * IMAGE_OUTPUT_TOKENS
+    )
 
 
 async def test_all_downloads_failing_is_a_bad_response(
