@@ -145,6 +145,17 @@ class ProviderStatus:
     error: DomainError | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """What a generation's work needs, read when it starts."""
+
+    generation: Generation
+    message: Message
+    context_text: str | None
+    caption: str
+    attachments: list[Image]
+
+
 @dataclass(slots=True)
 class _Outcome:
     """What one generation did, gathered as its calls finish."""
@@ -409,7 +420,7 @@ class GenerationService:
                 attachments = await repo.attachments_of(message.id)
                 await repo.commit()
             return await self._work(
-                generation, message, context_text, caption, attachments, outcome
+                _Job(generation, message, context_text, caption, attachments), outcome
             )
         except asyncio.CancelledError:
             await self._abandon(generation_id, outcome, GenerationStatus.CANCELLED)
@@ -436,49 +447,37 @@ class GenerationService:
         context = await repo.context_of_video(message.video_id)
         return (context.content if context is not None else None), caption
 
-    async def _work(
-        self,
-        generation: Generation,
-        message: Message,
-        context_text: str | None,
-        caption: str,
-        attachments: list[Image],
-        outcome: _Outcome,
-    ) -> Generated:
+    async def _work(self, job: _Job, outcome: _Outcome) -> Generated:
         """Make the images within the generation's deadline; what is not made by then is
         reported as timed out, and what was made is kept."""
+        generation = job.generation
         try:
             async with asyncio.timeout(self._gen.budget_seconds):
-                await self._make(generation, message, context_text, caption, attachments, outcome)
+                await self._make(job, outcome)
         except TimeoutError:
             done = {index for index, _ in outcome.stored}
             done |= {e["index"] for e in outcome.errors if e["index"] is not None}
             late = [i for i in range(generation.requested_count) if i not in done]
             seconds = round(self._gen.budget_seconds)
             outcome.fail(late, ErrorCode.PROVIDER_TIMEOUT, f"no image within {seconds} s")
-        final_prompt = outcome.final_prompt or assemble_prompt(message.prompt, context_text, None)
+        final_prompt = outcome.final_prompt or assemble_prompt(
+            job.message.prompt, job.context_text, None
+        )
         assert generation.id is not None
         return await self._finish(generation.id, final_prompt, outcome)
 
-    async def _make(
-        self,
-        generation: Generation,
-        message: Message,
-        context_text: str | None,
-        caption: str,
-        attachments: list[Image],
-        outcome: _Outcome,
-    ) -> None:
+    async def _make(self, job: _Job, outcome: _Outcome) -> None:
         """Describe the references, assemble the prompt (kept in `outcome`) and make the
         images."""
-        references = await self._references(attachments, outcome)
+        generation = job.generation
+        references = await self._references(job.attachments, outcome)
         description: Description | None = None
         if references:
             vision_started = time.monotonic()
             description = await self._describe(references, outcome)
             outcome.vision_ms = (time.monotonic() - vision_started) * 1000
         final_prompt = assemble_prompt(
-            message.prompt, context_text, description.text if description else None
+            job.message.prompt, job.context_text, description.text if description else None
         )
         outcome.final_prompt = final_prompt
         spec = image_model(generation.model)
@@ -494,7 +493,7 @@ class GenerationService:
                         size=generation.size,
                         quality=generation.quality,
                         references=passed,
-                        caption=caption,
+                        caption=job.caption,
                         first_index=first,
                     ),
                     spec,
