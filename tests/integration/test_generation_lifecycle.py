@@ -264,13 +264,18 @@ async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: St
     # when
     payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
 
-    # then the first image is kept, and the second is reported as timed out
+    # then the image answered in time is kept, and the other is reported as timed out (which
+    # image's call reached the server first is not fixed)
     generation = payload["generation"]
     assert generation["status"] == "PARTIAL"
     assert generation["completedCount"] == 1
-    assert generation["errors"] == [
-        {"index": 1, "code": "PROVIDER_TIMEOUT", "message": "no image within 1 s"}
-    ]
+    (error,) = generation["errors"]
+    assert error["index"] in (0, 1)
+    assert error == {
+        "index": error["index"],
+        "code": "PROVIDER_TIMEOUT",
+        "message": "no image within 1 s",
+    }
     assert payload["message"]["finalPrompt"] == "owls"
     assert len(stack.media()) == 1
 
