@@ -258,7 +258,7 @@ async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: St
     # given two one-image calls, the second slower than the generation's budget
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
     stack.runtime.generator.budget_seconds = 1.0
-    stack.fake.image_call_latency = {1: 0.0, 2: 5.0}
+    stack.fake.image_call_latency = {1: 0.0, 2: 2.5}
     video = await seed_video(stack.gql)
 
     # when
