@@ -64,7 +64,7 @@ QUESTION_MAX = 2_000
 MAX_ANALYZED = 16
 MODELS_TTL_SECONDS = 300
 SWEEP_MARGIN_SECONDS = 60
-INTERRUPTED = "the server stopped before the images were made; try again"
+INTERRUPTED = "the server stopped before the generation finished; try again"
 
 
 class GenerationStatus(StrEnum):
@@ -172,6 +172,7 @@ class _Outcome:
     references: int = 0
     references_sent: int = 0
     final_prompt: str | None = None
+    requested: int = 0
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:
         if usage is not None:
@@ -181,6 +182,12 @@ class _Outcome:
 
     def fail(self, indexes: Sequence[int | None], code: ErrorCode, message: str) -> None:
         self.errors.extend({"index": i, "code": code.value, "message": message} for i in indexes)
+
+    def unaccounted(self) -> list[int]:
+        """The positions of the images neither stored nor failed (yet)."""
+        done = {index for index, _ in self.stored}
+        done |= {e["index"] for e in self.errors if e["index"] is not None}
+        return [i for i in range(self.requested) if i not in done]
 
     def elapsed_ms(self) -> float:
         return (time.monotonic() - self.started) * 1000
@@ -412,6 +419,7 @@ class GenerationService:
                     )
                 generation = await repo.get(Generation, generation_id)
                 assert generation is not None
+                outcome.requested = generation.requested_count
                 message = await repo.get(Message, generation.message_id)
                 assert message is not None
                 assert message.id is not None
@@ -423,13 +431,26 @@ class GenerationService:
                 _Job(generation, message, context_text, caption, attachments), outcome
             )
         except asyncio.CancelledError:
-            await self._abandon(generation_id, outcome, GenerationStatus.CANCELLED)
+            await self._cut_short(generation_id, outcome)
             raise
         except DomainError:
             raise
         except Exception:
             await self._abandon(generation_id, outcome, GenerationStatus.FAILED)
             raise
+
+    async def _cut_short(self, generation_id: int, outcome: _Outcome) -> None:
+        """Record a generation stopped before its end (the server is shutting down): the images
+        already made and stored are paid for, so they are kept (PARTIAL, the rest CANCELLED);
+        with none, it is CANCELLED."""
+        if outcome.stored and outcome.final_prompt is not None:
+            outcome.fail(outcome.unaccounted(), ErrorCode.CANCELLED, "stopped by a shutdown")
+            try:
+                await self._finish(generation_id, outcome.final_prompt, outcome)
+                return
+            except Exception:
+                log.exception("the images of a generation cut short could not be recorded")
+        await self._abandon(generation_id, outcome, GenerationStatus.CANCELLED)
 
     async def _chat_facts(
         self, repo: Repository, message: Message, chat: Place
@@ -455,11 +476,10 @@ class GenerationService:
             async with asyncio.timeout(self._gen.budget_seconds):
                 await self._make(job, outcome)
         except TimeoutError:
-            done = {index for index, _ in outcome.stored}
-            done |= {e["index"] for e in outcome.errors if e["index"] is not None}
-            late = [i for i in range(generation.requested_count) if i not in done]
             seconds = round(self._gen.budget_seconds)
-            outcome.fail(late, ErrorCode.PROVIDER_TIMEOUT, f"no image within {seconds} s")
+            outcome.fail(
+                outcome.unaccounted(), ErrorCode.PROVIDER_TIMEOUT, f"no image within {seconds} s"
+            )
         final_prompt = outcome.final_prompt or assemble_prompt(
             job.message.prompt, job.context_text, None
         )
@@ -621,6 +641,8 @@ class GenerationService:
                 message = await repo.get(Message, generation.message_id) if generation else None
                 if generation is None or message is None or owner is None:
                     raise NotFound(chat.label)
+                if generation.status not in _UNFINISHED:  # recorded already: never twice
+                    raise DomainError(ErrorCode.INVALID, "the generation is recorded already")
                 images = await add_images(repo, owner, chat, stored, message.id)
                 message.final_prompt = final_prompt
                 await repo.save(message)

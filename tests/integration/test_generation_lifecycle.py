@@ -88,7 +88,9 @@ async def test_shutdown_waits_for_running_generations(stack: OpenAIStack) -> Non
     assert payload["generation"]["status"] == "SUCCEEDED"
 
 
-async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(start: Start) -> None:
+async def test_shutdown_cancels_what_outlasts_the_wait_and_keeps_what_was_made(
+    start: Start,
+) -> None:
     # given two one-image calls: the first answered (and stored), the second still running
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
     stack.fake.image_call_latency = {1: 0.0, 2: 2.0}
@@ -101,19 +103,54 @@ async def test_shutdown_cancels_what_outlasts_the_wait_and_records_it(start: Sta
     # when
     await stack.runtime.generator.drain(0.05)
 
-    # then the user is told, and the record says what happened and what it cost
+    # then the user is told
     payload = await request
     assert [e["code"] for e in payload["userErrors"]] == ["CANCELLED"]
+    # and the image made (and paid for) is kept, the other reported as cancelled
+    (generation,) = await _generations(stack)
+    assert generation.status == "PARTIAL"
+    assert generation.finished_at is not None
+    assert generation.completed_count == 1
+    assert [(e["code"], e["message"]) for e in generation.errors] == [
+        ("CANCELLED", "stopped by a shutdown")
+    ]
+    assert generation.output_tokens == IMAGE_OUTPUT_TOKENS  # one call was answered
+    assert len(stack.media()) == 1
+    (message,) = await chat_messages(stack.gql, video.main_chat_id)
+    assert message["prompt"] == "owls"
+    assert message["finalPrompt"] == "owls"
+    assert len(message["images"]) == 1
+    assert message["generation"]["status"] == "PARTIAL"
+
+
+async def test_shutdown_cancels_a_generation_that_made_nothing_yet_and_records_it(
+    stack: OpenAIStack,
+) -> None:
+    # given a call still running
+    stack.fake.latency = 2.0
+    video = await seed_video(stack.gql)
+    request = asyncio.create_task(
+        generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
+    )
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when
+    await stack.runtime.generator.drain(0.05)
+
+    # then the user is told, and the record says what happened
+    payload = await request
+    assert [(e["code"], e["message"]) for e in payload["userErrors"]] == [
+        ("CANCELLED", "the server stopped before the generation finished; try again")
+    ]
     (generation,) = await _generations(stack)
     assert generation.status == "CANCELLED"
     assert generation.finished_at is not None
     assert generation.completed_count == 0
-    assert generation.output_tokens == IMAGE_OUTPUT_TOKENS  # the first call was paid for
-    # and the image stored for it went with it
+    assert generation.output_tokens is None  # nothing was answered, so nothing billed
     assert stack.media() == []
     (message,) = await chat_messages(stack.gql, video.main_chat_id)
     assert message["prompt"] == "owls"
-    assert message["finalPrompt"] == "owls"  # it was sent, and the first call paid for
+    assert message["finalPrompt"] == "owls"  # it was sent
     assert message["images"] == []
     assert message["generation"]["status"] == "CANCELLED"
 
@@ -364,7 +401,7 @@ async def test_the_sweep_records_generations_a_dead_process_left_unfinished(
             {
                 "index": None,
                 "code": "INTERRUPTED",
-                "message": "the server stopped before the images were made; try again",
+                "message": "the server stopped before the generation finished; try again",
             }
         ]
     assert by_id[current].status == "RUNNING"
