@@ -88,9 +88,12 @@ class SqlRepository(Repository):
         await self._session.flush()
 
     async def lock_video(self, video_id: int) -> None:
-        # FOR UPDATE is a no-op on SQLite, whose write transactions are already exclusive.
+        # FOR NO KEY UPDATE, not FOR UPDATE: rows inserted under another lock that refer to the
+        # video or its project (an image's foreign keys take FOR KEY SHARE) must not wait for
+        # it, or a project's deletion and a generation finishing in it would deadlock. A no-op
+        # on SQLite, whose write transactions are already exclusive.
         await self._session.execute(
-            select(col(Video.id)).where(col(Video.id) == video_id).with_for_update()
+            select(col(Video.id)).where(col(Video.id) == video_id).with_for_update(key_share=True)
         )
 
     async def lock_owner(self, owner: PlaceOwner) -> None:
@@ -98,7 +101,9 @@ class SqlRepository(Repository):
             await self.lock_video(owner.video_id)
             return
         await self._session.execute(
-            select(col(Project.id)).where(col(Project.id) == owner.project_id).with_for_update()
+            select(col(Project.id))
+            .where(col(Project.id) == owner.project_id)
+            .with_for_update(key_share=True)
         )
 
     async def frames_of_video(self, video_id: int) -> list[Frame]:

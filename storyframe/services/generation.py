@@ -64,6 +64,8 @@ QUESTION_MAX = 2_000
 MAX_ANALYZED = 16
 MODELS_TTL_SECONDS = 300
 SWEEP_MARGIN_SECONDS = 60
+CUT_SHORT_SECONDS = 15
+"""How long shutdown waits for generations it stopped to be recorded."""
 INTERRUPTED = "the server stopped before the generation finished; try again"
 
 
@@ -173,6 +175,7 @@ class _Outcome:
     references_sent: int = 0
     final_prompt: str | None = None
     requested: int = 0
+    finishing: bool = False
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:
         if usage is not None:
@@ -263,8 +266,8 @@ class Generator:
         _, pending = await asyncio.wait(running, timeout=seconds)
         for task in pending:
             task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=5)
+        if pending:  # time to record them (and keep what they made) before the database goes
+            await asyncio.wait(pending, timeout=CUT_SHORT_SECONDS)
 
     async def aclose(self) -> None:
         await self.provider.aclose()
@@ -443,7 +446,7 @@ class GenerationService:
         """Record a generation stopped before its end (the server is shutting down): the images
         already made and stored are paid for, so they are kept (PARTIAL, the rest CANCELLED);
         with none, it is CANCELLED."""
-        if outcome.stored and outcome.final_prompt is not None:
+        if outcome.stored and outcome.final_prompt is not None and not outcome.finishing:
             outcome.fail(outcome.unaccounted(), ErrorCode.CANCELLED, "stopped by a shutdown")
             try:
                 await self._finish(generation_id, outcome.final_prompt, outcome)
@@ -560,6 +563,12 @@ class GenerationService:
             code = FAILURE_CODES[error.failure]
             outcome.fail([None], code, f"the reference images could not be described: {error}")
             return None
+        except Exception:  # as for an image call: the images can still be made without it
+            log.exception("describing the reference images failed unexpectedly")
+            outcome.fail(
+                [None], ErrorCode.PROVIDER_ERROR, "the reference images could not be described"
+            )
+            return None
         outcome.add_usage(description.usage, vision_cost(description.model, description.usage))
         outcome.vision_model = description.model
         return description
@@ -572,7 +581,7 @@ class GenerationService:
         except ProviderError as error:
             outcome.fail(indexes, FAILURE_CODES[error.failure], error.message)
             if error.usage is not None:  # answered, without a usable image: billed all the same
-                outcome.add_usage(error.usage, _estimate(spec, error.usage, 0, call.quality))
+                outcome.add_usage(error.usage, spec.estimate(error.usage, 0, call.quality))
             return
         except Exception:
             # A fault of ours or an answer nobody foresaw: it costs this call's images, not the
@@ -581,11 +590,17 @@ class GenerationService:
             outcome.fail(indexes, ErrorCode.PROVIDER_ERROR, "the image call failed unexpectedly")
             return
         made = result.images[: call.count]
-        outcome.add_usage(result.usage, _estimate(spec, result.usage, len(made), call.quality))
+        outcome.add_usage(result.usage, spec.estimate(result.usage, len(made), call.quality))
 
         async def store(index: int, data: bytes) -> None:
+            storing = asyncio.ensure_future(self._store(data))
             try:
-                stored = await self._store(data)
+                # Shielded: a put under way ends, and its file is then released (below), rather
+                # than being left in storage unrecorded.
+                stored = await asyncio.shield(storing)
+            except asyncio.CancelledError:
+                storing.add_done_callback(self._release_late)
+                raise
             except ImageRefused as refusal:
                 outcome.fail([index], ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
                 return
@@ -604,6 +619,13 @@ class GenerationService:
         missing = indexes[len(made) :]
         if missing:
             outcome.fail(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
+
+    def _release_late(self, storing: asyncio.Future[StoredImage]) -> None:
+        """Release the file of an image stored after its generation stopped waiting for it."""
+        if storing.cancelled() or storing.exception() is not None:
+            return
+        release = asyncio.ensure_future(self._gen.files.release({storing.result().storage_key}))
+        self._gen.keep(release)
 
     async def _store(self, data: bytes) -> StoredImage:
         """Check the bytes as an upload is checked, then put them in blob storage."""
@@ -630,6 +652,7 @@ class GenerationService:
         chat = outcome.chat
         assert chat is not None
         stored = [item for _, item in sorted(outcome.stored, key=lambda pair: pair[0])]
+        outcome.finishing = True  # once begun, a cut short never finishes it again
         generation: Generation | None = None
         try:
             async with self._uow() as repo:
@@ -641,8 +664,6 @@ class GenerationService:
                 message = await repo.get(Message, generation.message_id) if generation else None
                 if generation is None or message is None or owner is None:
                     raise NotFound(chat.label)
-                if generation.status not in _UNFINISHED:  # recorded already: never twice
-                    raise DomainError(ErrorCode.INVALID, "the generation is recorded already")
                 images = await add_images(repo, owner, chat, stored, message.id)
                 message.final_prompt = final_prompt
                 await repo.save(message)
@@ -837,15 +858,6 @@ def _log(generation: Generation, outcome: _Outcome) -> None:
             **outcome.log_fields(),
         },
     )
-
-
-def _estimate(spec: ImageModelSpec, usage: Usage | None, images: int, quality: str) -> float | None:
-    """The estimated cost of a call; None, not a failure, when it cannot be estimated."""
-    try:
-        return spec.estimate(usage, images, quality)
-    except Exception:  # the images are made and paid for: keep them, without a cost
-        log.exception("the cost of an image call could not be estimated")
-        return None
 
 
 def _summary(outcome: _Outcome) -> tuple[ErrorCode, str]:

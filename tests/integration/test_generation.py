@@ -495,3 +495,38 @@ async def test_an_unforeseen_fault_in_one_call_keeps_the_other_calls_images(
     [record] = [r for r in caplog.records if r.getMessage() == "an image call failed unexpectedly"]
     assert record.exc_info is not None
     assert "an unforeseen fault" in str(record.exc_info[1])
+
+
+class _DescribingBadly:
+    """The app's provider, except that describing images fails as nobody foresaw."""
+
+    def __init__(self, provider: ImageProvider) -> None:
+        self._provider = provider
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._provider, name)
+
+    async def describe(self, images: Any, instruction: str, model: str) -> Any:
+        raise RuntimeError("an unforeseen fault")
+
+
+async def test_an_unforeseen_fault_describing_references_still_makes_the_images(
+    gql: GraphQLClient, runtime: Runtime
+) -> None:
+    # given a reference image, and a provider whose description step breaks
+    video = await seed_video(gql)
+    made = await generate_ok(gql, "Context", video.context_id, "the keeper")
+    reference = made["message"]["images"][0]["id"]
+    generator = runtime.generator
+    generator.provider = cast(ImageProvider, _DescribingBadly(generator.provider))
+    frame = await create_frame(gql, video.id, "Shot")
+
+    # when
+    payload = await generate_ok(gql, "Frame", frame, "the keeper", contextImageIds=[reference])
+
+    # then the image is made from the prompt alone, and the failed step is reported
+    generation = payload["generation"]
+    assert generation["status"] == "SUCCEEDED"
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [(None, "PROVIDER_ERROR")]
+    assert payload["message"]["finalPrompt"] == "the keeper"
+    assert len(payload["message"]["images"]) == 1

@@ -274,6 +274,105 @@ async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
     assert await _generations(stack) == []
 
 
+async def _waiting_for_locks(stack: OpenAIStack) -> int:
+    """How many PostgreSQL backends of this database wait for a lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    async with stack.runtime.engine.connect() as connection:
+        return int(await connection.scalar(waiting) or 0)
+
+
+async def _until_waiting(stack: OpenAIStack, count: int) -> None:
+    async with asyncio.timeout(10):
+        while await _waiting_for_locks(stack) < count:  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.01)
+
+
+DELETIONS = {
+    "clearFrameHistory": ("frame", "ClearHistoryInput"),
+    "deleteFrame": ("frame", "DeleteInput"),
+    "deleteVideo": ("video", "DeleteInput"),
+    "deleteProject": ("project", "DeleteInput"),
+}
+
+
+@pytest.mark.parametrize("deletion", list(DELETIONS))
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_a_deletion_and_a_generation_finishing_in_it_take_turns(
+    stack: OpenAIStack, deletion: str
+) -> None:
+    # given a generation at work in a frame
+    stack.fake.latency = 0.3
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    target = {"frame": frame, "video": video.id, "project": video.project_id}
+    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
+    await _until(lambda: stack.fake.in_flight == 1)
+
+    # when, with the video held a moment (as by a frame being added), the generation comes to
+    # record its images, and then the deletion starts
+    async with stack.runtime.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
+        )
+        await _until_waiting(stack, 1)
+        what, input_type = DELETIONS[deletion]
+        deleting = asyncio.create_task(
+            stack.gql.execute(
+                f"mutation($input: {input_type}!) {{ {deletion}(input: $input) "
+                "{ deleted { images } userErrors { code } } }",
+                {"input": {"id": target[what]}},
+            )
+        )
+        await _until_waiting(stack, 2)
+        await holder.commit()
+    payload = await request
+    deleted = await deleting
+
+    # then both end without an error, one after the other, and nothing is left behind
+    assert "errors" not in deleted, deleted
+    assert deleted["data"][deletion]["userErrors"] == []
+    if payload["userErrors"]:  # the deletion went first
+        assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
+    else:  # the generation went first: its images went with the deletion
+        assert payload["generation"]["status"] == "SUCCEEDED"
+        assert deleted["data"][deletion]["deleted"]["images"] == 2
+    assert stack.media() == []
+    assert await _generations(stack) == []
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # waits on a row lock
+async def test_a_shutdown_while_a_generation_records_its_images_leaves_no_broken_image(
+    stack: OpenAIStack,
+) -> None:
+    # given a generation about to record its images, held back by a lock on its video
+    stack.fake.latency = 0.3
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
+    await _until(lambda: stack.fake.in_flight == 1)
+    async with stack.runtime.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
+        )
+        await _until_waiting(stack, 1)
+
+        # when the server shuts down meanwhile
+        await stack.runtime.generator.drain(0.05)
+        await holder.commit()
+
+    # then it is recorded once, as stopped, and every image it lists has its file
+    payload = await request
+    assert [e["code"] for e in payload["userErrors"]] == ["CANCELLED"]
+    (generation,) = await _generations(stack)
+    assert generation.status == "CANCELLED"
+    (message,) = await chat_messages(stack.gql, frame)
+    assert message["images"] == []
+    assert stack.media() == []
+
+
 async def test_the_app_closes_its_openai_client_at_shutdown(start: Start) -> None:
     # given one client for the whole app, used by a request
     stack: OpenAIStack = await start()
@@ -384,6 +483,11 @@ async def test_the_sweep_records_generations_a_dead_process_left_unfinished(
     await _age(stack, queued, old)
     await _age(stack, running, old)
     current = await _stuck(stack, video.main_chat_id, running=True)
+    late_start = await _stuck(stack, video.main_chat_id, running=False)
+    await _age(stack, late_start, old)  # queued long ago, started just now
+    async with SqlUnitOfWork(stack.runtime.sessions, await _owner_id(stack))() as repo:
+        assert await repo.start_generation(late_start, datetime.now(UTC))
+        await repo.commit()
     finished = (await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls"))["generation"]
     await _age(stack, pk_of(finished["id"]), old)
 
@@ -405,10 +509,11 @@ async def test_the_sweep_records_generations_a_dead_process_left_unfinished(
             }
         ]
     assert by_id[current].status == "RUNNING"
+    assert by_id[late_start].status == "RUNNING"
     assert by_id[pk_of(finished["id"])].status == "SUCCEEDED"
     messages = await chat_messages(stack.gql, video.main_chat_id)
     statuses = sorted(m["generation"]["status"] for m in messages)
-    assert statuses == ["FAILED", "FAILED", "RUNNING", "SUCCEEDED"]
+    assert statuses == ["FAILED", "FAILED", "RUNNING", "RUNNING", "SUCCEEDED"]
     # and a second sweep finds nothing more
     assert await sweep.once() == []
 
@@ -440,3 +545,63 @@ async def _until_async(read: Any, expected: object, seconds: float = 10.0) -> No
     async with asyncio.timeout(seconds):
         while await read() != expected:  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.02)
+
+
+async def test_a_generation_the_sweep_gave_up_on_is_recorded_as_it_ends(
+    stack: OpenAIStack,
+) -> None:
+    # given a generation at work that a sweep takes for abandoned (as a process configured with
+    # a shorter deadline would)
+    stack.fake.latency = 0.5
+    video = await seed_video(stack.gql)
+    request = asyncio.create_task(generate(stack.gql, "MainChat", video.main_chat_id, "owls"))
+    await _until(lambda: stack.fake.in_flight == 1)
+    sweep = stack.runtime.sweep
+    later = datetime.now(UTC) + sweep.stale_after + timedelta(seconds=1)
+    (swept,) = await sweep.once(later)
+    assert await _status(stack, swept) == "FAILED"
+
+    # when it ends after all
+    payload = await request
+
+    # then what it made is kept, and the record says how it really went
+    assert payload["userErrors"] == []
+    assert payload["generation"]["status"] == "SUCCEEDED"
+    assert payload["generation"]["errors"] == []
+    assert len(payload["message"]["images"]) == 1
+    assert len(stack.media()) == 1
+    (generation,) = await _generations(stack)
+    assert (generation.id, generation.status, generation.errors) == (swept, "SUCCEEDED", [])
+
+
+async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
+    stack: OpenAIStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given storage whose put goes on when its caller stops waiting (as a thread does), and
+    # takes longer than the generation may
+    storage = stack.runtime.generator.storage
+    put = storage.put
+    finished: list[str] = []
+
+    async def slow_put(source: Path, **kwargs: Any) -> Blob:
+        async def work() -> Blob:
+            await asyncio.sleep(1.0)
+            blob = await put(source, **kwargs)
+            finished.append(blob.key)
+            return blob
+
+        return await asyncio.shield(asyncio.ensure_future(work()))
+
+    monkeypatch.setattr(storage, "put", slow_put)
+    stack.runtime.generator.budget_seconds = 0.5
+    video = await seed_video(stack.gql)
+
+    # when the deadline passes while the image is being stored
+    payload = await generate(stack.gql, "MainChat", video.main_chat_id, "owls")
+
+    # then the image is reported late
+    assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_TIMEOUT"]
+    # and once the put has ended, its file is released, not left unrecorded
+    await _until(lambda: len(finished) == 1)
+    await stack.runtime.generator.drain(5)
+    assert stack.media() == []
