@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from asyncio import Task
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from tests.integration.generating import (
     openai_stack_fixture,  # noqa: F401
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import create_frame, pk_of, place_of, seed_video
+from tests.integration.helpers import SeededVideo, create_frame, pk_of, place_of, seed_video
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:
@@ -231,49 +232,6 @@ async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAISta
     assert await _generations(stack) == []
 
 
-async def _until_a_statement_waits_for_a_lock(stack: OpenAIStack) -> None:
-    """Wait until some PostgreSQL backend of this database waits for a lock."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with stack.runtime.engine.connect() as connection:
-                if await connection.scalar(waiting):
-                    return
-            await asyncio.sleep(0.01)
-
-
-@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
-async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
-    stack: OpenAIStack,
-) -> None:
-    # given a generation at work in a frame
-    stack.fake.latency = 0.3
-    video = await seed_video(stack.gql)
-    frame = await create_frame(stack.gql, video.id, "Shot")
-    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
-    await _until(lambda: stack.fake.in_flight == 1)
-    owner_id = await _owner_id(stack)
-
-    # when the frame's history is being cleared, and the generation ends before that commits
-    async with SqlUnitOfWork(stack.runtime.sessions, owner_id)() as repo:
-        doomed = Doomed()
-        await doom_chat_history(repo, doomed, place_of(frame))
-        await doom_files(repo, doomed)
-        await repo.delete(doomed)
-        await _until_a_statement_waits_for_a_lock(stack)
-        await repo.commit()
-    payload = await request
-
-    # then the generation waited, found its chat emptied, and kept no files
-    assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
-    assert payload["message"] is None
-    assert stack.media() == []
-    assert await _generations(stack) == []
-
-
 async def _waiting_for_locks(stack: OpenAIStack) -> int:
     """How many PostgreSQL backends of this database wait for a lock."""
     waiting = text(
@@ -290,6 +248,41 @@ async def _until_waiting(stack: OpenAIStack, count: int) -> None:
             await asyncio.sleep(0.01)
 
 
+async def _at_work_in_a_frame(stack: OpenAIStack) -> tuple[SeededVideo, str, Task[Any]]:
+    """A video, a frame of it and a request generating two images there, its call under way."""
+    stack.fake.latency = 0.3
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Shot")
+    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
+    await _until(lambda: stack.fake.in_flight == 1)
+    return video, frame, request
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
+    stack: OpenAIStack,
+) -> None:
+    # given a generation at work in a frame
+    _, frame, request = await _at_work_in_a_frame(stack)
+    owner_id = await _owner_id(stack)
+
+    # when the frame's history is being cleared, and the generation ends before that commits
+    async with SqlUnitOfWork(stack.runtime.sessions, owner_id)() as repo:
+        doomed = Doomed()
+        await doom_chat_history(repo, doomed, place_of(frame))
+        await doom_files(repo, doomed)
+        await repo.delete(doomed)
+        await _until_waiting(stack, 1)
+        await repo.commit()
+    payload = await request
+
+    # then the generation waited, found its chat emptied, and kept no files
+    assert [e["code"] for e in payload["userErrors"]] == ["NOT_FOUND"]
+    assert payload["message"] is None
+    assert stack.media() == []
+    assert await _generations(stack) == []
+
+
 DELETIONS = {
     "clearFrameHistory": ("frame", "ClearHistoryInput"),
     "deleteFrame": ("frame", "DeleteInput"),
@@ -304,12 +297,8 @@ async def test_a_deletion_and_a_generation_finishing_in_it_take_turns(
     stack: OpenAIStack, deletion: str
 ) -> None:
     # given a generation at work in a frame
-    stack.fake.latency = 0.3
-    video = await seed_video(stack.gql)
-    frame = await create_frame(stack.gql, video.id, "Shot")
+    video, frame, request = await _at_work_in_a_frame(stack)
     target = {"frame": frame, "video": video.id, "project": video.project_id}
-    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
-    await _until(lambda: stack.fake.in_flight == 1)
 
     # when, with the video held a moment (as by a frame being added), the generation comes to
     # record its images, and then the deletion starts
@@ -348,11 +337,7 @@ async def test_a_shutdown_while_a_generation_records_its_images_leaves_no_broken
     stack: OpenAIStack,
 ) -> None:
     # given a generation about to record its images, held back by a lock on its video
-    stack.fake.latency = 0.3
-    video = await seed_video(stack.gql)
-    frame = await create_frame(stack.gql, video.id, "Shot")
-    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
-    await _until(lambda: stack.fake.in_flight == 1)
+    video, frame, request = await _at_work_in_a_frame(stack)
     async with stack.runtime.engine.connect() as holder:
         await holder.execute(
             text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
