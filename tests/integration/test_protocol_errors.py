@@ -24,6 +24,13 @@ def _assert_refused(response: httpx.Response, status: int, code: str, message: s
     assert body == {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+async def _create_project(http: httpx.AsyncClient, escaped_name: bytes) -> httpx.Response:
+    """POST createProject with the name written into the JSON body as given, escapes and all."""
+    query = CREATE_PROJECT.replace("\n", " ").replace('"', '\\"').encode()
+    body = b'{"query": "%s", "variables": {"name": "%s"}}' % (query, escaped_name)
+    return await http.post("/graphql", content=body, headers={"content-type": "application/json"})
+
+
 async def _projects(gql: GraphQLClient) -> int:
     data = await gql.data("{ projects(first: 100) { edges { node { id } } } }")
     return len(data["projects"]["edges"])
@@ -51,14 +58,10 @@ async def test_a_lone_surrogate_in_the_variables_is_refused_and_nothing_is_saved
     http: httpx.AsyncClient, gql: GraphQLClient
 ) -> None:
     # given a name no database can store: half of a UTF-16 pair, escaped as JSON allows
-    body = b'{"query": "%s", "variables": {"name": "a\\ud800b"}}' % (
-        CREATE_PROJECT.replace("\n", " ").replace('"', '\\"').encode()
-    )
+    name = b"a\\ud800b"
 
     # when
-    response = await http.post(
-        "/graphql", content=body, headers={"content-type": "application/json"}
-    )
+    response = await _create_project(http, name)
 
     # then
     _assert_refused(response, 400, "BAD_REQUEST", "Unable to parse request body as JSON")
@@ -68,13 +71,7 @@ async def test_a_lone_surrogate_in_the_variables_is_refused_and_nothing_is_saved
 async def test_a_whole_surrogate_pair_is_an_ordinary_character(
     http: httpx.AsyncClient, gql: GraphQLClient
 ) -> None:
-    body = b'{"query": "%s", "variables": {"name": "film \\ud83c\\udfac"}}' % (
-        CREATE_PROJECT.replace("\n", " ").replace('"', '\\"').encode()
-    )
-
-    response = await http.post(
-        "/graphql", content=body, headers={"content-type": "application/json"}
-    )
+    response = await _create_project(http, b"film \\ud83c\\udfac")
 
     assert response.status_code == 200
     assert response.json()["data"]["createProject"]["userErrors"] == []
