@@ -57,6 +57,13 @@ async def _owner(repo: Repository, place: Place, field: str) -> PlaceOwner:
     return owner
 
 
+async def _locked_owner(repo: Repository, place: Place, field: str) -> PlaceOwner:
+    """The owner of a place images go into, locked against the place's deletion until the
+    transaction ends; NotFound when the place is gone, even while this waited for the lock."""
+    await repo.lock_owner(await _owner(repo, place, field))
+    return await _owner(repo, place, field)
+
+
 async def _take_out(repo: Repository, image_id: int, place: Place, field: str) -> None:
     if not await repo.remove_placement(image_id, place):
         raise DomainError(
@@ -131,7 +138,7 @@ class ImageService:
         the target project sharing the stored bytes, so each project owns what it shows."""
         async with self._uow() as repo:
             image = await _image(repo, image_id)
-            owner = await _owner(repo, target, "targetId")
+            owner = await _locked_owner(repo, target, "targetId")
             if owner.project_id != image.project_id:
                 image = Image(
                     **image.model_dump(exclude={"id", "created_at", "message_id"}),
@@ -152,7 +159,7 @@ class ImageService:
         async with self._uow() as repo:
             image = await _image(repo, image_id)
             await _owner(repo, source, "sourceId")
-            owner = await _owner(repo, target, "targetId")
+            owner = await _locked_owner(repo, target, "targetId")
             await _take_out(repo, image_id, source, "sourceId")
             if owner.project_id != image.project_id:
                 await repo.remove_placements_in_project(image_id, image.project_id)

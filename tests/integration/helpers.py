@@ -6,10 +6,14 @@ generation come later, are recorded through the service layer.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storyframe.schema.ids import encode_id, parse_id
 from storyframe.services.container import Services
@@ -272,3 +276,20 @@ def ids(nodes: Sequence[dict[str, Any]]) -> list[str]:
 def places(image: dict[str, Any]) -> set[tuple[str, str]]:
     """(typename, id) of every place in an image's `appearsIn`."""
     return {(place["__typename"], place["id"]) for place in image["appearsIn"]}
+
+
+async def waiting_for_locks(engine: AsyncEngine) -> int:
+    """How many PostgreSQL backends of the engine's database wait for a lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    async with engine.connect() as connection:
+        return int(await connection.scalar(waiting) or 0)
+
+
+async def until_waiting_for_locks(engine: AsyncEngine, count: int, seconds: float = 10) -> None:
+    """Wait until `count` PostgreSQL backends of the engine's database wait for a lock."""
+    async with asyncio.timeout(seconds):
+        while await waiting_for_locks(engine) < count:  # noqa: ASYNC110 - polling the database
+            await asyncio.sleep(0.01)

@@ -29,7 +29,14 @@ from tests.integration.generating import (
     openai_stack_fixture,  # noqa: F401
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import SeededVideo, create_frame, pk_of, place_of, seed_video
+from tests.integration.helpers import (
+    SeededVideo,
+    create_frame,
+    pk_of,
+    place_of,
+    seed_video,
+    until_waiting_for_locks,
+)
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:
@@ -232,22 +239,6 @@ async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAISta
     assert await _generations(stack) == []
 
 
-async def _waiting_for_locks(stack: OpenAIStack) -> int:
-    """How many PostgreSQL backends of this database wait for a lock."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    )
-    async with stack.runtime.engine.connect() as connection:
-        return int(await connection.scalar(waiting) or 0)
-
-
-async def _until_waiting(stack: OpenAIStack, count: int) -> None:
-    async with asyncio.timeout(10):
-        while await _waiting_for_locks(stack) < count:  # noqa: ASYNC110 - polling the database
-            await asyncio.sleep(0.01)
-
-
 async def _at_work_in_a_frame(stack: OpenAIStack) -> tuple[SeededVideo, str, Task[Any]]:
     """A video, a frame of it and a request generating two images there, its call under way."""
     stack.fake.latency = 0.3
@@ -272,7 +263,7 @@ async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
         await doom_chat_history(repo, doomed, place_of(frame))
         await doom_files(repo, doomed)
         await repo.delete(doomed)
-        await _until_waiting(stack, 1)
+        await until_waiting_for_locks(stack.runtime.engine, 1)
         await repo.commit()
     payload = await request
 
@@ -306,7 +297,7 @@ async def test_a_deletion_and_a_generation_finishing_in_it_take_turns(
         await holder.execute(
             text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
         )
-        await _until_waiting(stack, 1)
+        await until_waiting_for_locks(stack.runtime.engine, 1)
         what, input_type = DELETIONS[deletion]
         deleting = asyncio.create_task(
             stack.gql.execute(
@@ -315,7 +306,7 @@ async def test_a_deletion_and_a_generation_finishing_in_it_take_turns(
                 {"input": {"id": target[what]}},
             )
         )
-        await _until_waiting(stack, 2)
+        await until_waiting_for_locks(stack.runtime.engine, 2)
         await holder.commit()
     payload = await request
     deleted = await deleting
@@ -342,7 +333,7 @@ async def test_a_shutdown_while_a_generation_records_its_images_leaves_no_broken
         await holder.execute(
             text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
         )
-        await _until_waiting(stack, 1)
+        await until_waiting_for_locks(stack.runtime.engine, 1)
 
         # when the server shuts down meanwhile
         await stack.runtime.generator.drain(0.05)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
+from storyframe.app import Runtime
+from storyframe.db.repository import SqlUnitOfWork
+from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
+from storyframe.services.deletion import doom_chat_history
+from storyframe.services.ports import Doomed
 from tests.conftest import GraphQLClient
 from tests.integration.helpers import (
     add_image,
@@ -16,10 +22,13 @@ from tests.integration.helpers import (
     create_video,
     generate,
     ids,
+    pk_of,
+    place_of,
     places,
     seed_video,
     select_image,
     state,
+    until_waiting_for_locks,
 )
 
 IMAGE_FIELDS = """
@@ -644,3 +653,45 @@ async def test_delete_image_leaves_other_images_selected(
     # then
     frames = (await gql.data(VIDEO, {"id": video.id}))["video"]["frames"]
     assert [f["selectedImage"] for f in frames] == [None, {"id": kept}]
+
+
+@pytest.mark.parametrize("operation", ["copy", "move"])
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
+    gql: GraphQLClient,
+    services: Services,
+    runtime: Runtime,
+    owner: AccountSession,
+    operation: str,
+) -> None:
+    # given an image in one frame, and another frame whose deletion is under way
+    video = await seed_video(gql)
+    source, target = await create_frames(gql, video.id, ["source", "target"])
+    _, (image_id,) = await generate(services, source)
+    assert owner.user.id is not None
+    async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
+        await repo.lock_video(pk_of(video.id))
+        doomed = Doomed(frames={place_of(target).id})
+        await doom_chat_history(repo, doomed, place_of(target))
+        await repo.delete(doomed)
+
+        # when the image is copied or moved there meanwhile
+        document, variables = (
+            (COPY_IMAGE, {"imageId": image_id, "targetId": target})
+            if operation == "copy"
+            else (MOVE_IMAGE, {"imageId": image_id, "sourceId": source, "targetId": target})
+        )
+        request = asyncio.create_task(gql.execute(document, variables))
+        await until_waiting_for_locks(runtime.engine, 1)
+        await repo.commit()
+    result = await request
+
+    # then it is told the frame is gone, and the image stays where it was
+    assert "errors" not in result, result
+    (payload,) = result["data"].values()
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [(["targetId"], "NOT_FOUND")]
+    frame = await gql.data(
+        "query($id: ID!) { node(id: $id) { ... on Frame { images { nodes { id } } } } }",
+        {"id": source},
+    )
+    assert ids(frame["node"]["images"]["nodes"]) == [image_id]
