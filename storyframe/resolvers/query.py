@@ -77,13 +77,18 @@ class Query:
             raise Unauthenticated
         if len(ids) > MAX_PAGE:
             raise DomainError(ErrorCode.INVALID, f"at most {MAX_PAGE} IDs at once", ["ids"])
-        parsed = [parse_id(i) for i in ids]
-        found: list[Any] = []
-        for entry, raw in zip(parsed, ids, strict=True):
+        parsed: list[tuple[str, int]] = []
+        for raw in ids:
+            entry = parse_id(raw)
             if entry is None:
                 raise DomainError(ErrorCode.INVALID_ID, f"`{raw[:100]}` is not a valid ID", ["ids"])
-            type_name, pk = entry
-            found.append(_loader_of(info, type_name).load(pk) if type_name in _NODE_TYPES else None)
+            parsed.append(entry)
+        # Loads start only once every ID is known good: a load begun before a refusal would
+        # still run (and hold a database connection) after the request has ended.
+        found: list[Any] = [
+            _loader_of(info, type_name).load(pk) if type_name in _NODE_TYPES else None
+            for type_name, pk in parsed
+        ]
         results = [await f if f is not None else None for f in found]
         present = [r for r in results if r is not None]
         await prefetch_below(info, present)

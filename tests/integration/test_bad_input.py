@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ import pytest
 from storyframe.db.tables import CONTENT_MAX, NAME_MAX, TITLE_MAX
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, StatementCounter
 from tests.integration.helpers import (
     SeededVideo,
     add_image,
@@ -725,6 +726,26 @@ async def test_nodes_refuses_a_malformed_id_among_good_ones(gql: GraphQLClient) 
     # then
     assert body["data"] is None
     assert _codes(body) == ["INVALID_ID"]
+
+
+async def test_nodes_reads_nothing_when_an_id_is_malformed(
+    gql: GraphQLClient, sql_counter: StatementCounter
+) -> None:
+    # given
+    video = await seed_video(gql)
+    with sql_counter:
+        await gql.execute(NODES, {"ids": ["garbage!"]})
+    alone = len(sql_counter.statements)  # signing the viewer in
+
+    # when good IDs come before the malformed one
+    with sql_counter:
+        body = await gql.execute(NODES, {"ids": [video.id, video.project_id, "garbage!"]})
+        await asyncio.sleep(0.05)  # a load begun before the refusal would run by now
+
+    # then nothing was looked up for them: a load left running would hold a connection past
+    # the request's end
+    assert _codes(body) == ["INVALID_ID"]
+    assert len(sql_counter.statements) == alone
 
 
 @pytest.mark.parametrize("first", [101, 1000, -1, -100])
