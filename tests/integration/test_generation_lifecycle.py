@@ -164,10 +164,12 @@ async def test_shutdown_cancels_a_generation_that_made_nothing_yet_and_records_i
 
 
 async def test_calls_to_the_provider_may_outlast_the_request_time_limit(start: Start) -> None:
-    # given a 0.5 s limit on GraphQL requests, and a provider that takes 1 s to answer
-    stack: OpenAIStack = await start(request_timeout_seconds=0.5)
-    stack.fake.latency = 1.0
-    video = await seed_video(stack.gql)
+    # given a video, then a server with a 1 s limit on GraphQL requests, and a provider that
+    # takes 2 s to answer (the video is made on a server without the short limit, so a slow
+    # machine cannot time out the set-up)
+    video = await seed_video((await start()).gql)
+    stack: OpenAIStack = await start(request_timeout_seconds=1.0)
+    stack.fake.latency = 2.0
 
     # when
     payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
