@@ -371,8 +371,8 @@ async def test_the_app_closes_its_openai_client_at_shutdown(start: Start) -> Non
 async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: Start) -> None:
     # given two one-image calls, the second slower than the generation's budget
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
-    stack.runtime.generator.budget_seconds = 1.0
-    stack.fake.image_call_latency = {1: 0.0, 2: 2.5}
+    stack.runtime.generator.budget_seconds = 2.0
+    stack.fake.image_call_latency = {1: 0.0, 2: 4.0}
     video = await seed_video(stack.gql)
 
     # when
@@ -388,7 +388,7 @@ async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: St
     assert error == {
         "index": error["index"],
         "code": "PROVIDER_TIMEOUT",
-        "message": "no image within 1 s",
+        "message": "no image within 2 s",
     }
     assert payload["message"]["finalPrompt"] == "owls"
     assert len(stack.media()) == 1

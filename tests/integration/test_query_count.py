@@ -263,7 +263,8 @@ async def test_relations_resolved_directly_answer_as_strawberry_would(
     assert await gql.data(STORYBOARD, storyboard) == await wrapped.gql.data(STORYBOARD, storyboard)
 
 
-_PARAMETER_LIST = re.compile(r"\((?:\s*(?:\?|\$\d+(?:::[A-Z]+)?)\s*,)*\s*(?:\?|\$\d+(?:::[A-Z]+)?)\s*\)")
+_PARAMETER = r"(?:\?|\$\d+(?:::[A-Z]+)?)"  # SQLite's ? or asyncpg's $1::INTEGER
+_PARAMETER_LIST = re.compile(rf"\((?:\s*{_PARAMETER}\s*,)*\s*{_PARAMETER}\s*\)")
 
 
 def _shapes(statements: list[str]) -> set[str]:
