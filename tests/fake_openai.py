@@ -14,11 +14,10 @@ Point the SDK at `base_url` (`http://127.0.0.1:<port>/v1`). It answers:
 Every API call must carry `Authorization: Bearer <api_key>`, else 401 `invalid_api_key`.
 Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
 
-Tests configure it through attributes (`latency`, `image_call_latency`, `url_mode`, `short_by`,
-`revised_prompt`, `chat_answer`, `models`, `rewrite`) and scripted failures (`fail`), and read
-`requests`,
-`requests_to`, `in_flight` and `max_in_flight`. Endpoint names, for `fail` and `requests_to`:
-`generations`, `edits`, `images` (either of those), `chat`, `models` and `files`.
+Tests configure it through attributes (`latency`, `image_call_latency`, `gather`, `url_mode`,
+`short_by`, `revised_prompt`, `chat_answer`, `models`, `rewrite`) and scripted failures (`fail`),
+and read `requests`, `requests_to`, `in_flight` and `max_in_flight`. Endpoint names, for `fail`
+and `requests_to`: `generations`, `edits`, `images` (either of those), `chat`, `models` and `files`.
 """
 
 from __future__ import annotations
@@ -53,6 +52,8 @@ IMAGE_OUTPUT_TOKENS = 1056
 CHAT_IMAGE_TOKENS = 85
 """Prompt tokens per image of a chat message."""
 
+GATHER_SECONDS = 10.0
+"""How long a gathered request waits for the others (see `FakeOpenAI.gather`)."""
 ENDPOINTS = frozenset({"generations", "edits", "images", "chat", "models", "files"})
 
 _STATUS_TYPES = {
@@ -159,6 +160,10 @@ class FakeOpenAI:
         self.latency = 0.0
         self.image_call_latency: dict[int, float] = {}
         """Seconds the k-th image request (either image endpoint, from 1) takes instead."""
+        self.gather = 0
+        """The first `gather` API requests wait (up to GATHER_SECONDS) until that many are in
+        flight together before answering: requests made concurrently are seen to overlap
+        however slow the machine, and requests made one after another are not."""
         self.url_mode = False
         self.short_by = 0
         self.revised_prompt: str | None = None
@@ -176,6 +181,9 @@ class FakeOpenAI:
         self.max_in_flight = 0
         """The most API requests (not file downloads) seen in flight at once."""
         self.lock = threading.Lock()
+        self._arrivals = threading.Condition(self.lock)
+        self._api_requests = 0
+        self._gathered = False
         self._failures: list[ScriptedFailure] = []
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
@@ -277,8 +285,15 @@ class FakeOpenAI:
                 self._counts[group] += 1
             numbers = {group: self._counts[group] for group in _groups(endpoint)}
             if api:
+                self._api_requests += 1
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                if self.in_flight >= self.gather:
+                    # a latch: those released may finish before every waiter has looked
+                    self._gathered = True
+                    self._arrivals.notify_all()
+                if self._api_requests <= self.gather:
+                    self._arrivals.wait_for(lambda: self._gathered, GATHER_SECONDS)
             latency = self.latency if api else 0.0
             if "images" in numbers and numbers["images"] in self.image_call_latency:
                 latency = self.image_call_latency[numbers["images"]]

@@ -223,7 +223,7 @@ async def test_a_model_without_n_gets_concurrent_calls_and_keeps_partial_results
 ) -> None:
     # given a model the catalog does not know: one image per call
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
-    stack.fake.latency = 0.3
+    stack.fake.gather = 4  # answered only once all four are in flight, if they ever are
     stack.fake.fail("generations", status=500, on_call=2)
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
@@ -251,7 +251,8 @@ async def test_concurrent_calls_stay_under_the_configured_bound(
     stack: OpenAIStack = await start(
         openai_image_model="compatible-image-model", generation_concurrency=2
     )
-    stack.fake.latency = 0.2
+    stack.fake.gather = 2  # the first two are answered once both are in flight
+    stack.fake.latency = 0.2  # long enough for more to join them, were the bound not kept
     video = await seed_video(stack.gql)
 
     # when

@@ -480,7 +480,7 @@ async def test_an_unreachable_provider_is_unavailable(make: Make) -> None:
 async def test_one_of_four_concurrent_calls_failing_fails_alone(
     fake_openai: FakeOpenAI, provider: OpenAIProvider
 ) -> None:
-    fake_openai.latency = 0.3  # long enough for all four to be in flight together
+    fake_openai.gather = 4  # answered only once all four are in flight, if they ever are
     fake_openai.fail("images", status=500, on_call=3)
 
     results = await asyncio.gather(
