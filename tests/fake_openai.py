@@ -16,8 +16,9 @@ Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
 
 Tests configure it through attributes (`latency`, `image_call_latency`, `gather`, `url_mode`,
 `short_by`, `revised_prompt`, `chat_answer`, `models`, `rewrite`) and scripted failures (`fail`),
-and read `requests`, `requests_to`, `in_flight` and `max_in_flight`. Endpoint names, for `fail`
-and `requests_to`: `generations`, `edits`, `images` (either of those), `chat`, `models` and `files`.
+hold API requests in flight with `pause` until `resume`, and read `requests`, `requests_to`,
+`in_flight` and `max_in_flight`. Endpoint names, for `fail` and `requests_to`: `generations`,
+`edits`, `images` (either of those), `chat`, `models` and `files`.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ CHAT_IMAGE_TOKENS = 85
 
 GATHER_SECONDS = 10.0
 """How long a gathered request waits for the others (see `FakeOpenAI.gather`)."""
+PAUSE_SECONDS = 30.0
+"""How long a paused request waits for `FakeOpenAI.resume` before answering anyway."""
 ENDPOINTS = frozenset({"generations", "edits", "images", "chat", "models", "files"})
 
 _STATUS_TYPES = {
@@ -184,12 +187,25 @@ class FakeOpenAI:
         self._arrivals = threading.Condition(self.lock)
         self._api_requests = 0
         self._gathered = False
+        self._paused = False
         self._failures: list[ScriptedFailure] = []
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
         self._ids = itertools.count(1)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    def pause(self) -> None:
+        """API requests from now on stay in flight, unanswered, until `resume`: a test can act
+        while a call is under way however slow the machine."""
+        with self.lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Answers the requests held by `pause`, and those to come."""
+        with self.lock:
+            self._paused = False
+            self._arrivals.notify_all()
 
     @property
     def port(self) -> int:
@@ -265,6 +281,7 @@ class FakeOpenAI:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        self.resume()  # a test that failed while paused holds no request thread
         server.shutdown()
         server.server_close()  # joins the request threads
         thread.join(timeout=5)
@@ -294,6 +311,7 @@ class FakeOpenAI:
                     self._arrivals.notify_all()
                 if self._api_requests <= self.gather:
                     self._arrivals.wait_for(lambda: self._gathered, GATHER_SECONDS)
+                self._arrivals.wait_for(lambda: not self._paused, PAUSE_SECONDS)
             latency = self.latency if api else 0.0
             if "images" in numbers and numbers["images"] in self.image_call_latency:
                 latency = self.image_call_latency[numbers["images"]]

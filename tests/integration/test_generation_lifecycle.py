@@ -54,7 +54,7 @@ async def _generations(stack: OpenAIStack) -> list[Generation]:
 
 async def test_a_generation_finishes_when_its_client_goes_away(stack: OpenAIStack) -> None:
     # given
-    stack.fake.latency = 0.5
+    stack.fake.pause()
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
     request = asyncio.create_task(
@@ -68,6 +68,7 @@ async def test_a_generation_finishes_when_its_client_goes_away(stack: OpenAIStac
     request.cancel()
     with pytest.raises(asyncio.CancelledError):
         await request
+    stack.fake.resume()
     await stack.runtime.generator.drain(10)
 
     # then the work was finished and recorded all the same
@@ -135,7 +136,7 @@ async def test_shutdown_cancels_a_generation_that_made_nothing_yet_and_records_i
     stack: OpenAIStack,
 ) -> None:
     # given a call still running
-    stack.fake.latency = 2.0
+    stack.fake.pause()
     video = await seed_video(stack.gql)
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
@@ -220,18 +221,15 @@ async def test_an_image_that_cannot_be_stored_is_reported_and_the_rest_kept(
 
 
 async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAIStack) -> None:
-    # given
-    stack.fake.latency = 0.5
-    video = await seed_video(stack.gql)
-    frame = await create_frame(stack.gql, video.id, "Shot")
-    request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
-    await _until(lambda: stack.fake.in_flight == 1)
+    # given a generation at work in a frame
+    _, frame, request = await _at_work_in_a_frame(stack)
 
-    # when
+    # when the frame is deleted before the call returns
     await stack.gql.mutate(
         "mutation($id: ID!) { deleteFrame(input: {id: $id}) { deletedId userErrors { code } } }",
         {"id": frame},
     )
+    stack.fake.resume()
     payload = await request
 
     # then
@@ -242,8 +240,9 @@ async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAISta
 
 
 async def _at_work_in_a_frame(stack: OpenAIStack) -> tuple[SeededVideo, str, Task[Any]]:
-    """A video, a frame of it and a request generating two images there, its call under way."""
-    stack.fake.latency = 0.3
+    """A video, a frame of it and a request generating two images there, its call under way
+    until the test calls `stack.fake.resume()`."""
+    stack.fake.pause()
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
     request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
@@ -265,6 +264,7 @@ async def test_a_generation_finishing_during_a_chat_deletion_waits_for_it(
         await doom_chat_history(repo, doomed, place_of(frame))
         await doom_files(repo, doomed)
         await repo.delete(doomed)
+        stack.fake.resume()
         await until_waiting_for_locks(stack.runtime.engine, 1)
         await repo.commit()
     payload = await request
@@ -299,6 +299,7 @@ async def test_a_deletion_and_a_generation_finishing_in_it_take_turns(
         await holder.execute(
             text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
         )
+        stack.fake.resume()
         await until_waiting_for_locks(stack.runtime.engine, 1)
         what, input_type = DELETIONS[deletion]
         deleting = asyncio.create_task(
@@ -335,6 +336,7 @@ async def test_a_shutdown_while_a_generation_records_its_images_leaves_no_broken
         await holder.execute(
             text("SELECT id FROM videos WHERE id = :id FOR NO KEY UPDATE"), {"id": pk_of(video.id)}
         )
+        stack.fake.resume()
         await until_waiting_for_locks(stack.runtime.engine, 1)
 
         # when the server shuts down meanwhile
@@ -530,7 +532,7 @@ async def test_a_generation_the_sweep_gave_up_on_is_recorded_as_it_ends(
 ) -> None:
     # given a generation at work that a sweep takes for abandoned (as a process configured with
     # a shorter deadline would)
-    stack.fake.latency = 0.5
+    stack.fake.pause()
     video = await seed_video(stack.gql)
     request = asyncio.create_task(generate(stack.gql, "MainChat", video.main_chat_id, "owls"))
     await _until(lambda: stack.fake.in_flight == 1)
@@ -540,6 +542,7 @@ async def test_a_generation_the_sweep_gave_up_on_is_recorded_as_it_ends(
     assert await _status(stack, swept) == "FAILED"
 
     # when it ends after all
+    stack.fake.resume()
     payload = await request
 
     # then what it made is kept, and the record says how it really went
