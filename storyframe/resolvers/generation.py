@@ -292,7 +292,7 @@ class GenerationQuery:
     def image_models(self, info: Info_) -> list[ImageModel]:
         generator = info.context.services.generation.generator
         default = generator.defaults.image_model
-        specs = generator.models(date.today())
+        specs = generator.models(generator.today())
         return [
             ImageModel(
                 name=spec.name,
@@ -318,7 +318,7 @@ class GenerationQuery:
         service = info.context.services.generation
         _extend(info, service.generator.vision_budget_seconds)
         status = await service.status()
-        today = date.today()
+        today = service.generator.today()
         return OpenAIStatus(
             configured=status.configured,
             provider=status.provider,

@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -235,6 +235,8 @@ class Generator:
         self.limits = limits
         self.defaults = defaults
         self.calls = asyncio.Semaphore(concurrency)
+        self.today: Callable[[], date] = date.today
+        """Today's date, for models' shutdown dates."""
         self._running: set[asyncio.Task[Any]] = set()
         self._models: tuple[float, list[RemoteModel]] | None = None
         self._models_lock = asyncio.Lock()
@@ -388,7 +390,7 @@ class GenerationService:
             default = image_model(self._gen.defaults.image_model)
         if requested is None or requested == default.name:
             return default
-        usable = {spec.name: spec for spec in self._gen.models(date.today())}
+        usable = {spec.name: spec for spec in self._gen.models(self._gen.today())}
         if requested not in usable:
             raise DomainError(
                 ErrorCode.INVALID,

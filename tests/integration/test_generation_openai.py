@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -402,7 +403,7 @@ async def test_a_chosen_model_size_and_quality_are_sent(stack: OpenAIStack) -> N
         "MainChat",
         video.main_chat_id,
         "owls",
-        model="gpt-image-1.5",
+        model="gpt-image-2.6-sunburst",
         size="1536x1024",
         quality="high",
     )
@@ -410,13 +411,13 @@ async def test_a_chosen_model_size_and_quality_are_sent(stack: OpenAIStack) -> N
     # then
     (sent,) = stack.fake.requests_to("images")
     assert (sent.params["model"], sent.params["size"], sent.params["quality"]) == (
-        "gpt-image-1.5",
+        "gpt-image-2.6-sunburst",
         "1536x1024",
         "high",
     )
     generation = payload["generation"]
     assert (generation["model"], generation["size"], generation["quality"]) == (
-        "gpt-image-1.5",
+        "gpt-image-2.6-sunburst",
         "1536x1024",
         "high",
     )
@@ -488,18 +489,22 @@ async def test_analyze_images_reports_a_refusal(stack: OpenAIStack) -> None:
     assert data["analyzeImages"] == {"analysis": None, "userErrors": [{"code": "CONTENT_REFUSED"}]}
 
 
+IMAGE_MODELS = """
+query {
+  imageModels {
+    name isDefault placeholder maxImagesPerCall maxReferenceImages sizes qualities
+    pricePerImageUsd shutdownDate
+  }
+}
+"""
+
+
 async def test_image_models_lists_the_default_first_and_live_models(stack: OpenAIStack) -> None:
+    # given the day before gpt-image-1.5 retires
+    stack.runtime.generator.today = lambda: date(2026, 11, 30)
+
     # when
-    data = await stack.gql.data(
-        """
-        query {
-          imageModels {
-            name isDefault placeholder maxImagesPerCall maxReferenceImages sizes qualities
-            pricePerImageUsd shutdownDate
-          }
-        }
-        """
-    )
+    data = await stack.gql.data(IMAGE_MODELS)
 
     # then
     models = {model["name"]: model for model in data["imageModels"]}
@@ -516,6 +521,27 @@ async def test_image_models_lists_the_default_first_and_live_models(stack: OpenA
     assert not any(model["placeholder"] for model in models.values())
 
 
+async def test_a_model_is_neither_listed_nor_used_from_its_shutdown_date(
+    stack: OpenAIStack,
+) -> None:
+    # given the day gpt-image-1.5 retires
+    stack.runtime.generator.today = lambda: date(2026, 12, 1)
+    video = await seed_video(stack.gql)
+
+    # when
+    data = await stack.gql.data(IMAGE_MODELS)
+    payload = await generate(
+        stack.gql, "MainChat", video.main_chat_id, "owls", model="gpt-image-1.5"
+    )
+
+    # then
+    assert "gpt-image-1.5" not in {model["name"] for model in data["imageModels"]}
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [
+        (["input", "model"], "INVALID")
+    ]
+    assert stack.fake.requests_to("images") == []
+
+
 OPENAI_STATUS = """
 query {
   openAIStatus {
@@ -529,7 +555,9 @@ query {
 
 async def test_openai_status_reads_the_models_endpoint(start: Callable[..., Any]) -> None:
     # given
+    # given a vision model that retires in 16 days
     stack: OpenAIStack = await start(openai_vision_model="gpt-5-mini")
+    stack.runtime.generator.today = lambda: date(2026, 11, 25)
     stack.fake.models = {DEFAULT_MODEL: None, "gpt-5-mini": "2026-12-11"}
 
     # when
