@@ -98,7 +98,7 @@ class RecordedRequest:
     """Form fields of a multipart request (the last value of a repeated name)."""
     files: list[FilePart] = field(default_factory=list)
     status: int = 0
-    """The status it was answered with."""
+    """The status it was answered with (0 while it is unanswered)."""
 
     @property
     def authorization(self) -> str:
@@ -188,6 +188,7 @@ class FakeOpenAI:
         self._api_requests = 0
         self._gathered = False
         self._paused = False
+        self._paused_image_calls: frozenset[int] = frozenset()
         self._failures: list[ScriptedFailure] = []
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
@@ -195,16 +196,21 @@ class FakeOpenAI:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def pause(self) -> None:
-        """API requests from now on stay in flight, unanswered, until `resume`: a test can act
-        while a call is under way however slow the machine."""
+    def pause(self, *image_calls: int) -> None:
+        """API requests from now on (or only the k-th image requests, from 1, if numbers are
+        given) stay in flight, unanswered, until `resume`: a test can act while a call is under
+        way however slow the machine."""
         with self.lock:
-            self._paused = True
+            if image_calls:
+                self._paused_image_calls = frozenset(image_calls)
+            else:
+                self._paused = True
 
     def resume(self) -> None:
         """Answers the requests held by `pause`, and those to come."""
         with self.lock:
             self._paused = False
+            self._paused_image_calls = frozenset()
             self._arrivals.notify_all()
 
     @property
@@ -297,10 +303,15 @@ class FakeOpenAI:
         """Status, headers and body of the answer."""
         endpoint = _endpoint(method, path)
         api = endpoint not in ("files", "")
+        request = _parse(method, path, endpoint, headers, body)
         with self.lock:
             for group in _groups(endpoint):
                 self._counts[group] += 1
             numbers = {group: self._counts[group] for group in _groups(endpoint)}
+            # recorded as it arrives (its status once answered): a client that timed out has
+            # been seen, however slowly this thread runs
+            index = len(self.requests)
+            self.requests.append(request)
             if api:
                 self._api_requests += 1
                 self.in_flight += 1
@@ -311,15 +322,18 @@ class FakeOpenAI:
                     self._arrivals.notify_all()
                 if self._api_requests <= self.gather:
                     self._arrivals.wait_for(lambda: self._gathered, GATHER_SECONDS)
-                self._arrivals.wait_for(lambda: not self._paused, PAUSE_SECONDS)
+                image_call = numbers.get("images")
+                self._arrivals.wait_for(
+                    lambda: not self._paused and image_call not in self._paused_image_calls,
+                    PAUSE_SECONDS,
+                )
             latency = self.latency if api else 0.0
             if "images" in numbers and numbers["images"] in self.image_call_latency:
                 latency = self.image_call_latency[numbers["images"]]
         try:
-            request = _parse(method, path, endpoint, headers, body)
             status, answer_headers, payload = self._answer(request, numbers)
             with self.lock:
-                self.requests.append(dataclasses.replace(request, status=status))
+                self.requests[index] = dataclasses.replace(request, status=status)
             if latency > 0:
                 time.sleep(latency)
             return status, answer_headers, payload

@@ -85,7 +85,7 @@ async def test_shutdown_waits_for_running_generations(stack: OpenAIStack) -> Non
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
     )
-    await _until(lambda: stack.fake.in_flight == 1)
+    await _until(lambda: stack.fake.requests_to("images"))
 
     # when
     await stack.runtime.generator.drain(10)
@@ -102,7 +102,7 @@ async def test_shutdown_cancels_what_outlasts_the_wait_and_keeps_what_was_made(
 ) -> None:
     # given two one-image calls: the first answered (and stored), the second still running
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
-    stack.fake.image_call_latency = {1: 0.0, 2: 2.0}
+    stack.fake.pause(2)
     video = await seed_video(stack.gql)
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
@@ -165,25 +165,27 @@ async def test_shutdown_cancels_a_generation_that_made_nothing_yet_and_records_i
 
 
 async def test_calls_to_the_provider_may_outlast_the_request_time_limit(start: Start) -> None:
-    # given a video, then a server with a 1 s limit on GraphQL requests, and a provider that
-    # takes 2 s to answer (the video is made on a server without the short limit, so a slow
-    # machine cannot time out the set-up)
+    # given a video, then a server with a 2 s limit on GraphQL requests, and a provider that
+    # takes 3 s to answer (the video is made on a server without the short limit, and the limit
+    # leaves room for the work before a resolver runs, so a slow machine cannot time out what
+    # is not under test)
     video = await seed_video((await start()).gql)
-    stack: OpenAIStack = await start(request_timeout_seconds=1.0)
-    stack.fake.latency = 2.0
+    stack: OpenAIStack = await start(request_timeout_seconds=2.0)
+    stack.fake.latency = 3.0
 
     # when
-    payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls")
-    image = payload["message"]["images"][0]["id"]
+    payload, status = await asyncio.gather(
+        generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls"),
+        stack.gql.data("{ openAIStatus { configured error { code } } }"),
+    )
     analysis = await stack.gql.data(
         """
         mutation($input: AnalyzeImagesInput!) {
           analyzeImages(input: $input) { analysis { text } userErrors { code } }
         }
         """,
-        {"input": {"imageIds": [image], "question": "what?"}},
+        {"input": {"imageIds": [payload["message"]["images"][0]["id"]], "question": "what?"}},
     )
-    status = await stack.gql.data("{ openAIStatus { configured error { code } } }")
 
     # then
     assert payload["generation"]["status"] == "SUCCEEDED"
@@ -371,10 +373,10 @@ async def test_the_app_closes_its_openai_client_at_shutdown(start: Start) -> Non
 
 
 async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: Start) -> None:
-    # given two one-image calls, the second slower than the generation's budget
+    # given two one-image calls, the second unanswered within the generation's budget
     stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
-    stack.runtime.generator.budget_seconds = 2.0
-    stack.fake.image_call_latency = {1: 0.0, 2: 4.0}
+    stack.runtime.generator.budget_seconds = 3.0
+    stack.fake.pause(2)
     video = await seed_video(stack.gql)
 
     # when
@@ -390,7 +392,7 @@ async def test_a_generation_stops_at_its_budget_and_keeps_what_it_made(start: St
     assert error == {
         "index": error["index"],
         "code": "PROVIDER_TIMEOUT",
-        "message": "no image within 2 s",
+        "message": "no image within 3 s",
     }
     assert payload["message"]["finalPrompt"] == "owls"
     assert len(stack.media()) == 1
@@ -559,14 +561,15 @@ async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
     stack: OpenAIStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # given storage whose put goes on when its caller stops waiting (as a thread does), and
-    # takes longer than the generation may
+    # does not end before the generation's deadline
     storage = stack.runtime.generator.storage
     put = storage.put
+    may_finish = asyncio.Event()
     finished: list[str] = []
 
     async def slow_put(source: Path, **kwargs: Any) -> Blob:
         async def work() -> Blob:
-            await asyncio.sleep(1.0)
+            await may_finish.wait()
             blob = await put(source, **kwargs)
             finished.append(blob.key)
             return blob
@@ -574,7 +577,7 @@ async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
         return await asyncio.shield(asyncio.ensure_future(work()))
 
     monkeypatch.setattr(storage, "put", slow_put)
-    stack.runtime.generator.budget_seconds = 0.5
+    stack.runtime.generator.budget_seconds = 2.0
     video = await seed_video(stack.gql)
 
     # when the deadline passes while the image is being stored
@@ -583,6 +586,7 @@ async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
     # then the image is reported late
     assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_TIMEOUT"]
     # and once the put has ended, its file is released, not left unrecorded
+    may_finish.set()
     await _until(lambda: len(finished) == 1)
     await stack.runtime.generator.drain(5)
     assert stack.media() == []

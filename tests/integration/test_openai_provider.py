@@ -539,15 +539,17 @@ async def test_retry_after_ms_wins_over_retry_after(
 
 
 async def test_retry_after_may_be_an_http_date(
-    fake_openai: FakeOpenAI, provider: OpenAIProvider, waits: Waits
+    fake_openai: FakeOpenAI, make: Make, waits: Waits
 ) -> None:
-    when = datetime.now(UTC) + timedelta(seconds=10)
+    # a minute ahead, so that a slow machine still asks well over half of it
+    provider = make(max_retry_wait=120)
+    when = datetime.now(UTC) + timedelta(seconds=60)
     _rate_limited(fake_openai, times=1, headers={"Retry-After": email.utils.format_datetime(when)})
 
     await provider.generate(_call())
 
     (wait,) = waits
-    assert 5 < wait <= 10
+    assert 30 < wait <= 60
 
 
 async def test_without_retry_after_the_waits_grow(
