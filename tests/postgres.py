@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+START_ATTEMPTS = 3
+
 
 class PostgresUnavailable(RuntimeError):
     pass
@@ -55,7 +57,6 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
     run = {"check": True, "capture_output": True, "text": True}
     try:
         subprocess.run(
@@ -64,16 +65,20 @@ def postgres_server() -> Iterator[str]:
             ),
             **run,  # type: ignore[call-overload]
         )
-        options = (
-            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        subprocess.run(
-            _as_server_user(
-                [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-            ),
-            **run,  # type: ignore[call-overload]
-        )
+        for attempt in range(START_ATTEMPTS):
+            # the port was free a moment ago; another process may take it first
+            port = _free_port()
+            options = (
+                f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            )
+            start = [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
+            try:
+                subprocess.run(_as_server_user(start), **run)  # type: ignore[call-overload]
+                break
+            except subprocess.CalledProcessError:
+                if attempt == START_ATTEMPTS - 1:
+                    raise
     except subprocess.CalledProcessError as error:
         shutil.rmtree(root, ignore_errors=True)
         raise PostgresUnavailable(f"PostgreSQL did not start: {error.stderr}") from error
