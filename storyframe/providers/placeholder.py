@@ -28,6 +28,7 @@ from typing import Final
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
 from storyframe.services.models import PLACEHOLDER_MODEL
+from storyframe.services.prompts import DESCRIBE_REFERENCES
 from storyframe.services.providers import (
     CallResult,
     Description,
@@ -128,15 +129,22 @@ class PlaceholderProvider:
     async def describe(
         self, images: Sequence[Reference], instruction: str, model: str
     ) -> Description:
-        lines = [
-            "Placeholder analysis: no vision model is configured, so only each image's size, "
-            "format and main colours are reported; the question is not answered."
-        ]
-        question = " ".join(instruction.split())
-        if len(question) > _MAX_QUESTION:
-            question = question[: _MAX_QUESTION - 1].rstrip() + _ELLIPSIS
-        if question:
-            lines.append(f"Question: {question}")
+        if instruction == DESCRIBE_REFERENCES:
+            # appended to a generation's prompt: the instruction is the server's, not the user's
+            lines = [
+                "Placeholder description: no vision model is configured, so only each image's "
+                "size, format and main colours are given."
+            ]
+        else:
+            lines = [
+                "Placeholder analysis: no vision model is configured, so only each image's size, "
+                "format and main colours are reported; the question is not answered."
+            ]
+            question = " ".join(instruction.split())
+            if len(question) > _MAX_QUESTION:
+                question = question[: _MAX_QUESTION - 1].rstrip() + _ELLIPSIS
+            if question:
+                lines.append(f"Question: {question}")
         summaries = await asyncio.gather(
             *(asyncio.to_thread(_summarise, image.data) for image in images)
         )

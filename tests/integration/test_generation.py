@@ -186,7 +186,9 @@ async def test_reference_images_are_attached_and_described_in_the_prompt(
     assert message["attachedImages"] == [{"id": reference["id"]}]
     prompt, description = message["finalPrompt"].split("\n\nReference images: ")
     assert prompt == "the keeper at the window"
+    assert description.startswith("Placeholder description: no vision model is configured")
     assert f"Image 1: 1024{TIMES}1024 PNG" in description
+    assert "Question" not in description
     assert payload["generation"]["visionModel"] == "placeholder"
     assert payload["generation"]["status"] == "SUCCEEDED"
 

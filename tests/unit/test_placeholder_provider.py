@@ -17,6 +17,7 @@ from storyframe.providers.placeholder import (
     parse_size,
 )
 from storyframe.services.models import PLACEHOLDER_MODEL
+from storyframe.services.prompts import DESCRIBE_REFERENCES
 from storyframe.services.providers import ImageCall, ImageProvider, Reference, RemoteModel
 
 Colour = tuple[int, int, int]
@@ -321,6 +322,20 @@ async def test_describe_names_size_format_and_colour(provider: PlaceholderProvid
     assert lines[-2] == "Image 1: 100\u00d750 PNG, entirely red (#ff0000)."
     assert lines[-1].startswith("Image 2: 64\u00d732 JPEG, ")
     assert "blue" in lines[-1]
+
+
+async def test_a_description_of_references_does_not_repeat_the_instruction(
+    provider: PlaceholderProvider,
+) -> None:
+    description = await provider.describe(
+        [reference(encoded(RED, (100, 50)))], DESCRIBE_REFERENCES, "m"
+    )
+
+    assert description.text.splitlines() == [
+        "Placeholder description: no vision model is configured, so only each image's size, "
+        "format and main colours are given.",
+        "Image 1: 100\u00d750 PNG, entirely red (#ff0000).",
+    ]
 
 
 async def test_describe_names_two_colours(provider: PlaceholderProvider) -> None:
