@@ -1,0 +1,75 @@
+"""The layers import one way (DESIGN: `app → resolvers → {schema, services}`, `services → db`):
+read from the source, so a wrong import fails here before it tangles anything."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "storyframe"
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module the file imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _layer(name: str) -> dict[str, set[str]]:
+    """The imports of each module of a layer (a subpackage or a module of `storyframe`)."""
+    paths = sorted((PACKAGE / name).rglob("*.py")) if (PACKAGE / name).is_dir() else []
+    if not paths:
+        paths = [PACKAGE / f"{name}.py"]
+    return {str(path.relative_to(PACKAGE.parent)): _imports(path) for path in paths}
+
+
+def _offences(layer: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{module} imports {imported}"
+        for module, imported_modules in _layer(layer).items()
+        for imported in imported_modules
+        if any(imported == name or imported.startswith(f"{name}.") for name in forbidden)
+    )
+
+
+RULES = [
+    # the domain knows nothing of GraphQL or HTTP
+    ("services", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
+    # storage and persistence sit below the API
+    ("db", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
+    ("providers", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
+    # (storage serves local media over Starlette, so only GraphQL is kept out of it)
+    ("storage", ("strawberry", "storyframe.schema", "storyframe.resolvers")),
+    # the shape of the API asks DataLoaders for data; it never reaches for the roots
+    ("schema", ("storyframe.resolvers",)),
+]
+ENTRY_POINTS = ("storyframe.app", "storyframe.cli")
+
+
+@pytest.mark.parametrize(("layer", "forbidden"), RULES, ids=[rule[0] for rule in RULES])
+def test_a_layer_does_not_import_the_layers_above_it(
+    layer: str, forbidden: tuple[str, ...]
+) -> None:
+    assert _layer(layer), f"no modules found for {layer}"
+    assert _offences(layer, forbidden) == []
+
+
+@pytest.mark.parametrize(
+    "layer", ["services", "db", "providers", "storage", "schema", "resolvers", "settings"]
+)
+def test_nothing_but_the_command_line_imports_the_app(layer: str) -> None:
+    assert _offences(layer, ENTRY_POINTS) == []
+
+
+def test_the_checks_see_a_wrong_import(tmp_path: Path) -> None:
+    module = tmp_path / "wrong.py"
+    module.write_text("def f():\n    from strawberry import ID\n    import storyframe.app.x\n")
+
+    assert _imports(module) == {"strawberry", "storyframe.app.x"}
