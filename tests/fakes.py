@@ -289,6 +289,10 @@ class FakeRepository(Repository):
         """Nothing to do, as for `lock_video`."""
         _ = self.store
 
+    async def lock_images(self, image_ids: Collection[int], *, exclusive: bool) -> set[int]:
+        """The ids found; nothing to lock, as for `lock_video`."""
+        return {image_id for image_id in image_ids if image_id in self.store.table(Image)}
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         frames = [f for f in self.store.table(Frame).values() if f.video_id == video_id]
         return sorted(frames, key=lambda f: f.order)

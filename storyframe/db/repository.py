@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -105,6 +105,20 @@ class SqlRepository(Repository):
             .where(col(Project.id) == owner.project_id)
             .with_for_update(key_share=True)
         )
+
+    async def lock_images(self, image_ids: Collection[int], *, exclusive: bool) -> set[int]:
+        # FOR KEY SHARE is what a foreign key to the image takes anyway, taken before anything
+        # else is written; FOR UPDATE is what deleting it takes, taken before its placements
+        # and attachments are. A plain read on SQLite, whose write transactions are exclusive.
+        if not image_ids:
+            return set()
+        statement = (
+            select(col(Image.id))
+            .where(col(Image.id).in_(sorted(image_ids)), owned_by(Image, self._owner_id))
+            .order_by(col(Image.id))
+            .with_for_update(key_share=not exclusive, read=not exclusive)
+        )
+        return {pk for pk in (await self._session.scalars(statement)).all() if pk is not None}
 
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         rows = await self._session.scalars(
@@ -276,6 +290,7 @@ class SqlRepository(Repository):
         session = self._session
         if doomed.images:
             ids = list(doomed.images)
+            await self.lock_images(ids, exclusive=True)
             await self.unselect_image_ids(ids)
             await session.execute(
                 delete(ImagePlacement).where(col(ImagePlacement.image_id).in_(ids))

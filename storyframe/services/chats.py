@@ -141,8 +141,10 @@ async def record_message(
     owner = await repo.owner_of(chat)
     if owner is None or owner.video_id is None:
         raise NotFound(chat.label, [f"{_camel(chat.kind.value)}Id"])
+    # held, so that a deletion of an attached image waits for the message, or goes first
+    held = await repo.lock_images(attached, exclusive=False)
     for image_id in attached:
-        image = await repo.get(Image, image_id)
+        image = await repo.get(Image, image_id) if image_id in held else None
         if image is None or image.project_id != owner.project_id:
             raise NotFound("image", ["contextImageIds"])
     message = Message(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyframe.db.tables import TITLE_MAX, Frame, Image, Video, utcnow
+from storyframe.db.tables import TITLE_MAX, Frame, Video, utcnow
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.places import Place, PlaceKind
@@ -73,7 +73,8 @@ class FrameService:
         async with self._uow() as repo:
             frame = await _frame(repo, frame_id, "frameId")
             if image_id is not None:
-                if await repo.get(Image, image_id) is None:
+                # held, so that a deletion of the image waits for the selection, or goes first
+                if not await repo.lock_images([image_id], exclusive=False):
                     raise NotFound("image", ["imageId"])
                 if not await repo.has_placement(image_id, Place(PlaceKind.FRAME, frame_id)):
                     raise DomainError(

@@ -50,6 +50,13 @@ async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Ima
     return image
 
 
+async def _hold(repo: Repository, image_id: int, field: str = "imageId") -> None:
+    """Keep the image from being deleted until the transaction ends (after the place's lock, in
+    the order deletions take them); NotFound if it went while this waited."""
+    if not await repo.lock_images([image_id], exclusive=False):
+        raise NotFound("image", [field])
+
+
 async def _owner(repo: Repository, place: Place, field: str) -> PlaceOwner:
     owner = await repo.owner_of(place)
     if owner is None:
@@ -139,6 +146,7 @@ class ImageService:
         async with self._uow() as repo:
             image = await _image(repo, image_id)
             owner = await _locked_owner(repo, target, "targetId")
+            await _hold(repo, image_id)
             if owner.project_id != image.project_id:
                 image = Image(
                     **image.model_dump(exclude={"id", "created_at", "message_id"}),
@@ -160,6 +168,7 @@ class ImageService:
             image = await _image(repo, image_id)
             await _owner(repo, source, "sourceId")
             owner = await _locked_owner(repo, target, "targetId")
+            await _hold(repo, image_id)
             await _take_out(repo, image_id, source, "sourceId")
             if owner.project_id != image.project_id:
                 await repo.remove_placements_in_project(image_id, image.project_id)

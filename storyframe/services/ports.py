@@ -63,6 +63,12 @@ class Repository(Protocol):
         """Serialise what goes into the places of one video (its frames and chats), or of one
         project's gallery, with their deletion, until the transaction ends."""
 
+    async def lock_images(self, image_ids: Collection[int], *, exclusive: bool) -> set[int]:
+        """Lock the owner's images among `image_ids`, in id order, until the transaction ends,
+        and return the ids found. Shared by a write that will refer to them (a placement, an
+        attachment, a selection, a copy sharing the bytes), so their deletion waits for it;
+        exclusive by their deletion, so such a write waits and then finds them gone."""
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         """The video's frames in order."""
 

@@ -11,14 +11,17 @@ from storyframe.app import Runtime
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
-from storyframe.services.deletion import doom_chat_history
+from storyframe.services.deletion import doom_chat_history, doom_files
 from storyframe.services.ports import Doomed
 from tests.conftest import GraphQLClient
+from tests.integration.generating import generate_document
 from tests.integration.helpers import (
+    SELECT_FRAME_IMAGE,
     add_image,
     copy_image,
     create_frame,
     create_frames,
+    create_project,
     create_video,
     generate,
     ids,
@@ -695,3 +698,92 @@ async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
         {"id": source},
     )
     assert ids(frame["node"]["images"]["nodes"]) == [image_id]
+
+
+@pytest.mark.parametrize(
+    "operation", ["copy", "copy to another project", "move", "select", "attach as a reference"]
+)
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_what_would_refer_to_an_image_being_deleted_is_refused_cleanly(
+    gql: GraphQLClient,
+    services: Services,
+    runtime: Runtime,
+    owner: AccountSession,
+    operation: str,
+) -> None:
+    # given an image in a frame, whose deletion is under way
+    video = await seed_video(gql)
+    source, target = await create_frames(gql, video.id, ["source", "target"])
+    elsewhere = await create_project(gql, "Elsewhere")
+    _, (image_id,) = await generate(services, source)
+    assert owner.user.id is not None
+    async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
+        doomed = Doomed(images={pk_of(image_id)})
+        await doom_files(repo, doomed)
+        await repo.delete(doomed)
+
+        # when something would come to refer to it meanwhile
+        cases: dict[str, tuple[str, dict[str, Any], str]] = {
+            "copy": (COPY_IMAGE, {"imageId": image_id, "targetId": target}, "imageId"),
+            "copy to another project": (
+                COPY_IMAGE,
+                {"imageId": image_id, "targetId": elsewhere},
+                "imageId",
+            ),
+            "move": (
+                MOVE_IMAGE,
+                {"imageId": image_id, "sourceId": source, "targetId": target},
+                "imageId",
+            ),
+            "select": (SELECT_FRAME_IMAGE, {"frameId": source, "imageId": image_id}, "imageId"),
+            "attach as a reference": (
+                generate_document("Frame"),
+                {"input": {"frameId": target, "prompt": "owls", "contextImageIds": [image_id]}},
+                "contextImageIds",
+            ),
+        }
+        document, variables, field = cases[operation]
+        request = asyncio.create_task(gql.execute(document, variables))
+        await until_waiting_for_locks(runtime.engine, 1)
+        await repo.commit()
+    result = await request
+
+    # then it is told the image is gone (not a foreign-key error, nor a copy of bytes about to
+    # be released), and nothing was added
+    assert "errors" not in result, result
+    (payload,) = result["data"].values()
+    assert [(e["field"], e["code"]) for e in payload["userErrors"]] == [([field], "NOT_FOUND")]
+    projects = (await state(gql))["projects"]["nodes"]
+    assert [p["images"]["nodes"] for p in projects] == [[], []]
+    (frames,) = [v["frames"] for p in projects for v in p["videos"]["nodes"]]
+    assert [(f["title"], f["messageCount"]) for f in frames] == [("source", 1), ("target", 0)]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
+async def test_an_image_deleted_while_it_moves_goes_after_the_move(
+    gql: GraphQLClient, services: Services, runtime: Runtime, owner: AccountSession
+) -> None:
+    # given an image being moved: held, and out of its first frame
+    video = await seed_video(gql)
+    source, target = await create_frames(gql, video.id, ["source", "target"])
+    _, (image_id,) = await generate(services, source)
+    assert owner.user.id is not None
+    async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
+        assert await repo.lock_images([pk_of(image_id)], exclusive=False)
+
+        # when its deletion starts meanwhile, and then the move ends
+        deleting = asyncio.create_task(gql.execute(DELETE_IMAGE, {"id": image_id}))
+        await until_waiting_for_locks(runtime.engine, 1)
+        assert await repo.remove_placement(pk_of(image_id), place_of(source))
+        await repo.add_placement(pk_of(image_id), place_of(target))
+        await repo.commit()
+    result = await deleting
+
+    # then the deletion waited for the move (rather than holding the placement the move takes
+    # out, which deadlocks), and took the image from where it had moved to
+    assert "errors" not in result, result
+    assert result["data"]["deleteImage"]["userErrors"] == []
+    projects = (await state(gql))["projects"]["nodes"]
+    assert [p["images"]["nodes"] for p in projects] == [[]]
+    frames = projects[0]["videos"]["nodes"][0]["frames"]
+    assert [f["images"]["nodes"] for f in frames] == [[], []]
