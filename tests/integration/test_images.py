@@ -17,6 +17,7 @@ from tests.conftest import GraphQLClient
 from tests.integration.generating import generate_document
 from tests.integration.helpers import (
     SELECT_FRAME_IMAGE,
+    SeededVideo,
     add_image,
     copy_image,
     create_frame,
@@ -658,6 +659,16 @@ async def test_delete_image_leaves_other_images_selected(
     assert [f["selectedImage"] for f in frames] == [None, {"id": kept}]
 
 
+async def _image_in_a_frame(
+    gql: GraphQLClient, services: Services
+) -> tuple[SeededVideo, str, str, str]:
+    """A video; its frames "source", holding an image, and "target"; and the image."""
+    video = await seed_video(gql)
+    source, target = await create_frames(gql, video.id, ["source", "target"])
+    _, (image_id,) = await generate(services, source)
+    return video, source, target, image_id
+
+
 @pytest.mark.parametrize("operation", ["copy", "move"])
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
 async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
@@ -668,9 +679,7 @@ async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
     operation: str,
 ) -> None:
     # given an image in one frame, and another frame whose deletion is under way
-    video = await seed_video(gql)
-    source, target = await create_frames(gql, video.id, ["source", "target"])
-    _, (image_id,) = await generate(services, source)
+    video, source, target, image_id = await _image_in_a_frame(gql, services)
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
         await repo.lock_video(pk_of(video.id))
@@ -712,10 +721,8 @@ async def test_what_would_refer_to_an_image_being_deleted_is_refused_cleanly(
     operation: str,
 ) -> None:
     # given an image in a frame, whose deletion is under way
-    video = await seed_video(gql)
-    source, target = await create_frames(gql, video.id, ["source", "target"])
+    _, source, target, image_id = await _image_in_a_frame(gql, services)
     elsewhere = await create_project(gql, "Elsewhere")
-    _, (image_id,) = await generate(services, source)
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
         doomed = Doomed(images={pk_of(image_id)})
@@ -764,9 +771,7 @@ async def test_an_image_deleted_while_it_moves_goes_after_the_move(
     gql: GraphQLClient, services: Services, runtime: Runtime, owner: AccountSession
 ) -> None:
     # given an image being moved: held, and out of its first frame
-    video = await seed_video(gql)
-    source, target = await create_frames(gql, video.id, ["source", "target"])
-    _, (image_id,) = await generate(services, source)
+    _, source, target, image_id = await _image_in_a_frame(gql, services)
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
         assert await repo.lock_images([pk_of(image_id)], exclusive=False)
