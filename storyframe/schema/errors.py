@@ -10,9 +10,13 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from storyframe.db.outage import is_unreachable
 from storyframe.services import errors as domain
 
 log = logging.getLogger("storyframe.errors")
+
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+UNAVAILABLE_MESSAGE = "the database is unavailable; try again shortly"
 
 ErrorCode = strawberry.enum(
     domain.ErrorCode,
@@ -48,7 +52,7 @@ class MaskErrors(SchemaExtension):
 def _shown(error: GraphQLError) -> GraphQLError:
     original = error.original_error
     if original is None or isinstance(original, GraphQLError):
-        return error
+        return error if (error.extensions or {}).get("code") else _coded(error)
     if isinstance(original, domain.Unauthenticated):
         return GraphQLError(
             str(original),
@@ -63,6 +67,15 @@ def _shown(error: GraphQLError) -> GraphQLError:
             path=error.path,
             extensions={"code": original.code.value, "field": original.field},
         )
+    if is_unreachable(original):
+        # Not a bug, so no id and no stack trace: the server logs the outage once.
+        return GraphQLError(
+            UNAVAILABLE_MESSAGE,
+            nodes=error.nodes,
+            path=error.path,
+            original_error=original,
+            extensions={"code": SERVICE_UNAVAILABLE},
+        )
     error_id = uuid.uuid4().hex
     log.error(
         "unexpected error %s at %s",
@@ -76,4 +89,24 @@ def _shown(error: GraphQLError) -> GraphQLError:
         nodes=error.nodes,
         path=error.path,
         extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+    )
+
+
+def _coded(error: GraphQLError) -> GraphQLError:
+    """graphql-core's own errors carry no code. Before execution, the request's variables
+    are what failed to coerce; anything else is a document the schema refuses."""
+    if error.path is not None:
+        return error
+    variables = error.message.startswith("Variable '$")
+    return with_code(error, "BAD_USER_INPUT" if variables else "GRAPHQL_VALIDATION_FAILED")
+
+
+def with_code(error: GraphQLError, code: str) -> GraphQLError:
+    """The same error, where it was, with `extensions.code`."""
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        extensions={**(error.extensions or {}), "code": code},
     )

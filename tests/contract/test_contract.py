@@ -31,9 +31,10 @@ from graphql import (
 from graphql import build_schema as build_schema_from_sdl
 from graphql.utilities import find_schema_changes
 
-from storyframe.app import build_schema
+from storyframe.app import build_schema, document_checks
 from storyframe.cli import main as cli_main
-from tests.conftest import GraphQLClient
+from storyframe.settings import Settings
+from tests.conftest import OWNER_EMAIL, GraphQLClient
 
 CONTRACT = Path(__file__).parent
 FRAGMENTS = CONTRACT / "fragments"
@@ -143,6 +144,21 @@ def test_document_validates_against_the_schema(path: Path) -> None:
     document = parse(load_document(path.stem))
     errors = validate(current_schema(), document)
     assert not errors, "\n".join(str(error) for error in errors)
+
+
+@pytest.mark.parametrize("path", OPERATION_FILES, ids=_ids(OPERATION_FILES))
+def test_document_fits_the_default_cost_limit(path: Path) -> None:
+    # given: the largest pages a document asks for, and every plain list at its bound
+    settings = Settings()
+    checks = document_checks(settings)(current_schema())
+
+    # when
+    prepared = checks.prepare(load_document(path.stem))
+    cost = checks.cost(prepared, None, {})
+
+    # then
+    assert prepared.errors == []
+    assert 0 < cost <= settings.max_query_cost
 
 
 @pytest.mark.parametrize("path", FRAGMENT_FILES, ids=_ids(FRAGMENT_FILES))
@@ -363,3 +379,15 @@ async def test_refetching_reordering_and_deleting_with_the_contract_documents(
     dropped = await mutate(gql, "DeleteProject", {"id": project["id"]})
     assert dropped["deleted"] == {"videos": 1, "frames": 2, "messages": 0, "images": 0}
     assert (await run(gql, "Node", id=project["id"]))["node"] is None
+
+
+async def test_the_viewer_document_answers_null_without_a_token(
+    anonymous_gql: GraphQLClient, gql: GraphQLClient
+) -> None:
+    # when
+    anonymous = await run(anonymous_gql, "Viewer")
+    logged_in = await run(gql, "Viewer")
+
+    # then: a client learns whether it is logged in without an error
+    assert anonymous == {"viewer": None}
+    assert logged_in["viewer"]["email"] == OWNER_EMAIL

@@ -10,10 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from storyframe.app import Runtime, create_app
+from storyframe.db.engine import create_engine
 from storyframe.guards import BodyLimit, TimeLimit
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
@@ -79,7 +82,9 @@ async def test_a_query_over_the_depth_limit_is_refused(limited: GraphQLClient) -
 
     # then
     assert body["data"] is None
-    assert _messages(body) == ["'TooDeep' exceeds maximum operation depth of 3"]
+    (error,) = body["errors"]
+    assert error["message"] == "operation `TooDeep` is 4 fields deep; the limit is 3"
+    assert error["extensions"] == {"code": "MAX_DEPTH_EXCEEDED", "depth": 4, "limit": 3}
 
 
 async def test_aliases_over_the_limit_are_refused(limited: GraphQLClient) -> None:
@@ -90,7 +95,9 @@ async def test_aliases_over_the_limit_are_refused(limited: GraphQLClient) -> Non
     # then
     assert allowed == {"a": "Query", "b": "Query"}
     assert body["data"] is None
-    assert _messages(body) == ["3 aliases found. Allowed: 2"]
+    (error,) = body["errors"]
+    assert error["message"] == "the document has 3 aliases; the limit is 2"
+    assert error["extensions"] == {"code": "MAX_ALIASES_EXCEEDED", "aliases": 3, "limit": 2}
 
 
 async def test_a_document_over_the_token_limit_is_refused(limited: GraphQLClient) -> None:
@@ -101,9 +108,9 @@ async def test_a_document_over_the_token_limit_is_refused(limited: GraphQLClient
     # then
     assert allowed == {"__typename": "Query"}
     assert body["data"] is None
-    assert _messages(body) == [
-        "Syntax Error: Document contains more than 100 tokens. Parsing aborted."
-    ]
+    (error,) = body["errors"]
+    assert error["message"] == "the document has more than 100 tokens"
+    assert error["extensions"] == {"code": "MAX_TOKENS_EXCEEDED", "limit": 100}
 
 
 async def test_the_limits_follow_the_settings(gql: GraphQLClient) -> None:
@@ -354,6 +361,7 @@ async def test_introspection_is_refused_when_turned_off(
     # then
     assert body["data"] is None
     assert all("introspection has been disabled" in message for message in _messages(body))
+    assert {error["extensions"]["code"] for error in body["errors"]} == {"INTROSPECTION_DISABLED"}
     assert viewer == {"viewer": {"email": owner.user.email}}
 
 
@@ -448,3 +456,43 @@ async def test_a_response_names_only_an_allowed_origin(
     # then
     assert response.status_code == 200
     assert ("access-control-allow-origin" in response.headers) is allowed
+
+
+async def _waiting_on_a_lock(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "SELECT query FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        )
+        return [row[0] for row in rows]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # a lock held elsewhere
+async def test_a_request_past_its_time_limit_stops_its_work(
+    settings: Settings, owner: AccountSession
+) -> None:
+    # given: the projects table locked by another transaction, so the read waits
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with engine.connect() as holder, holder.begin():
+            await holder.execute(text("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE"))
+            async with (
+                app_with(settings, request_timeout_seconds=1.0) as app,
+                client_of(app, owner.token) as gql,
+            ):
+                # when
+                response = await gql.http.post(
+                    "/graphql", json={"query": "{ projects { totalCount } }"}
+                )
+                # then: the read no longer waits, while the lock is still held
+                for _ in range(600):
+                    if not await _waiting_on_a_lock(engine):
+                        break
+                    await asyncio.sleep(0.05)
+                waiting = await _waiting_on_a_lock(engine)
+        assert response.status_code == 503
+        assert waiting == []
+    finally:
+        await engine.dispose()
