@@ -293,6 +293,10 @@ class FakeRepository(Repository):
         """The ids found; nothing to lock, as for `lock_video`."""
         return {image_id for image_id in image_ids if image_id in self.store.table(Image)}
 
+    async def lock_image_places(self, image_id: int) -> bool:
+        """Whether the image is there; nothing to lock, as for `lock_video`."""
+        return image_id in self.store.table(Image)
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         frames = [f for f in self.store.table(Frame).values() if f.video_id == video_id]
         return sorted(frames, key=lambda f: f.order)
@@ -315,6 +319,9 @@ class FakeRepository(Repository):
 
     async def has_placement(self, image_id: int, place: Place) -> bool:
         return (image_id, place) in self.store.placements
+
+    async def count_placements(self, image_id: int) -> int:
+        return sum(placed_id == image_id for placed_id, _ in self.store.placements)
 
     async def add_placement(self, image_id: int, place: Place) -> None:
         self.store.placements.add((image_id, place))

@@ -120,6 +120,17 @@ class SqlRepository(Repository):
         )
         return {pk for pk in (await self._session.scalars(statement)).all() if pk is not None}
 
+    async def lock_image_places(self, image_id: int) -> bool:
+        # FOR NO KEY UPDATE: two of these wait for each other, and the image's deletion (FOR
+        # UPDATE) waits for it or goes first, while a placement or an attachment referring to
+        # the image (FOR KEY SHARE) goes on. A plain read on SQLite, as for `lock_video`.
+        statement = (
+            select(col(Image.id))
+            .where(col(Image.id) == image_id, owned_by(Image, self._owner_id))
+            .with_for_update(key_share=True)
+        )
+        return await self._session.scalar(statement) is not None
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         rows = await self._session.scalars(
             select(Frame).where(col(Frame.video_id) == video_id).order_by(col(Frame.order))
@@ -168,6 +179,14 @@ class SqlRepository(Repository):
             select(col(ImagePlacement.id)).where(_placement_is(image_id, place)).limit(1)
         )
         return found is not None
+
+    async def count_placements(self, image_id: int) -> int:
+        statement = (
+            select(func.count())
+            .select_from(ImagePlacement)
+            .where(col(ImagePlacement.image_id) == image_id)
+        )
+        return int(await self._session.scalar(statement) or 0)
 
     async def add_placement(self, image_id: int, place: Place) -> None:
         if not await self.has_placement(image_id, place):

@@ -17,7 +17,8 @@ from storyframe.db.tables import (
     utcnow,
 )
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
 from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
@@ -42,15 +43,23 @@ class ContextService:
 
 
 class MainChatService:
-    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser, limits: ListLimits) -> None:
         self._uow = uow
         self._files = files
+        self._limits = limits
 
     async def create(self, video_id: int, name: str) -> MainChat:
+        """A new main chat of the video, unless it has as many as it may."""
         cleaned = clean_name(name, "name", NAME_MAX)
         async with self._uow() as repo:
+            # Lock first: a video deleted while we waited for its lock is then seen as gone,
+            # and main chats another request added meanwhile are counted.
+            await repo.lock_video(video_id)
             if await repo.get(Video, video_id) is None:
                 raise NotFound("video", ["videoId"])
+            most = self._limits.main_chats_per_video
+            if len(await repo.main_chat_ids_of_videos([video_id])) >= most:
+                raise LimitReached(f"a video has at most {most} main chats", ["videoId"])
             chat = MainChat(video_id=video_id, name=cleaned)
             await repo.add(chat)
             await repo.commit()

@@ -16,6 +16,7 @@ class ErrorCode(Enum):
     NOT_IN_PLACE = "NOT_IN_PLACE"
     SAME_PLACE = "SAME_PLACE"
     TAKEN = "TAKEN"
+    LIMIT_REACHED = "LIMIT_REACHED"
     WEAK_PASSWORD = "WEAK_PASSWORD"
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     RATE_LIMITED = "RATE_LIMITED"
@@ -45,6 +46,13 @@ class DomainError(Exception):
 class NotFound(DomainError):
     def __init__(self, what: str, field: Sequence[str] | None = None) -> None:
         super().__init__(ErrorCode.NOT_FOUND, f"{what} not found", field)
+
+
+class LimitReached(DomainError):
+    """A list is at its stored bound (frames of a video, places of an image…): nothing added."""
+
+    def __init__(self, message: str, field: Sequence[str]) -> None:
+        super().__init__(ErrorCode.LIMIT_REACHED, message, field)
 
 
 class Unauthenticated(Exception):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from storyframe.db.tables import TITLE_MAX, Frame, Video, utcnow
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind
 from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
@@ -22,19 +23,25 @@ async def _frame(repo: Repository, frame_id: int, field: str = "id") -> Frame:
 
 
 class FrameService:
-    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser, limits: ListLimits) -> None:
         self._uow = uow
         self._files = files
+        self._limits = limits
 
     async def create(self, video_id: int, title: str, order: int | None = None) -> Frame:
-        """A new frame at `order` (clamped to 0..n; appended when None)."""
+        """A new frame at `order` (clamped to 0..n; appended when None), unless the video has
+        as many frames as it may."""
         cleaned = clean_name(title, "title", TITLE_MAX, allow_blank=True)
         async with self._uow() as repo:
-            # Lock first: a video deleted while we waited for its lock is then seen as gone.
+            # Lock first: a video deleted while we waited for its lock is then seen as gone,
+            # and frames another request added meanwhile are counted.
             await repo.lock_video(video_id)
             if await repo.get(Video, video_id) is None:
                 raise NotFound("video", ["videoId"])
             frames = await repo.frames_of_video(video_id)
+            most = self._limits.frames_per_video
+            if len(frames) >= most:
+                raise LimitReached(f"a video has at most {most} frames", ["videoId"])
             frame = Frame(video_id=video_id, title=cleaned, order=len(frames))
             await repo.add(frame)
             if order is not None and order < len(frames):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from storyframe.db.tables import Image
 from storyframe.services.deletion import Deleted, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
 from storyframe.services.imaging import Inspected
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind, PlaceOwner
 from storyframe.services.ports import Blob, Doomed, FileReleaser, Repository, UnitOfWork
 
@@ -71,6 +72,18 @@ async def _locked_owner(repo: Repository, place: Place, field: str) -> PlaceOwne
     return await _owner(repo, place, field)
 
 
+async def _make_room(repo: Repository, image_id: int, target: Place, most: int) -> None:
+    """Check that the image may appear in the target too: it is already there, or it appears
+    in fewer than `most` places. Until the transaction ends, other additions of the image to
+    places wait, so they count this one; NotFound if the image went while this waited."""
+    if not await repo.lock_image_places(image_id):
+        raise NotFound("image", ["imageId"])
+    if await repo.has_placement(image_id, target):
+        return
+    if await repo.count_placements(image_id) >= most:
+        raise LimitReached(f"an image appears in at most {most} places", ["imageId"])
+
+
 async def _take_out(repo: Repository, image_id: int, place: Place, field: str) -> None:
     if not await repo.remove_placement(image_id, place):
         raise DomainError(
@@ -116,9 +129,10 @@ async def add_images(
 
 
 class ImageService:
-    def __init__(self, uow: UnitOfWork, files: FileReleaser) -> None:
+    def __init__(self, uow: UnitOfWork, files: FileReleaser, limits: ListLimits) -> None:
         self._uow = uow
         self._files = files
+        self._limits = limits
 
     async def add(self, place: Place, stored: StoredImage, message_id: int | None = None) -> Image:
         """Record stored bytes as an image of the place's project, appearing in the place."""
@@ -141,13 +155,16 @@ class ImageService:
             await _owner(repo, place, "targetId")
 
     async def copy(self, image_id: int, target: Place) -> Image:
-        """Make the image appear in the target too. Across projects the copy is a new image of
-        the target project sharing the stored bytes, so each project owns what it shows."""
+        """Make the image appear in the target too, unless it appears in as many places as it
+        may. Across projects the copy is a new image of the target project sharing the stored
+        bytes, so each project owns what it shows (and the new image has that one place)."""
         async with self._uow() as repo:
             image = await _image(repo, image_id)
             owner = await _locked_owner(repo, target, "targetId")
-            await _hold(repo, image_id)
-            if owner.project_id != image.project_id:
+            if owner.project_id == image.project_id:
+                await _make_room(repo, image_id, target, self._limits.image_places)
+            else:
+                await _hold(repo, image_id)
                 image = Image(
                     **image.model_dump(exclude={"id", "created_at", "message_id"}),
                 )
@@ -161,7 +178,8 @@ class ImageService:
     async def move(self, image_id: int, source: Place, target: Place) -> Image:
         """Take the image out of the source and into the target. Moving into another project
         hands the image over: it leaves every place of its old project and its producing
-        message, and belongs to the target project from then on."""
+        message, and belongs to the target project from then on. Either way the image appears
+        in no more places than before, so a move is never refused for their number."""
         if source == target:
             raise DomainError(ErrorCode.SAME_PLACE, "source and target are the same", ["targetId"])
         async with self._uow() as repo:

@@ -69,6 +69,12 @@ class Repository(Protocol):
         attachment, a selection, a copy sharing the bytes), so their deletion waits for it;
         exclusive by their deletion, so such a write waits and then finds them gone."""
 
+    async def lock_image_places(self, image_id: int) -> bool:
+        """Serialise what adds the owner's image to more places, until the transaction ends;
+        False when there is no such image. Stronger than `lock_images(exclusive=False)`: it
+        waits for another such lock, while a write that only refers to the image does not."""
+        ...
+
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         """The video's frames in order."""
 
@@ -77,6 +83,10 @@ class Repository(Protocol):
 
     async def owner_of(self, place: Place) -> PlaceOwner | None: ...
     async def has_placement(self, image_id: int, place: Place) -> bool: ...
+    async def count_placements(self, image_id: int) -> int:
+        """How many places the image appears in."""
+        ...
+
     async def add_placement(self, image_id: int, place: Place) -> None: ...
     async def remove_placement(self, image_id: int, place: Place) -> bool: ...
     async def remove_placements_in_project(self, image_id: int, project_id: int) -> None:

@@ -9,6 +9,7 @@ from storyframe.db.tables import Context, MainChat, Message
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.frames import FrameService
 from storyframe.services.images import ImageService, StoredImage
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind
 from storyframe.services.projects import ProjectService, VideoService
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
@@ -31,7 +32,9 @@ class Domain:
     images: ImageService
 
 
-def domain() -> Domain:
+def domain(limits: ListLimits | None = None) -> Domain:
+    """Every service over one new fake unit of work, with `limits` (the defaults if None)."""
+    limits = limits or ListLimits()
     uow = FakeUnitOfWork()
     files = RecordingReleaser()
     return Domain(
@@ -40,10 +43,10 @@ def domain() -> Domain:
         projects=ProjectService(uow, files),
         videos=VideoService(uow, files),
         contexts=ContextService(uow),
-        frames=FrameService(uow, files),
-        main_chats=MainChatService(uow, files),
+        frames=FrameService(uow, files, limits),
+        main_chats=MainChatService(uow, files, limits),
         chats=ChatService(uow, files),
-        images=ImageService(uow, files),
+        images=ImageService(uow, files, limits),
     )
 
 

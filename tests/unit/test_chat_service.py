@@ -17,6 +17,7 @@ from storyframe.db.tables import (
 from storyframe.services.chats import MAX_ATTACHMENTS, ChatService, ContextService, MainChatService
 from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
@@ -124,7 +125,7 @@ async def test_create_main_chat_in_a_video() -> None:
 async def test_create_main_chat_in_unknown_video_is_not_found() -> None:
     # given
     uow = FakeUnitOfWork()
-    chats = MainChatService(uow, RecordingReleaser())
+    chats = MainChatService(uow, RecordingReleaser(), ListLimits())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -168,7 +169,7 @@ async def test_rename_main_chat() -> None:
 
 async def test_rename_unknown_main_chat_is_not_found() -> None:
     # given
-    chats = MainChatService(FakeUnitOfWork(), RecordingReleaser())
+    chats = MainChatService(FakeUnitOfWork(), RecordingReleaser(), ListLimits())
 
     # when
     with pytest.raises(NotFound) as raised:

@@ -8,6 +8,7 @@ from storyframe.db.tables import TITLE_MAX, Frame, Image, Message
 from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.frames import FrameService
+from storyframe.services.limits import ListLimits
 from storyframe.services.projects import ProjectService, VideoService
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
@@ -45,7 +46,7 @@ async def test_create_appends_frames_in_order() -> None:
     project_id = known((await ProjectService(uow, RecordingReleaser()).create("Trip")).id)
     videos = VideoService(uow, RecordingReleaser())
     video_id = known((await videos.create(project_id, "Opening")).id)
-    frames = FrameService(uow, RecordingReleaser())
+    frames = FrameService(uow, RecordingReleaser(), ListLimits())
 
     # when
     created = [await frames.create(video_id, title) for title in ("A", "B", "C")]
@@ -137,7 +138,7 @@ async def test_create_leaves_the_frames_of_other_videos_alone() -> None:
 async def test_create_in_unknown_video_is_not_found() -> None:
     # given
     uow = FakeUnitOfWork()
-    frames = FrameService(uow, RecordingReleaser())
+    frames = FrameService(uow, RecordingReleaser(), ListLimits())
 
     # when
     with pytest.raises(NotFound) as raised:
@@ -195,7 +196,7 @@ async def test_rename_to_blank_clears_the_title() -> None:
 
 async def test_rename_unknown_frame_is_not_found() -> None:
     # given
-    frames = FrameService(FakeUnitOfWork(), RecordingReleaser())
+    frames = FrameService(FakeUnitOfWork(), RecordingReleaser(), ListLimits())
 
     # when
     with pytest.raises(NotFound) as raised:

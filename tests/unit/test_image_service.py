@@ -8,6 +8,7 @@ from storyframe.db.tables import Frame, Image, Message
 from storyframe.services.deletion import Deleted
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.images import ImageService
+from storyframe.services.limits import ListLimits
 from storyframe.services.places import Place, PlaceKind
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
@@ -115,7 +116,7 @@ async def test_add_made_by_a_message_remembers_it() -> None:
 async def test_add_to_unknown_place_is_not_found(kind: PlaceKind) -> None:
     # given
     uow = FakeUnitOfWork()
-    images = ImageService(uow, RecordingReleaser())
+    images = ImageService(uow, RecordingReleaser(), ListLimits())
 
     # when
     with pytest.raises(NotFound) as raised:
