@@ -29,6 +29,8 @@ EMAIL_MAX = 254
 TITLE_MAX = 500
 CONTENT_MAX = 20_000
 PROMPT_MAX = 8_000
+ID_MAX = 2**31 - 1
+"""The largest id a row can have: ids are INTEGER columns, 32-bit on PostgreSQL."""
 
 
 def utcnow() -> datetime:

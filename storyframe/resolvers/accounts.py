@@ -12,11 +12,13 @@ from storyframe.services.errors import Unauthenticated
 
 @strawberry.type
 class AccountQuery:
-    @strawberry.field(description="The user the request's token belongs to.")
-    async def viewer(self, info: Info_) -> api.User:
+    @strawberry.field(
+        description="The user the request's token belongs to; null without a valid token."
+    )
+    async def viewer(self, info: Info_) -> api.User | None:
         viewer = info.context.viewer
-        if viewer is None:
-            raise Unauthenticated
+        if viewer is None:  # not an error: a client asks this to learn whether it is logged in
+            return None
         return api.User.from_row(await info.context.app.accounts.user(viewer))
 
 

@@ -77,22 +77,27 @@ class Query:
             raise Unauthenticated
         if len(ids) > MAX_PAGE:
             raise DomainError(ErrorCode.INVALID, f"at most {MAX_PAGE} IDs at once", ["ids"])
-        parsed: list[tuple[str, int]] = []
-        for raw in ids:
-            entry = parse_id(raw)
-            if entry is None:
-                raise DomainError(ErrorCode.INVALID_ID, f"`{raw[:100]}` is not a valid ID", ["ids"])
-            parsed.append(entry)
-        # Loads start only once every ID is known good: a load begun before a refusal would
-        # still run (and hold a database connection) after the request has ended.
+        parsed = [parse_id(raw) for raw in ids]
+        # Every load is awaited here, so none outlives the request (holding a connection).
         found: list[Any] = [
-            _loader_of(info, type_name).load(pk) if type_name in _NODE_TYPES else None
-            for type_name, pk in parsed
+            _loader_of(info, entry[0]).load(entry[1])
+            if entry is not None and entry[0] in _NODE_TYPES
+            else None
+            for entry in parsed
         ]
-        results = [await f if f is not None else None for f in found]
-        present = [r for r in results if r is not None]
-        await prefetch_below(info, present)
-        return results
+        results: list[Any] = [await f if f is not None else None for f in found]
+        await prefetch_below(info, [r for r in results if r is not None])
+        # A malformed ID is null at its position with an error there (path ["nodes", i]):
+        # GraphQL execution raises an exception found in a list where that item's value goes.
+        shown: list[Any] = [
+            DomainError(
+                ErrorCode.INVALID_ID, f"`{raw[:100]}` is not a valid ID", ["ids", str(index)]
+            )
+            if entry is None
+            else result
+            for index, (raw, entry, result) in enumerate(zip(ids, parsed, results, strict=True))
+        ]
+        return shown
 
     @strawberry.field(description="Projects, newest first.")
     async def projects(

@@ -6,7 +6,12 @@ import base64
 import binascii
 from collections.abc import Collection
 
+from storyframe.db.tables import ID_MAX
 from storyframe.services.errors import DomainError, ErrorCode
+
+NO_ROW = 0
+"""The key an ID beyond `ID_MAX` is read as: ids start at 1, so like that ID it names no row
+(the database would refuse to compare its id columns with the number itself)."""
 
 
 def encode_id(type_name: str, pk: int) -> str:
@@ -14,7 +19,8 @@ def encode_id(type_name: str, pk: int) -> str:
 
 
 def parse_id(global_id: str) -> tuple[str, int] | None:
-    """(type name, primary key), or None when the string is not one of our IDs."""
+    """(type name, primary key), or None when the string is not one of our IDs. Every ID the
+    API is given is read here, so one naming a number no row can have reads as `NO_ROW`."""
     if not global_id or len(global_id) > 100:
         return None
     try:
@@ -24,7 +30,7 @@ def parse_id(global_id: str) -> tuple[str, int] | None:
     type_name, _, pk = raw.partition(":")
     if not type_name.isalpha() or not pk.isdigit() or len(pk) > 18:
         return None
-    return type_name, int(pk)
+    return type_name, int(pk) if int(pk) <= ID_MAX else NO_ROW
 
 
 def decode_id(global_id: str, expected: Collection[str], field: str) -> tuple[str, int]:
@@ -52,6 +58,7 @@ def encode_cursor(pk: int) -> str:
 
 
 def decode_cursor(cursor: str | None) -> int | None:
+    """The id the page starts below; None (from the newest) for a cursor beyond every id."""
     if cursor is None:
         return None
     try:
@@ -61,4 +68,4 @@ def decode_cursor(cursor: str | None) -> int | None:
     pk = raw.removeprefix(_CURSOR_PREFIX)
     if not raw.startswith(_CURSOR_PREFIX) or not pk.isdigit() or len(pk) > 18:
         raise DomainError(ErrorCode.INVALID, "`after` is not a valid cursor", ["after"])
-    return int(pk)
+    return int(pk) if int(pk) <= ID_MAX else None

@@ -547,3 +547,46 @@ async def test_copying_between_two_own_projects_works(scene: Scene) -> None:
     assert payload["image"]["id"] != scene.mine.image
     counts = {p["id"]: (p["imageCount"], p["galleryCount"]) for p in projects["projects"]["nodes"]}
     assert counts == {scene.mine.project: (4, 2), scene.my_other_project: (1, 1)}
+
+
+# --- IDs beyond the id columns' range (32-bit on PostgreSQL) name nothing, like made-up IDs ---
+
+BEYOND_RANGE = Ids(
+    project=encode_id("Project", 2**31),
+    video=encode_id("Video", 2**31 + 1),
+    context=encode_id("Context", 2**32),
+    frame=encode_id("Frame", 2**63 // 10),
+    main_chat=encode_id("MainChat", 10**18 - 1),  # the most digits an ID may have
+    message=encode_id("Message", 2**31),
+    image=encode_id("Image", 10**17),
+)
+
+
+@pytest.mark.parametrize(("document", "variables"), QUERIES)
+async def test_ids_beyond_the_id_range_read_as_ids_that_name_nothing(
+    scene: Scene, document: str, variables: Variables
+) -> None:
+    # when
+    beyond = await scene.intruder.data(document, variables(BEYOND_RANGE, scene.mine))
+    missing = await scene.intruder.data(document, variables(scene.missing, scene.mine))
+
+    # then
+    assert beyond == missing
+
+
+@pytest.mark.parametrize(("document", "variables"), MUTATIONS)
+async def test_ids_beyond_the_id_range_are_not_found_and_nothing_changes(
+    scene: Scene, runtime: Runtime, document: str, variables: Variables
+) -> None:
+    # given
+    before = await dump(runtime.engine)
+
+    # when
+    beyond = await scene.intruder.data(document, variables(BEYOND_RANGE, scene.mine))
+    missing = await scene.intruder.data(document, variables(scene.missing, scene.mine))
+
+    # then
+    assert beyond == missing
+    (payload,) = beyond.values()
+    assert [error["code"] for error in payload["userErrors"]] == ["NOT_FOUND"]
+    assert await dump(runtime.engine) == before

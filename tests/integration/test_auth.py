@@ -35,6 +35,7 @@ NEW_PASSWORD = "paper boats on a pond"
 NEW_PASSWORD_2 = "lanterns along the harbour"
 
 VIEWER = "query { viewer { id email } }"
+PROJECTS = "query { projects { totalCount } }"
 LOG_IN = """
 mutation LogIn($input: LogInInput!) {
   logIn(input: $input) {
@@ -61,8 +62,12 @@ def _error_codes(body: dict[str, Any]) -> list[str]:
 
 
 async def _viewer_refused(gql: GraphQLClient) -> bool:
-    body = await gql.execute(VIEWER)
-    return body["data"] is None and _error_codes(body) == ["UNAUTHENTICATED"]
+    """Whether the client's token counts for nothing: no viewer, and what needs one refused."""
+    viewer = await gql.execute(VIEWER)
+    projects = await gql.execute(PROJECTS)
+    return viewer == {"data": {"viewer": None}} and (
+        projects["data"] is None and _error_codes(projects) == ["UNAUTHENTICATED"]
+    )
 
 
 async def _log_in(gql: GraphQLClient, email: str, password: str) -> dict[str, Any]:
@@ -344,7 +349,6 @@ async def test_changing_the_password_revokes_the_other_tokens_only(
 # Every operation but signUp and logIn, on the owner's real objects. Variables are the owner's
 # IDs (`$project`, `$video`, …); each document declares those it uses.
 ANONYMOUS: dict[str, str] = {
-    "viewer": "query { viewer { id } }",
     "projects": "query { projects { totalCount nodes { id } } }",
     "project": "query($project: ID!) { project(id: $project) { id } }",
     "video": "query($video: ID!) { video(id: $video) { id } }",
@@ -479,6 +483,7 @@ ANONYMOUS_EDGES: dict[str, str] = {
     "nodes of a malformed ID": 'query { nodes(ids: ["not an ID"]) { id } }',
 }
 OPEN_TO_ALL = {"signUp", "logIn"}
+NULL_WITHOUT_A_TOKEN = {"viewer"}
 
 
 @pytest.fixture
@@ -496,7 +501,7 @@ def test_every_operation_is_tried_without_a_token() -> None:
     fields = set(schema.query_type.fields) | set(schema.mutation_type.fields)
 
     # then
-    assert fields - OPEN_TO_ALL == set(ANONYMOUS)
+    assert fields - OPEN_TO_ALL - NULL_WITHOUT_A_TOKEN == set(ANONYMOUS)
 
 
 @pytest.mark.parametrize(
@@ -522,6 +527,32 @@ async def test_without_a_token_an_operation_is_unauthenticated_and_changes_nothi
     assert body["errors"][0]["message"].startswith("log in to do this")
     assert body["data"] is None or set(body["data"].values()) == {None}
     assert await dump(runtime.engine) == before
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer sf_not-a-token-anyone-was-given"],
+    ids=["no-token", "unknown-token"],
+)
+async def test_without_a_valid_token_the_viewer_is_null_and_the_rest_is_answered(
+    app: Starlette, authorization: str | None
+) -> None:
+    # given
+    headers = {"Authorization": authorization} if authorization else {}
+    transport = httpx.ASGITransport(app=app)
+    query = "query { __typename viewer { id email } imageModels { name } }"
+
+    # when
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+        alone = await GraphQLClient(http).execute(VIEWER)
+        with_others = await GraphQLClient(http).execute("query { __typename viewer { id email } }")
+        with_a_refused_field = await GraphQLClient(http).execute(query)
+
+    # then: no error for the viewer, and the other fields keep their data
+    assert alone == {"data": {"viewer": None}}
+    assert with_others == {"data": {"__typename": "Query", "viewer": None}}
+    assert _error_codes(with_a_refused_field) == ["UNAUTHENTICATED"]
+    assert with_a_refused_field["errors"][0]["path"] == ["imageModels"]
 
 
 async def test_introspection_needs_no_token(anonymous_gql: GraphQLClient) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from storyframe.schema.ids import encode_cursor
 from storyframe.services.container import Services
 from tests.conftest import GraphQLClient
 from tests.integration.helpers import (
@@ -22,6 +23,7 @@ from tests.integration.helpers import (
     seed_video,
     unknown_id,
 )
+from tests.integration.scenes import a_full_project
 
 PAGE_INFO = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
 
@@ -178,6 +180,31 @@ mutation Delete($id: ID!) { deleteFrame(input: {id: $id}) { userErrors { code } 
 """
 
 
+PAGE = f"totalCount nodes {{ id }} {PAGE_INFO}"
+EVERY_CONNECTION = f"""
+query Every($project: ID!, $frame: ID!, $context: ID!, $mainChat: ID!, $after: String) {{
+  projects(first: 1, after: $after) {{ {PAGE} }}
+  project(id: $project) {{
+    videos(first: 1, after: $after) {{ {PAGE} }}
+    gallery(first: 1, after: $after) {{ {PAGE} }}
+    images(first: 1, after: $after) {{ {PAGE} }}
+  }}
+  frame(id: $frame) {{
+    messages(first: 1, after: $after) {{ {PAGE} }}
+    images(first: 1, after: $after) {{ {PAGE} }}
+  }}
+  context(id: $context) {{
+    messages(first: 1, after: $after) {{ {PAGE} }}
+    images(first: 1, after: $after) {{ {PAGE} }}
+  }}
+  mainChat(id: $mainChat) {{
+    messages(first: 1, after: $after) {{ {PAGE} }}
+    images(first: 1, after: $after) {{ {PAGE} }}
+  }}
+}}
+"""
+
+
 def _page(connection: dict[str, Any]) -> tuple[list[str], bool, bool]:
     """(names or ids, hasNextPage, hasPreviousPage) of a page."""
     info = connection["pageInfo"]
@@ -306,6 +333,22 @@ async def test_after_the_last_cursor_comes_an_empty_page(
     assert page["pageInfo"]["hasNextPage"] is False
     assert page["pageInfo"]["hasPreviousPage"] is True
     assert page["pageInfo"]["endCursor"] is None
+
+
+@pytest.mark.parametrize("pk", [2**31, 2**32, 10**18 - 1], ids=str)
+async def test_a_cursor_beyond_every_id_starts_from_the_newest(
+    gql: GraphQLClient, services: Services, pk: int
+) -> None:
+    # given: something in every connection, and a cursor no row's id can reach
+    owned = (await a_full_project(services, "Owned")).variables()
+    from_the_start = await gql.data(EVERY_CONNECTION, owned)
+
+    # when
+    beyond = await gql.data(EVERY_CONNECTION, {**owned, "after": encode_cursor(pk)})
+
+    # then: the first page of each, as without a cursor (no row comes before it)
+    assert beyond == from_the_start
+    assert from_the_start["frame"]["images"]["totalCount"] == 1
 
 
 async def test_paging_is_stable_while_projects_come_and_go(

@@ -11,6 +11,7 @@ from PIL import Image as PILImage
 from starlette.applications import Starlette
 
 from storyframe.app import Runtime
+from storyframe.schema.ids import encode_id
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
@@ -329,6 +330,24 @@ async def test_a_bad_target_is_a_user_error(stack: Stack, which: str) -> None:
     assert error["code"] in {"WRONG_TYPE", "NOT_FOUND", "INVALID_ID"}
     assert await dump(stack.runtime.engine) == before
     assert stack.everything_stored() == []
+
+
+@pytest.mark.parametrize("kind", ["Frame", "Context", "MainChat", "Project"])
+async def test_a_target_beyond_the_id_range_is_not_found(
+    runtime: Runtime, gql: GraphQLClient, http: httpx.AsyncClient, settings: Settings, kind: str
+) -> None:
+    # given: an ID no row's id can reach (ids are 32-bit on PostgreSQL)
+    await _targets(gql)
+    before = await dump(runtime.engine)
+
+    # when
+    payload = await upload(http, encode_id(kind, 2**31), [image_file("a.png")])
+
+    # then
+    (error,) = payload["userErrors"]
+    assert (error["field"], error["code"]) == (["targetId"], "NOT_FOUND")
+    assert await dump(runtime.engine) == before
+    assert media_files(settings.media_dir) == []
 
 
 async def test_someone_elses_place_is_not_found(

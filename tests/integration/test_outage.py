@@ -1,0 +1,186 @@
+"""The database goes away and comes back: requests get 503 with a code and `Retry-After`, the
+log says so once, and the server answers again by itself once the database is back.
+
+The test runs a PostgreSQL server of its own, so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from starlette.applications import Starlette
+
+from storyframe.app import RETRY_AFTER_SECONDS, create_app
+from storyframe.db.engine import create_engine
+from storyframe.db.migrate import upgrade
+from storyframe.settings import Settings
+from tests.integration.helpers import until_waiting_for_locks
+from tests.integration.scenes import BASE_URL
+from tests.postgres import PostgresServer, PostgresUnavailable, own_postgres_server
+
+EMAIL = "outage@storyframe.test"
+PASSWORD = "a long and quiet river"
+SIGN_UP = """
+mutation($email: String!, $password: String!) {
+  signUp(input: {email: $email, password: $password}) { token userErrors { code } }
+}
+"""
+LOG_IN = """
+mutation($email: String!, $password: String!) {
+  logIn(input: {email: $email, password: $password}) { token userErrors { code } }
+}
+"""
+CREATE_PROJECT = """
+mutation { createProject(input: {name: "Harbour"}) { project { id } userErrors { code } } }
+"""
+PROJECTS = "query { projects { totalCount } viewer { email } }"
+PROJECT_COUNT = "query { projects { totalCount } }"
+TERMINATE_WAITING = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
+CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    try:
+        with own_postgres_server() as server:
+            yield server
+    except PostgresUnavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {error}")
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+async def app(own_postgres: PostgresServer, tmp_path: Path) -> AsyncIterator[Starlette]:
+    engine = create_engine(own_postgres.url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    settings = Settings(
+        database_url=own_postgres.url,
+        data_dir=tmp_path / "data",
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        openai_api_key=None,
+    )
+    application = create_app(settings)
+    try:
+        yield application
+    finally:
+        await application.state.runtime.aclose()
+
+
+async def _post(
+    app: Starlette, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+        return await http.post("/graphql", json={"query": query, "variables": variables})
+
+
+def _assert_unavailable(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+    body: dict[str, Any] = response.json()
+    assert [error["extensions"]["code"] for error in body["errors"]] == ["SERVICE_UNAVAILABLE"]
+    assert "errorId" not in body["errors"][0]["extensions"]
+    return body
+
+
+def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.name == "storyframe.database"
+    ]
+
+
+async def test_requests_get_503_while_the_database_is_down_and_succeed_once_it_is_back(
+    app: Starlette, own_postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: an account with a project, and a server that then stops
+    signed_up = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]
+    token = signed_up["token"]
+    assert (await _post(app, CREATE_PROJECT, token=token)).status_code == 200
+    caplog.set_level(logging.INFO)
+    own_postgres.stop()
+
+    # when: requests with a token (read before anything runs) and without (whose fields then
+    # need the database), each more than once
+    with_token = [await _post(app, PROJECTS, token=token) for _ in range(3)]
+    mutation_with_token = await _post(app, CREATE_PROJECT, token=token)
+    without_token = [await _post(app, LOG_IN, CREDENTIALS) for _ in range(2)]
+
+    # then: 503 JSON with a code and Retry-After; one warning, no stack trace
+    for response in [*with_token, mutation_with_token]:
+        assert "data" not in _assert_unavailable(response)
+    for response in without_token:
+        body = _assert_unavailable(response)
+        assert body["data"] is None
+        assert body["errors"][0]["path"] == ["logIn"]
+    assert _outage_lines(caplog) == [
+        (
+            "WARNING",
+            "the database is unreachable; requests that need it get 503 until it answers",
+        )
+    ]
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+    # when: the database is back
+    own_postgres.start()
+    answered = await _post(app, PROJECTS, token=token)
+    logged_in = await _post(app, LOG_IN, CREDENTIALS)
+    again = await _post(app, PROJECTS, token=token)
+
+    # then: answered as usual, and the end of the outage is logged once
+    assert answered.status_code == 200
+    assert answered.json() == {"data": {"projects": {"totalCount": 1}, "viewer": {"email": EMAIL}}}
+    assert logged_in.json()["data"]["logIn"]["userErrors"] == []
+    assert again.json() == answered.json()
+    assert [level for level, _ in _outage_lines(caplog)] == ["WARNING", "INFO"]
+    assert _outage_lines(caplog)[1][1] == "the database answers again"
+    outage = [r for r in caplog.records if r.name == "storyframe.database"]
+    assert outage[0].reason.startswith("ConnectionRefusedError")  # type: ignore[attr-defined]
+    assert outage[1].refused_requests == 6  # type: ignore[attr-defined]
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def test_a_connection_lost_under_a_statement_is_an_outage_until_the_next_connection(
+    app: Starlette, own_postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a request whose statement waits for a lock this test holds
+    token = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]["token"]
+    assert (await _post(app, CREATE_PROJECT, token=token)).status_code == 200
+    caplog.set_level(logging.INFO)
+    locker = create_engine(own_postgres.url)
+    try:
+        async with locker.connect() as connection:
+            await connection.execute(text("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE"))
+            request = asyncio.create_task(_post(app, PROJECT_COUNT, token=token))
+            await until_waiting_for_locks(locker, 1)
+
+            # when: the server ends that request's connection under it
+            await connection.execute(TERMINATE_WAITING)
+            lost = await request
+            await connection.rollback()
+    finally:
+        await locker.dispose()
+    after = await _post(app, PROJECT_COUNT, token=token)
+
+    # then: 503 for the request that lost it, and the next one is answered on a new connection
+    assert _assert_unavailable(lost)["errors"][0]["path"] == ["projects"]
+    assert after.json() == {"data": {"projects": {"totalCount": 1}}}
+    assert [level for level, _ in _outage_lines(caplog)] == ["WARNING", "INFO"]
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
