@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.uploads [--count N] [--concurrency C] [--small-mb S] [--large-mb L]
                                       [--large-count K]
+    .venv/bin/python -m bench.uploads --decodes [--png-side 7071] [--concurrency 4] [--rounds 2]
 
 Starts `storyframe serve` (the CLI itself: SQLite in a temporary data directory, migrated on
 start, `gc.freeze()` after start-up) in a subprocess on a free loopback port, signs up through
@@ -17,6 +18,13 @@ milliseconds, and the kernel's own peak (VmHWM, reset through /proc/<pid>/clear_
 each phase where the kernel allows it) catches what the sampler misses. It prints throughput
 (MB/s, uploads/s), latency, baseline RSS, peak RSS, peak growth and growth ÷ the largest file
 (target < 2). It prints figures; it never asserts them.
+
+With `--decodes` it measures the bound on images decoded at once (`MAX_CONCURRENT_DECODES`)
+instead: a PNG of `--png-side` x `--png-side` pixels that compresses to about 160 KB (a flat
+colour with a few rectangles) but decodes to about 200 MB, uploaded `--concurrency` at a time
+for `--rounds` rounds, against a server with the default limit (2) and against one without a
+limit (64), each started afresh; it prints the peak RSS of each round, the RSS after it, and
+their ratios, limit ÷ no limit.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +49,7 @@ from typing import Any
 
 import httpx
 import orjson
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parent.parent
 MB = 1_000_000
@@ -88,6 +97,28 @@ def noise_jpeg(target_bytes: int, *, limit: int | None = None, quality: int = 95
     if not best:
         raise RuntimeError(f"could not make a JPEG of about {target_bytes} bytes")
     return best
+
+
+def sparse_png(side: int) -> bytes:
+    """A PNG of side x side pixels that compresses very well (a flat colour with a dozen
+    rectangles: about 160 KB at 7071 px) yet decodes to about 4 bytes a pixel."""
+    image = Image.new("RGB", (side, side), (236, 228, 210))
+    draw = ImageDraw.Draw(image)
+    box = max(1, side // 10)
+    for k in range(12):
+        x, y = (k * 613) % max(1, side - box), (k * 1187) % max(1, side - box)
+        draw.rectangle((x, y, x + box, y + box * 5 // 7), fill=(40 + 15 * k, 90, 160))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def with_png_serial(png: bytes, serial: int) -> bytes:
+    """The same picture with other bytes: a tEXt chunk carrying `serial` after the IHDR chunk."""
+    body = b"tEXt" + b"Comment\0" + f"storyframe bench upload {serial:08d}".encode()
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    end_of_ihdr = 8 + 4 + 4 + 13 + 4  # signature, then IHDR's length, type, data and CRC
+    return png[:end_of_ihdr] + chunk + png[end_of_ihdr:]
 
 
 def with_serial(jpeg: bytes, serial: int) -> bytes:
@@ -183,7 +214,12 @@ async def sign_up_with_project(client: httpx.AsyncClient) -> tuple[str, str]:
 
 
 async def upload(
-    client: httpx.AsyncClient, token: str, target_id: str, jpeg: bytes, name: str = "bench.jpg"
+    client: httpx.AsyncClient,
+    token: str,
+    target_id: str,
+    jpeg: bytes,
+    name: str = "bench.jpg",
+    content_type: str = "image/jpeg",
 ) -> dict[str, Any]:
     """One `uploadImages` multipart request (GraphQL multipart request spec) with one file: the
     stored image (`id`, `url`, `byteSize`, `width`, `height`)."""
@@ -197,7 +233,7 @@ async def upload(
             "operations": orjson.dumps(operations).decode(),
             "map": orjson.dumps({"0": ["variables.input.files.0"]}).decode(),
         },
-        files={"0": (name, jpeg, "image/jpeg")},
+        files={"0": (name, jpeg, content_type)},
         headers={"Apollo-Require-Preflight": "true", "Authorization": f"Bearer {token}"},
     )
     answer: Any = orjson.loads(response.content)
@@ -418,6 +454,94 @@ async def run(server: Server, plan: Plan, small: bytes, large: bytes) -> None:
     report(phases, baseline, startup_hwm)
 
 
+# --- decodes at once ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DecodeRun:
+    """One server's rounds of large PNGs: its limit, and the RSS of each round (MiB)."""
+
+    label: str
+    limit: int
+    baseline: float = 0.0
+    peaks: list[float] = field(default_factory=list)
+    afters: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+async def decode_rounds(
+    server: Server, run: DecodeRun, png: bytes, concurrency: int, rounds: int
+) -> DecodeRun:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=600) as client:
+        await wait_until_up(client)
+        token, project_id = await sign_up_with_project(client)
+        serial = 0
+        small = sparse_png(64)
+        for _ in range(2):  # warm-up
+            serial += 1
+            body = with_png_serial(small, serial)
+            await upload(client, token, project_id, body, "warm-up.png", "image/png")
+        run.baseline = rss_mib(server.pid)
+        for _ in range(rounds):
+            can_reset = reset_hwm(server.pid)
+            bodies = [with_png_serial(png, serial + i + 1) for i in range(concurrency)]
+            serial += concurrency
+            with RssSampler(server.pid) as sampler:
+                started = time.perf_counter()
+                await asyncio.gather(
+                    *(upload(client, token, project_id, b, "big.png", "image/png") for b in bodies)
+                )
+                run.seconds.append(time.perf_counter() - started)
+            kernel = hwm_mib(server.pid) if can_reset else 0.0
+            run.peaks.append(max(sampler.peak, kernel))
+            run.afters.append(rss_mib(server.pid))
+    return run
+
+
+def report_decodes(runs: list[DecodeRun], png: bytes, side: int, concurrency: int) -> None:
+    print(
+        f"\n{concurrency} uploads at once of a {side} x {side} PNG ({len(png):,} bytes), "
+        "per round: peak RSS / RSS after, MiB"
+    )
+    print(
+        f"{'server':<26} {'baseline':>8}  "
+        + "  ".join(f"{'round ' + str(i + 1):>22}" for i in range(len(runs[0].peaks)))
+    )
+    for run in runs:
+        rounds = "  ".join(
+            f"{peak:8.1f} / {after:6.1f} {seconds:4.1f}s"
+            for peak, after, seconds in zip(run.peaks, run.afters, run.seconds, strict=True)
+        )
+        print(f"{run.label:<26} {run.baseline:8.1f}  {rounds}")
+    limited, unlimited = runs
+    print("ratios, limit ÷ no limit:")
+    for i, (peak, after) in enumerate(zip(limited.peaks, limited.afters, strict=True)):
+        growth = peak - limited.baseline
+        other_growth = unlimited.peaks[i] - unlimited.baseline
+        print(
+            f"  round {i + 1}: peak {peak / unlimited.peaks[i]:.2f}, "
+            f"peak growth {growth / other_growth:.2f}, after {after / unlimited.afters[i]:.2f}"
+        )
+
+
+def main_decodes(side: int, concurrency: int, rounds: int) -> int:
+    started = time.perf_counter()
+    png = sparse_png(side)
+    print(
+        f"PNG: {side} x {side}, {len(png):,} bytes (made in {time.perf_counter() - started:.1f} s)"
+    )
+    runs: list[DecodeRun] = []
+    for label, limit in (("limit 2 (the default)", 2), ("no limit (64)", 64)):
+        with (
+            tempfile.TemporaryDirectory(prefix="storyframe-bench-") as tmp,
+            storyframe_server(Path(tmp), {"MAX_CONCURRENT_DECODES": str(limit)}) as server,
+        ):
+            run = DecodeRun(label, limit)
+            runs.append(asyncio.run(decode_rounds(server, run, png, concurrency, rounds)))
+    report_decodes(runs, png, side, concurrency)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.uploads", description=__doc__.split("\n\n")[0]
@@ -431,7 +555,16 @@ def main(argv: list[str] | None = None) -> int:
         "--large-mb", type=float, default=20.0, help="size of the large JPEG, MB (under 20 MiB)"
     )
     parser.add_argument("--large-count", type=int, default=1, help="uploads of the large file")
+    parser.add_argument(
+        "--decodes", action="store_true", help="measure the limit on decodes at once instead"
+    )
+    parser.add_argument("--png-side", type=int, default=7071, help="with --decodes: PNG side, px")
+    parser.add_argument("--rounds", type=int, default=2, help="with --decodes: rounds per server")
     args = parser.parse_args(argv)
+    if args.decodes:
+        if not (16 <= args.png_side <= 7071 and 1 <= args.concurrency <= 32 and args.rounds >= 1):
+            parser.error("--png-side in [16, 7071], --concurrency in [1, 32], --rounds >= 1")
+        return main_decodes(args.png_side, args.concurrency, args.rounds)
     limit = DEFAULT_MAX_IMAGE_BYTES - 64  # room for the serial's JPEG comment
     if not (
         0 < args.count <= 1000

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from storyframe.resolvers.places import place_of
 from storyframe.schema.inputs import PLACE
 from storyframe.schema.payloads import Payload
 from storyframe.schema.types import Image, Info_
+from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.uploads import IncomingFile
 
 CHUNK = 1 << 20
@@ -31,6 +31,19 @@ class UploadImagesInput:
 @strawberry.type
 class UploadImagesPayload(Payload):
     images: list[Image] | None = None
+
+
+def _check_files(uploads: list[Any]) -> None:
+    """Refuse what is not a file where a file goes: `Upload` takes any value the variables
+    carry as JSON (a string, a number, an object) in place of a file part."""
+    for index, upload in enumerate(uploads):
+        if not all(callable(getattr(upload, method, None)) for method in ("read", "seek")):
+            raise DomainError(
+                ErrorCode.INVALID,
+                f"item {index + 1} of `files` is not a file: send each file as a part of a "
+                "multipart request (the GraphQL multipart request spec)",
+                ["files", str(index)],
+            )
 
 
 async def _spill(upload: Any, folder: Path, index: int) -> IncomingFile:
@@ -53,8 +66,9 @@ class UploadMutation:
         services = info.context.services
 
         async def act() -> UploadImagesPayload:
+            _check_files(input.files)
             target = place_of(input.target_id, "targetId")
-            with tempfile.TemporaryDirectory(prefix="storyframe-upload-") as folder:
+            with services.uploads.workspace() as folder:
                 incoming = [
                     await _spill(upload, Path(folder), index)
                     for index, upload in enumerate(input.files)

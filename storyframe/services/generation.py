@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from storyframe.db.tables import Frame, Generation, Image, MainChat, Message, utcnow
@@ -25,6 +22,7 @@ from storyframe.services.chats import check_message, record_message
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.images import StoredImage, add_images
 from storyframe.services.imaging import (
+    DecodeSlots,
     ImageLimits,
     ImageRefused,
     fit_for_model,
@@ -56,6 +54,7 @@ from storyframe.services.providers import (
     RemoteModel,
     Usage,
 )
+from storyframe.services.temporaries import GENERATED_PREFIX, Temporaries
 
 log = logging.getLogger("storyframe.generation")
 
@@ -224,13 +223,20 @@ class Generator:
         concurrency: int,
         budget_seconds: float = 600,
         vision_budget_seconds: float = 70,
+        *,
+        temporaries: Temporaries,
+        decodes: DecodeSlots,
     ) -> None:
         self.provider = provider
+        self.decodes = decodes
+        """The process's decode slots, shared with uploads: every image decoded takes one."""
         self.budget_seconds = budget_seconds
         """The longest a generation may take: its calls' timeouts and rate-limit waits."""
         self.vision_budget_seconds = vision_budget_seconds
         """The longest a vision call (or a models listing) may take, with its retries."""
         self.storage = storage
+        self.temporaries = temporaries
+        """Where an image is written to be checked before it is stored."""
         self.files = files
         self.limits = limits
         self.defaults = defaults
@@ -541,7 +547,7 @@ class GenerationService:
         async def read(image: Image) -> Reference | None:
             try:
                 data = await self._gen.storage.read(image.storage_key, url=image.url)
-                data, content_type = await asyncio.to_thread(
+                data, content_type = await self._gen.decodes.run(
                     fit_for_model, data, image.content_type
                 )
             except Exception as error:  # a lost file must not sink the generation
@@ -631,9 +637,9 @@ class GenerationService:
 
     async def _store(self, data: bytes) -> StoredImage:
         """Check the bytes as an upload is checked, then put them in blob storage."""
-        path = await asyncio.to_thread(_write_temporary, data)
+        path = await asyncio.to_thread(self._gen.temporaries.write, data, GENERATED_PREFIX)
         try:
-            facts = await inspect_image_async(path, self._gen.limits)
+            facts = await inspect_image_async(path, self._gen.limits, self._gen.decodes)
             blob = await self._gen.storage.put(
                 path,
                 checksum=facts.checksum,
@@ -741,7 +747,7 @@ class GenerationService:
             assert image is not None
             try:
                 data = await self._gen.storage.read(image.storage_key, url=image.url)
-                data, content_type = await asyncio.to_thread(
+                data, content_type = await self._gen.decodes.run(
                     fit_for_model, data, image.content_type
                 )
             except FileNotFoundError:
@@ -790,13 +796,6 @@ class GenerationService:
         return ProviderStatus(
             True, provider.name, state(defaults.image_model), state(defaults.vision_model), error
         )
-
-
-def _write_temporary(data: bytes) -> Path:
-    handle, name = tempfile.mkstemp(prefix="storyframe-generated-")
-    with os.fdopen(handle, "wb") as out:
-        out.write(data)
-    return Path(name)
 
 
 def _split(count: int, per_call: int) -> list[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,9 +10,16 @@ from pathlib import Path
 from storyframe.db.tables import Image
 from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.images import ImageService, StoredImage
-from storyframe.services.imaging import ImageLimits, ImageRefused, Inspected, inspect_image_async
+from storyframe.services.imaging import (
+    DecodeSlots,
+    ImageLimits,
+    ImageRefused,
+    Inspected,
+    inspect_image_async,
+)
 from storyframe.services.places import Place
 from storyframe.services.ports import BlobStorage, FileReleaser
+from storyframe.services.temporaries import UPLOAD_PREFIX, Temporaries
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +38,21 @@ class UploadService:
         files: FileReleaser,
         limits: ImageLimits,
         max_files: int,
+        temporaries: Temporaries,
+        *,
+        decodes: DecodeSlots | None = None,
     ) -> None:
         self._images = images
+        self._temporaries = temporaries
+        self._decodes = decodes
         self._storage = storage
         self._files = files
         self._limits = limits
         self._max_files = max_files
+
+    def workspace(self) -> tempfile.TemporaryDirectory[str]:
+        """A folder for the files of one upload while they are checked, removed with them."""
+        return self._temporaries.folder(UPLOAD_PREFIX)
 
     async def upload(self, target: Place, incoming: Sequence[IncomingFile]) -> list[Image]:
         """Check every file, then store them all and record them in the target. One refused
@@ -66,7 +83,7 @@ class UploadService:
 
     async def _inspect(self, index: int, file: IncomingFile) -> Inspected:
         try:
-            return await inspect_image_async(file.path, self._limits)
+            return await inspect_image_async(file.path, self._limits, self._decodes)
         except ImageRefused as refusal:
             name = file.filename or f"file {index + 1}"
             message = f"{name}: {refusal.reason}"
