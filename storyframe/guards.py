@@ -17,14 +17,12 @@ def error_body(message: str, code: str) -> bytes:
     return orjson.dumps({"errors": [{"message": message, "extensions": {"code": code}}]})
 
 
-async def _respond(send: Send, status: int, body: bytes) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"connection", b"close")],
-        }
-    )
+async def _respond(send: Send, status: int, body: bytes, *, close: bool = True) -> None:
+    """Answer with a JSON body; `close` when the request's body may be left unread."""
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -148,22 +146,59 @@ class WebSocketOrigins:
 PREFLIGHT_HEADERS = (b"apollo-require-preflight", b"x-apollo-operation-name", b"graphql-preflight")
 
 
+_NO_CSRF_HEADER = "no CSRF header: none of " + ", ".join(h.decode() for h in PREFLIGHT_HEADERS)
+_CSRF_MESSAGE = (
+    "multipart requests need an `Apollo-Require-Preflight: true` header "
+    "(cross-site request forgery guard)"
+)
+
+
 class MultipartCsrf:
     """Refuses multipart requests that carry none of `PREFLIGHT_HEADERS`: a plain HTML form on
-    another site can post multipart without a preflight, but cannot add such a header."""
+    another site can post multipart without a preflight, but cannot add such a header.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The body is read (and dropped) before the answer: a client still sending an upload when
+    the connection closed would see a reset, not the error. `BodyLimit`, outside, bounds its
+    size, and `seconds` the time it may take."""
+
+    def __init__(self, app: ASGIApp, seconds: float | None = None) -> None:
         self.app = app
+        self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             headers = dict(scope["headers"])
             multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
             if multipart and not any(name in headers for name in PREFLIGHT_HEADERS):
-                message = (
-                    "multipart requests need an `Apollo-Require-Preflight: true` header "
-                    "(cross-site request forgery guard)"
+                log.warning(
+                    "multipart request refused",
+                    extra={"reason": _NO_CSRF_HEADER, "path": scope.get("path")},
                 )
-                await _respond(send, 400, error_body(message, "CSRF_HEADER_MISSING"))
+                await self._refuse(headers, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    async def _refuse(self, headers: dict[bytes, bytes], receive: Receive, send: Send) -> None:
+        body = error_body(_CSRF_MESSAGE, "CSRF_HEADER_MISSING")
+        if headers.get(b"expect", b"").lower() == b"100-continue":
+            # The client waits to be asked for the body: answer without asking.
+            await _respond(send, 400, body)
+            return
+        try:
+            async with asyncio.timeout(self.seconds):
+                read = await _discard_body(receive)
+        except TimeoutError:  # too slow to wait for: answer, and close
+            await _respond(send, 400, body)
+            return
+        if read:  # (otherwise the client went away: no one to answer)
+            await _respond(send, 400, body, close=False)
+
+
+async def _discard_body(receive: Receive) -> bool:
+    """Read the request body to its end; False when the client went away first."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        if not message.get("more_body", False):
+            return True

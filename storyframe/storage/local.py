@@ -14,6 +14,8 @@ from storyframe.services.ports import Blob, BlobStorage
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
 THUMBNAIL_SUFFIX = ".thumb.webp"
+PARTIAL_PREFIX = ".tmp-"
+"""A file being written, renamed to its key once whole; one a killed process left stays."""
 # `ab/ab12…ef.png` or its thumbnail `ab/ab12…ef.thumb.webp`: nothing else is ever a key.
 KEY_PATTERN = re.compile(r"(?P<prefix>[0-9a-f]{2})/(?P=prefix)[0-9a-f]{62}\.(png|jpg|webp)")
 FILE_PATTERN = re.compile(
@@ -92,6 +94,12 @@ class LocalStorage(BlobStorage):
         )
         return sorted(key for key in found if KEY_PATTERN.fullmatch(key))
 
+    def partial_writes(self) -> list[Path]:
+        """Files being written, or left half-written by a process that was killed."""
+        if not self.root.is_dir():
+            return []
+        return sorted(path for path in self.root.glob(f"??/{PARTIAL_PREFIX}*") if path.is_file())
+
     async def exists(self, key: str) -> bool:
         path = self.path_of(key)
         return path is not None and await asyncio.to_thread(path.is_file)
@@ -107,7 +115,7 @@ class LocalStorage(BlobStorage):
 def _write_atomically(target: Path, write: object) -> None:
     """Write through a temporary file in the same folder, flushed to disk, then renamed over
     `target`: readers see the whole file or none of it."""
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=PARTIAL_PREFIX)
     try:
         with os.fdopen(handle, "wb") as out:
             write(out)  # type: ignore[operator]

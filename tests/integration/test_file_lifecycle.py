@@ -311,6 +311,8 @@ async def test_the_gc_command_removes_an_orphan_file_and_reports_a_missing_one(
         "orphanFiles": [orphan_key],
         "removed": 0,
         "imagesMissingFiles": [pk_of(lost["id"])],
+        "staleTemporaries": [],
+        "removedTemporaries": 0,
     }
     assert media_files(media) == before
 
@@ -324,6 +326,8 @@ async def test_the_gc_command_removes_an_orphan_file_and_reports_a_missing_one(
         "orphanFiles": [orphan_key],
         "removed": 1,
         "imagesMissingFiles": [pk_of(lost["id"])],
+        "staleTemporaries": [],
+        "removedTemporaries": 0,
     }
     assert orphan_key not in media_files(media)
     assert (media / key_for(sha256(kept_data), "image/png")).is_file()
