@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ from storyframe.db.engine import create_engine
 from storyframe.db.migrate import alembic_config
 from storyframe.settings import Settings
 from tests.integration.databases import fresh_postgres_database
+from tests.integration.helpers import CREATE_FRAME, CREATE_VIDEO
 
 STORYFRAME = Path(sys.executable).parent / "storyframe"
 MODEL_TABLES = {table.name for table in SQLModel.metadata.sorted_tables}
@@ -104,13 +106,14 @@ class Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, log: Path) -> Iterator[tuple[Server, httpx.Client]]:
-    """`storyframe serve` on a free port with `data_dir`; killed afterwards if still running."""
+def running_server(data_dir: Path, log: Path, **env: str) -> Iterator[tuple[Server, httpx.Client]]:
+    """`storyframe serve` on a free port with `data_dir` (and `env`); killed afterwards if still
+    running."""
     port = free_port()
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [str(STORYFRAME), "serve"],
-            env=server_environment(data_dir, port),
+            env=server_environment(data_dir, port, **env),
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -214,6 +217,106 @@ def test_serve_stops_cleanly_on_sigterm_while_idle(tmp_path: Path) -> None:
     with running_server(tmp_path / "data", tmp_path / "server.log") as (server, _):
         assert server.terminate() == 0, server.output()
         assert "Traceback" not in server.output()
+
+
+def test_serve_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data", tmp_path / "server.log") as (server, _):
+        server.process.send_signal(signal.SIGINT)  # Ctrl-C in a terminal
+        assert server.process.wait(timeout=STOP_TIMEOUT) == 0, server.output()
+        assert "Traceback" not in server.output()
+
+
+def refused_serve(data_dir: Path, port: int, *args: str) -> str:
+    """The one line `storyframe serve` says when it cannot listen; it exits 1 having announced
+    and done nothing."""
+    result = subprocess.run(
+        [str(STORYFRAME), "serve", *args],
+        env=server_environment(data_dir, port),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=STOP_TIMEOUT,
+        check=False,
+    )
+    output = result.stdout.decode(errors="replace")
+    assert result.returncode == 1, output
+    assert "serving on" not in output
+    assert not data_dir.exists()
+    (line,) = output.splitlines()
+    return line
+
+
+def test_serve_refuses_a_port_in_use_before_announcing_anything(tmp_path: Path) -> None:
+    with socket.socket() as other_server:
+        other_server.bind(("127.0.0.1", 0))
+        other_server.listen()
+        port = other_server.getsockname()[1]
+        line = refused_serve(tmp_path / "data", port)
+    assert f"port {port} on 127.0.0.1 is in use; set PORT or stop the other server" in line
+
+
+def test_serve_refuses_an_address_not_of_this_machine(tmp_path: Path) -> None:
+    port = free_port()
+    line = refused_serve(tmp_path / "data", port, "--host", "192.0.2.1")  # TEST-NET-1
+    assert f"cannot listen on 192.0.2.1 port {port}: Cannot assign requested address" in line
+
+
+GENERATE = """
+mutation($frameId: ID!) {
+  generateFrameImages(input: {frameId: $frameId, prompt: "the keeper climbs", imageCount: 2}) {
+    generation { status } userErrors { code }
+  }
+}
+"""
+
+
+def test_serve_logs_a_generation_with_its_fields_on_the_console(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    with running_server(tmp_path / "data", log, LOG_FORMAT="console") as (server, client):
+        sign_up(client, "console@storyframe.test")
+        project = graphql(client, CREATE_PROJECT, {"name": "Logged"})["createProject"]
+        video = graphql(client, CREATE_VIDEO, {"projectId": project["project"]["id"], "name": "V"})
+        video_id = video["createVideo"]["video"]["id"]
+        frame = graphql(client, CREATE_FRAME, {"videoId": video_id, "title": "Opening"})
+        frame_id = frame["createFrame"]["frame"]["id"]
+        generated = graphql(client, GENERATE, {"frameId": frame_id})["generateFrameImages"]
+        assert generated["generation"]["status"] == "SUCCEEDED", generated
+        assert server.terminate() == 0, server.output()  # every line is written by then
+
+    output = server.output()
+    (line,) = [line for line in output.splitlines() if "generation finished" in line]
+    assert "storyframe.generation" in line
+    for field in ("status=SUCCEEDED", "requested=2", "completed=2", "failed=0", "chat=frame"):
+        assert field in line, line
+    for field in ("generation_id=", "model=", "duration_ms=", "estimated_cost_usd="):
+        assert field in line, line
+    assert output.count("serving on") == 1  # uvicorn does not announce the address again
+    assert "alembic" not in output
+
+
+def test_migrate_logs_one_line_of_its_own_and_nothing_of_alembic(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", free_port(), LOG_FORMAT="json")
+
+    def migrate() -> list[dict[str, Any]]:
+        result = subprocess.run(
+            [str(STORYFRAME), "migrate"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=STOP_TIMEOUT,
+            check=False,
+        )
+        output = result.stdout.decode(errors="replace")
+        assert result.returncode == 0, output
+        assert "alembic" not in output
+        return [json.loads(line) for line in output.splitlines()]
+
+    (first,) = migrate()
+    assert (first["logger"], first["message"]) == ("storyframe", "database migrated")
+    assert (first["from_revision"], first["to_revision"]) == (None, head_revision())
+    (again,) = migrate()
+    assert (again["message"], again["revision"]) == ("database schema is current", head_revision())
 
 
 def _postgres_schema(connection: Connection) -> tuple[set[str], str | None, list[Any]]:
