@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -13,10 +13,12 @@ import orjson
 import strawberry
 
 # Strawberry's own HTTP errors: raised by its view, from the library its view is built on.
-from cross_web import HTTPException
-from graphql import GraphQLError
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, GraphQLSchema
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -24,26 +26,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
-)
+from strawberry.extensions import SchemaExtension
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
 
 from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.blobs import SqlBlobIndex
 from storyframe.db.engine import create_engine, session_factory
 from storyframe.db.generations import SqlStaleGenerations
+from storyframe.db.outage import Outage, is_unreachable, watch
 from storyframe.db.reader import SqlReader
 from storyframe.db.repository import SqlUnitOfWork
+from storyframe.graphql_http import JSON, GraphQLOverHTTP, response_media_type
 from storyframe.guards import (
     PREFLIGHT_HEADERS,
     BodyLimit,
@@ -52,6 +49,8 @@ from storyframe.guards import (
     WebSocketOrigins,
     error_body,
 )
+from storyframe.multipart import files_in_place
+from storyframe.persisted import PersistedQueries, Refusal
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
@@ -61,24 +60,40 @@ from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.context import Context, Loaders
-from storyframe.schema.errors import MaskErrors
+from storyframe.schema.errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE, MaskErrors
+from storyframe.schema.limits import (
+    CheckDocuments,
+    DocumentChecks,
+    Limits,
+    ListBound,
+    length_of,
+)
 from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.accounts import AccountService, LoginLimits, Viewer
+from storyframe.services.chats import MAX_ATTACHMENTS
 from storyframe.services.container import Media, Services
 from storyframe.services.files import FileJanitor
-from storyframe.services.generation import Generator, ImageDefaults, Sweep
-from storyframe.services.imaging import ImageLimits
+from storyframe.services.generation import MAX_IMAGES, Generator, ImageDefaults, Sweep
+from storyframe.services.imaging import DecodeSlots, ImageLimits
+from storyframe.services.limits import ListLimits
+from storyframe.services.models import IMAGE_MODELS
+from storyframe.services.pages import MAX_PAGE
 from storyframe.services.passwords import Passwords
 from storyframe.services.ports import BlobStorage
 from storyframe.services.providers import ImageProvider
 from storyframe.services.ratelimit import SlidingWindow
+from storyframe.services.temporaries import Temporaries
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
 from storyframe.storage.media import media_endpoint
 
 LOGIN_WINDOW_SECONDS = 15 * 60
+MAX_USER_ERROR_PATH = 4
+"""The longest `UserError.field`: an input field, an index, and a field of that item."""
 DRAIN_SECONDS = 30
 """How long shutdown waits for running generations before it cancels them."""
+RETRY_AFTER_SECONDS = 5
+"""How long a client is asked to wait before trying again while the database is unreachable."""
 
 
 class Schema(strawberry.Schema):
@@ -92,16 +107,11 @@ def build_schema(
     """The schema; `direct_relations=False` leaves relation fields to Strawberry's resolver
     wrappers (the same answers, slower), for comparison."""
     settings = settings or Settings()
+    checks_of = document_checks(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         MaskErrors,
-        lambda: ParserCache(maxsize=256),
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ValidationCache(maxsize=256),
+        lambda: CheckDocuments(checks=checks_of),
     ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
     schema = Schema(
         query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
         mutation=merge_types(
@@ -110,6 +120,48 @@ def build_schema(
         extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema
+
+
+def document_checks(settings: Settings) -> Callable[[GraphQLSchema], DocumentChecks]:
+    """The document checks of a schema, built on its first request and kept with it."""
+    limits = Limits(
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_cost=settings.max_query_cost,
+        introspection=settings.introspection,
+    )
+    built: dict[int, DocumentChecks] = {}
+
+    def checks_of(schema: GraphQLSchema) -> DocumentChecks:
+        checks = built.get(id(schema))
+        if checks is None or checks.schema is not schema:
+            checks = built[id(schema)] = DocumentChecks(schema, limits, list_bounds(settings))
+        return checks
+
+    return checks_of
+
+
+def list_bounds(settings: Settings) -> dict[tuple[str, str], ListBound]:
+    """The longest each plain (not paginated) list of the schema can be: the cost limit
+    multiplies by these, so each is enforced where the list grows."""
+    return {
+        ("Video", "frames"): settings.max_frames_per_video,
+        ("Video", "mainChats"): settings.max_main_chats_per_video,
+        ("Image", "appearsIn"): settings.max_image_places,
+        ("Message", "images"): MAX_IMAGES,
+        ("Message", "attachedImages"): MAX_ATTACHMENTS,
+        ("Generation", "errors"): MAX_IMAGES,
+        ("Query", "nodes"): length_of("ids", MAX_PAGE),
+        # The catalogue, and the configured model when the catalogue does not know it.
+        ("Query", "imageModels"): len(IMAGE_MODELS) + 1,
+        ("ImageModel", "sizes"): MAX_PAGE,
+        ("ImageModel", "qualities"): MAX_PAGE,
+        ("UploadImagesPayload", "images"): settings.max_upload_files,
+        # A refusal names the input at fault: one error, or one per file of an upload.
+        ("*", "userErrors"): settings.max_upload_files,
+        ("UserError", "field"): MAX_USER_ERROR_PATH,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +176,8 @@ class Runtime:
     janitor: FileJanitor
     generator: Generator
     sweep: Sweep
+    list_limits: ListLimits
+    outage: Outage = field(default_factory=Outage)
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
@@ -131,6 +185,7 @@ class Runtime:
             SqlReader(self.sessions, user_id),
             self.media,
             self.generator,
+            self.list_limits,
         )
 
     async def aclose(self, drain_seconds: float = DRAIN_SECONDS) -> None:
@@ -159,9 +214,13 @@ def build_runtime(settings: Settings) -> Runtime:
         timedelta(days=settings.token_ttl_days),
     )
     storage = build_storage(settings)
+    temporaries = build_temporaries(settings, storage)
     janitor = FileJanitor(SqlBlobIndex(sessions), storage)
     limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    media = Media(storage, janitor, limits, settings.max_upload_files)
+    # One set for the process, uploads and generations alike: what decoding images may hold
+    # in memory at once.
+    decodes = DecodeSlots(settings.max_concurrent_decodes)
+    media = Media(storage, janitor, limits, settings.max_upload_files, temporaries, decodes=decodes)
     generator = Generator(
         build_provider(settings),
         storage,
@@ -175,9 +234,18 @@ def build_runtime(settings: Settings) -> Runtime:
         + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries
         + 10,
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
+        temporaries=temporaries,
+        decodes=decodes,
     )
     sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
-    return Runtime(settings, engine, sessions, accounts, media, janitor, generator, sweep)
+    list_limits = ListLimits(
+        frames_per_video=settings.max_frames_per_video,
+        main_chats_per_video=settings.max_main_chats_per_video,
+        image_places=settings.max_image_places,
+    )
+    return Runtime(
+        settings, engine, sessions, accounts, media, janitor, generator, sweep, list_limits
+    )
 
 
 def image_defaults(settings: Settings) -> ImageDefaults:
@@ -212,6 +280,14 @@ def build_storage(settings: Settings) -> BlobStorage:
     return LocalStorage(settings.media_dir, settings.resolved_public_url)
 
 
+def build_temporaries(settings: Settings, storage: BlobStorage) -> Temporaries:
+    """The data directory's folder of temporary files; local storage writes its own beside
+    the files they become, to rename them into place."""
+    if isinstance(storage, LocalStorage):
+        return Temporaries(settings.temp_dir, storage.partial_writes)
+    return Temporaries(settings.temp_dir)
+
+
 def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -226,7 +302,7 @@ _HTTP_ERROR_CODES = {
 }
 
 
-class StoryframeGraphQL(GraphQL[Context, None]):
+class StoryframeGraphQL(GraphQLOverHTTP):
     def __init__(self, schema: strawberry.Schema, runtime: Runtime) -> None:
         super().__init__(
             schema,
@@ -238,6 +314,7 @@ class StoryframeGraphQL(GraphQL[Context, None]):
             multipart_uploads_enabled=True,
         )
         self._runtime = runtime
+        self.persisted_queries = PersistedQueries(runtime.settings.persisted_queries)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -262,20 +339,94 @@ class StoryframeGraphQL(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request refused before execution (not JSON, no query, a
-        mutation over GET) gets a JSON error with a code, like every other error, not text."""
+        mutation over GET, a token that cannot be read while the database is unreachable)
+        gets a JSON error with a code, like every other error, not text."""
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as refused:
             code = _HTTP_ERROR_CODES.get(refused.status_code, "BAD_REQUEST")
+            headers = None
+            if isinstance(refused, Refusal):  # persisted queries' own codes
+                code, headers = refused.code, refused.headers
             response = Response(
                 error_body(refused.reason, code),
                 status_code=refused.status_code,
-                media_type="application/json",
+                headers=headers,
+                media_type=response_media_type(request.headers.get("accept")) or JSON,
+            )
+        except Exception as error:
+            if not is_unreachable(error):
+                raise
+            self._runtime.outage.refused(error)
+            response = Response(
+                error_body(UNAVAILABLE_MESSAGE, SERVICE_UNAVAILABLE),
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                media_type=response_media_type(request.headers.get("accept")) or JSON,
             )
         await response(scope, receive, send)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        unreachable = [
+            e.original_error
+            for e in result.errors or ()
+            if e.original_error is not None and is_unreachable(e.original_error)
+        ]
+        if unreachable:
+            self._runtime.outage.refused(unreachable[0])
+        return await super().process_result(request, result)
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """As Strawberry's; 503 with `Retry-After` when every error is the database's absence."""
+        response = super().create_response(response_data, sub_response)
+        results = response_data if isinstance(response_data, list) else [response_data]
+        if all(_only_unavailable(result) for result in results):
+            response.status_code = 503
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+    async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
+        """The operation of a multipart request (the GraphQL multipart request spec) with its
+        files in place. As Strawberry's, but whatever does not fit the spec is refused with a
+        400 before anything runs (a body that does not parse, an `operations` or `map` of the
+        wrong shape, a `map` that names no file or a path that leads to no `null` in
+        `operations`), where Strawberry would answer some of it with a 500 in text."""
+        try:
+            form = await request.get_form_data()
+        except (MultiPartException, StarletteHTTPException, ValueError) as error:
+            detail = getattr(error, "detail", None) or getattr(error, "message", None)
+            reason = f"Unable to parse the multipart body: {detail}" if detail else None
+            raise HTTPException(400, reason or "Unable to parse the multipart body") from error
+        try:
+            operations = self._multipart_json(form.form, "operations")
+            mapping = self._multipart_json(form.form, "map", "{}")  # no files, when absent
+            return files_in_place(operations, mapping, form.files)
+        except HTTPException:
+            close = getattr(form.form, "close", None)  # the parts spooled to files, if any
+            if close is not None:
+                await close()
+            raise
+
+    def _multipart_json(
+        self, fields: Mapping[str, Any], name: str, absent: str | None = None
+    ) -> object:
+        value = fields.get(name, absent)
+        if not isinstance(value, str):
+            raise HTTPException(400, f"A multipart request needs `{name}` as a text field")
+        try:
+            return self.decode_json(value)
+        except ValueError:
+            raise HTTPException(400, f"The multipart field `{name}` is not valid JSON") from None
 
     def decode_json(self, data: str | bytes) -> object:
         # orjson is strict where `json` is lenient: it refuses lone UTF-16 surrogates (which no
@@ -288,11 +439,23 @@ class StoryframeGraphQL(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
 
+def _only_unavailable(result: GraphQLHTTPResponse) -> bool:
+    """Whether the result has errors, all of them the database's absence."""
+    errors = result.get("errors") or []
+    return bool(errors) and all(
+        isinstance(error, dict)
+        and isinstance(extensions := error.get("extensions"), dict)
+        and extensions.get("code") == SERVICE_UNAVAILABLE
+        for error in errors
+    )
+
+
 def create_app(
     settings: Settings | None = None, schema: strawberry.Schema | None = None
 ) -> Starlette:
     settings = settings or Settings()
     runtime = build_runtime(settings)
+    watch(runtime.engine, runtime.outage)
     graphql = StoryframeGraphQL(schema or build_schema(settings), runtime)
 
     async def healthz(_: Request) -> Response:
@@ -338,15 +501,28 @@ def _media_routes(runtime: Runtime) -> list[Route]:
     return [Route("/media/{key:path}", media_endpoint(storage), methods=["GET", "HEAD"])]
 
 
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    *(h.decode() for h in PREFLIGHT_HEADERS),
+    # What Apollo Client, OpenTelemetry (W3C trace context), Sentry and request-id
+    # middleware add to a frontend's requests; `CORS_ALLOW_HEADERS` adds more.
+    "Apollographql-Client-Name",
+    "Apollographql-Client-Version",
+    "Traceparent",
+    "Tracestate",
+    "Sentry-Trace",
+    "Baggage",
+    "X-Request-Id",
+)
+"""Request headers browsers may send from `CORS_ORIGINS`, whatever the settings add."""
+
+
 def _middleware(settings: Settings) -> list[Middleware]:
     cors: dict[str, Any] = {
         "allow_origins": settings.cors_origins,
         "allow_methods": ["GET", "POST", "OPTIONS"],
-        "allow_headers": [
-            "Authorization",
-            "Content-Type",
-            *(h.decode() for h in PREFLIGHT_HEADERS),
-        ],
+        "allow_headers": [*CORS_ALLOW_HEADERS, *settings.cors_allow_headers],
         "max_age": 600,
     }
     return [
@@ -357,6 +533,6 @@ def _middleware(settings: Settings) -> list[Middleware]:
             max_bytes=settings.max_body_bytes,
             max_multipart_bytes=settings.max_upload_body_bytes,
         ),
-        Middleware(MultipartCsrf),
+        Middleware(MultipartCsrf, seconds=settings.request_timeout_seconds),
         Middleware(TimeLimit, seconds=settings.request_timeout_seconds),
     ]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import errno
 import gc
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 from types import FrameType
 
+from storyframe.services.temporaries import STALE_AFTER_SECONDS
 from storyframe.settings import Settings
 
 log = logging.getLogger("storyframe")
@@ -24,9 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     commands.add_parser("migrate", help="apply the database migrations")
     collect = commands.add_parser(
-        "gc", help="remove stored files no image references; report images whose file is gone"
+        "gc",
+        help="remove stored files no image references, and temporary files a stopped server "
+        "left; report images whose file is gone",
     )
     collect.add_argument("--dry-run", action="store_true", help="report only, delete nothing")
+    collect.add_argument(
+        "--temp-age",
+        type=_seconds,
+        default=STALE_AFTER_SECONDS,
+        metavar="SECONDS",
+        help="remove temporary files untouched for this long (default: %(default)g; "
+        "younger ones may be writes in progress)",
+    )
     selftest = commands.add_parser(
         "selftest",
         help="check image generation: the configuration and the provider's models",
@@ -51,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_migrate(settings, only_if_empty=False))
         return 0
     if args.command == "gc":
-        return asyncio.run(_collect(settings, dry_run=args.dry_run))
+        return asyncio.run(_collect(settings, dry_run=args.dry_run, temp_age=args.temp_age))
     if args.command == "selftest":
         return asyncio.run(_selftest(settings, generate=args.generate))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -71,20 +85,26 @@ def _export_schema(output: Path | None) -> int:
 
 async def _migrate(settings: Settings, *, only_if_empty: bool) -> None:
     from storyframe.db.engine import create_engine
-    from storyframe.db.migrate import is_empty, upgrade
+    from storyframe.db.migrate import current_revision, is_empty, upgrade
 
     engine = create_engine(settings.resolved_database_url)
     try:
         if only_if_empty and not await is_empty(engine):
             return
+        before = await current_revision(engine)
         await upgrade(engine)
-        log.info("database migrated")
+        after = await current_revision(engine)
+        if before == after:
+            log.info("database schema is current", extra={"revision": after})
+        else:
+            log.info("database migrated", extra={"from_revision": before, "to_revision": after})
     finally:
         await engine.dispose()
 
 
-async def _collect(settings: Settings, *, dry_run: bool) -> int:
-    """Print what drifted apart between storage and the database, as JSON; fix what can be."""
+async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int:
+    """Print what drifted apart between storage and the database, and the temporary files a
+    stopped server left, as JSON; fix what can be."""
     import orjson
 
     from storyframe.app import build_runtime
@@ -93,15 +113,35 @@ async def _collect(settings: Settings, *, dry_run: bool) -> int:
     try:
         janitor = runtime.janitor
         drift = await (janitor.drift() if dry_run else janitor.collect())
+        temporaries = runtime.media.temporaries
+        stale = await asyncio.to_thread(temporaries.stale, temp_age)
+        removed = 0 if dry_run else await asyncio.to_thread(temporaries.remove, stale)
     finally:
         await runtime.aclose(drain_seconds=0)
     report = {
         "orphanFiles": drift.orphan_keys,
         "removed": 0 if dry_run else len(drift.orphan_keys),
         "imagesMissingFiles": drift.images_missing_files,
+        "staleTemporaries": sorted(_shown(path, settings.data_dir) for path in stale),
+        "removedTemporaries": removed,
     }
     sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}")
+    return seconds
+
+
+def _shown(path: Path, data_dir: Path) -> str:
+    """A path as the report shows it: within the data directory when it is there."""
+    try:
+        return path.relative_to(data_dir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 async def _selftest(settings: Settings, *, generate: bool) -> int:
@@ -125,31 +165,60 @@ async def _selftest(settings: Settings, *, generate: bool) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
+    # Take the address first: when it is not free, say so before anything is announced or done.
+    try:
+        sock = _bind(settings.host, settings.port)
+    except OSError as error:
+        log.error("%s", _bind_error(settings.host, settings.port, error))
+        return 1
+    with sock:
+        import uvicorn
 
-    from storyframe.app import create_app
+        from storyframe.app import create_app
 
-    if settings.resolved_database_url.startswith("sqlite"):
-        # The embedded default needs no set-up: a new SQLite database is created and migrated.
-        asyncio.run(_migrate(settings, only_if_empty=True))
-    app = create_app(settings)
-    # What exists now lives as long as the process: keep it out of every future collection,
-    # which otherwise walks it again and again (a third of the CPU under load, bench/README.md).
-    gc.collect()
-    gc.freeze()
-    log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the previous
-    # handler; with the default one the process would die of it (exit -15) instead of exiting 0.
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        proxy_headers=True,
-        timeout_graceful_shutdown=10,
-    )
-    return 0
+        if settings.resolved_database_url.startswith("sqlite"):
+            # The embedded default needs no set-up: a new SQLite database is created and migrated.
+            asyncio.run(_migrate(settings, only_if_empty=True))
+        app = create_app(settings)
+        # What exists now lives as long as the process: keep it out of every future collection,
+        # which otherwise walks it again and again (a third of the CPU under load, bench/README.md).
+        gc.collect()
+        gc.freeze()
+        log.info("serving on http://%s:%s/graphql", settings.host, settings.port)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the previous
+        # handler; with the default one the process would die of it (exit -15) instead of
+        # exiting 0. On SIGINT (Ctrl-C) the signal raised again is a KeyboardInterrupt.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            proxy_headers=True,
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to the address, as uvicorn would bind it (it listens once started)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(host: str, port: int, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use; set PORT or stop the other server"
+    return f"cannot listen on {host} port {port}: {error.strerror or error}"
 
 
 def _exit_cleanly(_signal: int, _frame: FrameType | None) -> None:

@@ -38,14 +38,36 @@ class Settings(BaseSettings):
     max_query_depth: int = Field(default=12, ge=2)
     max_aliases: int = Field(default=30, ge=0)
     max_tokens: int = Field(default=4000, ge=100)
+    max_query_cost: int = Field(
+        default=200_000,
+        ge=100,
+        description="the most fields a query may resolve: each list counts its `first` or its "
+        "stored bound, multiplied down the nesting",
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="per GraphQL request")
     request_timeout_seconds: float = Field(default=30, gt=0)
+    persisted_queries: int = Field(
+        default=1000, ge=0, description="documents kept for automatic persisted queries (0: off)"
+    )
+    cors_allow_headers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="request headers browsers may send, beyond the default set",
+    )
+
+    max_frames_per_video: int = Field(default=500, ge=1, le=10_000)
+    max_main_chats_per_video: int = Field(default=50, ge=1, le=1_000)
+    max_image_places: int = Field(
+        default=100, ge=1, le=10_000, description="places (frames, chats, galleries) per image"
+    )
 
     storage_backend: Literal["local", "cloudinary"] = "local"
     cloudinary_url: str | None = Field(default=None, description="as the Cloudinary SDK reads it")
     max_image_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
     max_upload_files: int = Field(default=10, ge=1, le=100)
+    max_concurrent_decodes: int = Field(
+        default=2, ge=1, le=64, description="images decoded at once, per process"
+    )
 
     openai_api_key: SecretStr | None = Field(
         default=None, description="No key means placeholder images made offline."
@@ -79,6 +101,11 @@ class Settings(BaseSettings):
         return self.data_dir / "media"
 
     @property
+    def temp_dir(self) -> Path:
+        """Files the server writes for a moment; what a killed process left, `gc` removes."""
+        return self.data_dir / "tmp"
+
+    @property
     def max_upload_body_bytes(self) -> int:
         """A multipart request may carry `max_upload_files` files of the largest size."""
         return self.max_upload_files * self.max_image_bytes + self.max_body_bytes
@@ -95,7 +122,7 @@ class Settings(BaseSettings):
             normalize_url(value)  # raises on an unsupported scheme
         return value or None
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "cors_allow_headers", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

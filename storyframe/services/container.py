@@ -8,20 +8,26 @@ from storyframe.services.chats import ChatService, ContextService, MainChatServi
 from storyframe.services.frames import FrameService
 from storyframe.services.generation import GenerationService, Generator
 from storyframe.services.images import ImageService
-from storyframe.services.imaging import ImageLimits
+from storyframe.services.imaging import DecodeSlots, ImageLimits
+from storyframe.services.limits import ListLimits
 from storyframe.services.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
 from storyframe.services.projects import ProjectService, VideoService
+from storyframe.services.temporaries import Temporaries
 from storyframe.services.uploads import UploadService
 
 
 @dataclass(frozen=True, slots=True)
 class Media:
-    """Where image bytes go, and what an upload may be."""
+    """Where image bytes go, what an upload may be, and how many images are decoded at once."""
 
     storage: BlobStorage
     files: FileReleaser
     limits: ImageLimits
     max_files: int
+    temporaries: Temporaries
+    """Where an upload's files wait while they are checked."""
+    decodes: DecodeSlots
+    """The process's slots for decoding images: how many are decoded at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +44,33 @@ class Services:
     reads: Reader
 
     @classmethod
-    def build(cls, uow: UnitOfWork, reader: Reader, media: Media, generator: Generator) -> Services:
+    def build(
+        cls,
+        uow: UnitOfWork,
+        reader: Reader,
+        media: Media,
+        generator: Generator,
+        limits: ListLimits,
+    ) -> Services:
         files = media.files
-        images = ImageService(uow, files)
+        images = ImageService(uow, files, limits)
         return cls(
             projects=ProjectService(uow, files),
             videos=VideoService(uow, files),
             contexts=ContextService(uow),
-            frames=FrameService(uow, files),
-            main_chats=MainChatService(uow, files),
+            frames=FrameService(uow, files, limits),
+            main_chats=MainChatService(uow, files, limits),
             chats=ChatService(uow, files),
             images=images,
-            uploads=UploadService(images, media.storage, files, media.limits, media.max_files),
+            uploads=UploadService(
+                images,
+                media.storage,
+                files,
+                media.limits,
+                media.max_files,
+                media.temporaries,
+                decodes=media.decodes,
+            ),
             generation=GenerationService(uow, generator),
             reads=reader,
         )
