@@ -607,7 +607,8 @@ class GenerationService:
                 # than being left in storage unrecorded.
                 stored = await asyncio.shield(storing)
             except asyncio.CancelledError:
-                storing.add_done_callback(self._release_late)
+                # Held like a generation, so that a drain waits for the put and its release.
+                self._gen.keep(asyncio.ensure_future(self._release_late(storing)))
                 raise
             except ImageRefused as refusal:
                 outcome.fail([index], ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
@@ -628,12 +629,13 @@ class GenerationService:
         if missing:
             outcome.fail(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
 
-    def _release_late(self, storing: asyncio.Future[StoredImage]) -> None:
+    async def _release_late(self, storing: asyncio.Future[StoredImage]) -> None:
         """Release the file of an image stored after its generation stopped waiting for it."""
-        if storing.cancelled() or storing.exception() is not None:
+        try:
+            stored = await storing
+        except Exception:  # refused or failed: nothing was stored
             return
-        release = asyncio.ensure_future(self._gen.files.release({storing.result().storage_key}))
-        self._gen.keep(release)
+        await self._gen.files.release({stored.storage_key})
 
     async def _store(self, data: bytes) -> StoredImage:
         """Check the bytes as an upload is checked, then put them in blob storage."""
