@@ -18,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 from storyframe.app import Runtime, create_app
 from storyframe.db.engine import create_engine
 from storyframe.guards import BodyLimit, TimeLimit
+from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
@@ -470,21 +471,33 @@ async def _waiting_on_a_lock(engine: AsyncEngine) -> list[str]:
 
 
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # a lock held elsewhere
+@pytest.mark.parametrize(
+    ("table", "query"),
+    [
+        ("projects", "query { projects { totalCount } }"),
+        ("frames", "query($id: ID!) { video(id: $id) { frames { id } } }"),
+    ],
+    ids=["resolver", "dataloader-batch"],
+)
 async def test_a_request_past_its_time_limit_stops_its_work(
-    settings: Settings, owner: AccountSession
+    settings: Settings, owner: AccountSession, services: Services, table: str, query: str
 ) -> None:
-    # given: the projects table locked by another transaction, so the read waits
+    # given: a video, and its table locked by another transaction, so the read waits (in the
+    # resolver itself, or in a DataLoader's batch, which runs as a task of its own)
+    project = await services.projects.create("Locked")
+    video = await services.videos.create(_pk(project.id), "Waiting")
+    variables = {"id": encode_id("Video", _pk(video.id))} if "$id" in query else None
     engine = create_engine(settings.resolved_database_url)
     try:
         async with engine.connect() as holder, holder.begin():
-            await holder.execute(text("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE"))
+            await holder.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
             async with (
                 app_with(settings, request_timeout_seconds=1.0) as app,
                 client_of(app, owner.token) as gql,
             ):
                 # when
                 response = await gql.http.post(
-                    "/graphql", json={"query": "{ projects { totalCount } }"}
+                    "/graphql", json={"query": query, "variables": variables}
                 )
                 # then: the read no longer waits, while the lock is still held
                 for _ in range(600):
@@ -496,3 +509,8 @@ async def test_a_request_past_its_time_limit_stops_its_work(
         assert waiting == []
     finally:
         await engine.dispose()
+
+
+def _pk(value: int | None) -> int:
+    assert value is not None
+    return value
