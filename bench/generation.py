@@ -53,9 +53,10 @@ from PIL import Image
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.runtime import Runtime
 from storyframe.services.models import image_model
 from storyframe.services.ports import Blob, BlobStorage
 from storyframe.services.providers import (

@@ -30,13 +30,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from storyframe.app import Runtime, bearer_token, create_app
+from storyframe.app import create_app
 from storyframe.db.tables import Frame, Image, Message, Video
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import decode_pk
 from storyframe.services.pages import PageRequest
 from storyframe.services.places import Place, PlaceKind
 from storyframe.services.ports import Reader
 from storyframe.settings import Settings
+from storyframe.view import bearer_token
 
 MESSAGES_PER_FRAME = 3  # the storyboard query's `messages(first: 3)`
 GC_FREEZE = "STORYFRAME_BENCH_GC_FREEZE"

@@ -34,9 +34,9 @@ import httpx
 import orjson
 
 from bench.plain import GC_FREEZE
-from storyframe.app import build_runtime
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.runtime import build_runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.images import StoredImage

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _export_schema(output: Path | None) -> int:
-    from storyframe.app import build_schema
+    from storyframe.api_schema import build_schema
 
     sdl = build_schema().as_str() + "\n"
     if output is None:
@@ -107,7 +107,7 @@ async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int
     stopped server left, as JSON; fix what can be."""
     import orjson
 
-    from storyframe.app import build_runtime
+    from storyframe.runtime import build_runtime
 
     runtime = build_runtime(settings)
     try:
@@ -150,7 +150,7 @@ async def _selftest(settings: Settings, *, generate: bool) -> int:
 
     import orjson
 
-    from storyframe.app import build_provider, image_defaults
+    from storyframe.runtime import build_provider, image_defaults
     from storyframe.services.diagnostics import self_test
 
     provider = build_provider(settings)

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings

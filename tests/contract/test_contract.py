@@ -31,7 +31,7 @@ from graphql import (
 from graphql import build_schema as build_schema_from_sdl
 from graphql.utilities import find_schema_changes
 
-from storyframe.app import build_schema, document_checks
+from storyframe.api_schema import build_schema, document_checks
 from storyframe.cli import main as cli_main
 from storyframe.settings import Settings
 from tests.conftest import OWNER_EMAIL, GraphQLClient

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from graphql import get_named_type, is_abstract_type, is_object_type
 
-from storyframe.app import build_schema
+from storyframe.api_schema import build_schema
 
 README = Path(__file__).parents[2] / "README.md"
 

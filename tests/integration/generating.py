@@ -10,7 +10,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import create_app
+from storyframe.runtime import Runtime
 from storyframe.settings import Settings
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
 from tests.fake_openai import FakeOpenAI

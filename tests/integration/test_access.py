@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from tests.conftest import GraphQLClient

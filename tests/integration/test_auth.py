@@ -12,8 +12,9 @@ from sqlalchemy import select, update
 from sqlmodel import col
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime, build_schema
+from storyframe.api_schema import build_schema
 from storyframe.db.tables import AccessToken, User, utcnow
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from sqlmodel import col
 
-from storyframe.app import Runtime
 from storyframe.db.engine import WRITE_OPTION
 from storyframe.db.tables import Frame, Video
+from storyframe.runtime import Runtime
 from storyframe.services.container import Services
 from storyframe.services.errors import NotFound
 

@@ -14,7 +14,7 @@ import pytest
 from graphql import get_introspection_query
 
 import storyframe.schema.limits
-from storyframe.app import build_schema, document_checks
+from storyframe.api_schema import build_schema, document_checks
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings

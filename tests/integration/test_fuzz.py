@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis_graphql import Mode, mutations, nodes, queries
 
-from storyframe.app import build_schema
+from storyframe.api_schema import build_schema
 from storyframe.services.container import Services
 from tests.integration.scenes import a_full_project
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngImageFile
 
-from storyframe.app import Runtime
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.errors import DomainError, ErrorCode

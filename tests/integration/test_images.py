@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from storyframe.app import Runtime
 from storyframe.db.repository import SqlUnitOfWork
+from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.services.deletion import doom_chat_history, doom_files

@@ -15,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.guards import BodyLimit, TimeLimit
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Frame, MainChat
+from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings

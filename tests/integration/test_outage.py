@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from storyframe.app import RETRY_AFTER_SECONDS, create_app
+from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
 from storyframe.settings import Settings
+from storyframe.view import RETRY_AFTER_SECONDS
 from tests.integration.helpers import until_waiting_for_locks
 from tests.integration.scenes import BASE_URL
 from tests.postgres import PostgresServer, PostgresUnavailable, own_postgres_server

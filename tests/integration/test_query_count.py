@@ -11,7 +11,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from storyframe.app import build_schema, create_app
+from storyframe.api_schema import build_schema
+from storyframe.app import create_app
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from storyframe.app import Runtime
+from storyframe.runtime import Runtime
 from storyframe.services.imaging import DecodeSlots
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storyframe.app import Runtime
+from storyframe.runtime import Runtime
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.integration.helpers import seed_video

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image as PILImage
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient

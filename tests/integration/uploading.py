@@ -20,7 +20,8 @@ import pytest
 from PIL import Image
 from starlette.applications import Starlette
 
-from storyframe.app import Runtime, create_app
+from storyframe.app import create_app
+from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.images import StoredImage

@@ -1,0 +1,103 @@
+"""The API's schema, assembled from the resolvers' roots, with the checks every document passes
+before it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError, GraphQLSchema
+from strawberry.extensions import SchemaExtension
+from strawberry.tools import merge_types
+
+from storyframe.resolvers.accounts import AccountMutation, AccountQuery
+from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
+from storyframe.resolvers.mutation import Mutation
+from storyframe.resolvers.query import Query
+from storyframe.resolvers.uploads import UploadMutation
+from storyframe.schema.errors import MaskErrors
+from storyframe.schema.limits import (
+    CheckDocuments,
+    DocumentChecks,
+    Limits,
+    ListBound,
+    length_of,
+)
+from storyframe.schema.relations import resolve_relations_directly
+from storyframe.services.chats import MAX_ATTACHMENTS
+from storyframe.services.generation import MAX_IMAGES
+from storyframe.services.models import IMAGE_MODELS
+from storyframe.services.pages import MAX_PAGE
+from storyframe.settings import Settings
+
+MAX_USER_ERROR_PATH = 4
+"""The longest `UserError.field`: an input field, an index, and a field of that item."""
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """MaskErrors logs the unexpected errors with their ids; expected ones are not news."""
+
+
+def build_schema(
+    settings: Settings | None = None, *, direct_relations: bool = True
+) -> strawberry.Schema:
+    """The schema; `direct_relations=False` leaves relation fields to Strawberry's resolver
+    wrappers (the same answers, slower), for comparison."""
+    settings = settings or Settings()
+    checks_of = document_checks(settings)
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        MaskErrors,
+        lambda: CheckDocuments(checks=checks_of),
+    ]
+    schema = Schema(
+        query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
+        mutation=merge_types(
+            "Mutation", (AccountMutation, Mutation, UploadMutation, GenerationMutation)
+        ),
+        extensions=extensions,
+    )
+    return resolve_relations_directly(schema) if direct_relations else schema
+
+
+def document_checks(settings: Settings) -> Callable[[GraphQLSchema], DocumentChecks]:
+    """The document checks of a schema, built on its first request and kept with it."""
+    limits = Limits(
+        max_tokens=settings.max_tokens,
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_cost=settings.max_query_cost,
+        introspection=settings.introspection,
+    )
+    built: dict[int, DocumentChecks] = {}
+
+    def checks_of(schema: GraphQLSchema) -> DocumentChecks:
+        checks = built.get(id(schema))
+        if checks is None or checks.schema is not schema:
+            checks = built[id(schema)] = DocumentChecks(schema, limits, list_bounds(settings))
+        return checks
+
+    return checks_of
+
+
+def list_bounds(settings: Settings) -> dict[tuple[str, str], ListBound]:
+    """The longest each plain (not paginated) list of the schema can be: the cost limit
+    multiplies by these, so each is enforced where the list grows."""
+    return {
+        ("Video", "frames"): settings.max_frames_per_video,
+        ("Video", "mainChats"): settings.max_main_chats_per_video,
+        ("Image", "appearsIn"): settings.max_image_places,
+        ("Message", "images"): MAX_IMAGES,
+        ("Message", "attachedImages"): MAX_ATTACHMENTS,
+        ("Generation", "errors"): MAX_IMAGES,
+        ("Query", "nodes"): length_of("ids", MAX_PAGE),
+        # The catalogue, and the configured model when the catalogue does not know it.
+        ("Query", "imageModels"): len(IMAGE_MODELS) + 1,
+        ("ImageModel", "sizes"): MAX_PAGE,
+        ("ImageModel", "qualities"): MAX_PAGE,
+        ("UploadImagesPayload", "images"): settings.max_upload_files,
+        # A refusal names the input at fault: one error, or one per file of an upload.
+        ("*", "userErrors"): settings.max_upload_files,
+        ("UserError", "field"): MAX_USER_ERROR_PATH,
+    }

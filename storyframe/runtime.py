@@ -1,0 +1,161 @@
+"""What one running app owns, wired from the settings: database, services, providers, storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storyframe.db.accounts import SqlAccountStore
+from storyframe.db.blobs import SqlBlobIndex
+from storyframe.db.engine import create_engine, session_factory
+from storyframe.db.generations import SqlStaleGenerations
+from storyframe.db.outage import Outage
+from storyframe.db.reader import SqlReader
+from storyframe.db.repository import SqlUnitOfWork
+from storyframe.providers.openai import build_openai_provider
+from storyframe.providers.placeholder import PlaceholderProvider
+from storyframe.resolvers.loaders import make_loaders
+from storyframe.schema.context import Loaders
+from storyframe.services.accounts import AccountService, LoginLimits
+from storyframe.services.container import Media, Services
+from storyframe.services.files import FileJanitor
+from storyframe.services.generation import Generator, ImageDefaults, Sweep
+from storyframe.services.imaging import DecodeSlots, ImageLimits
+from storyframe.services.limits import ListLimits
+from storyframe.services.passwords import Passwords
+from storyframe.services.ports import BlobStorage
+from storyframe.services.providers import ImageProvider
+from storyframe.services.ratelimit import SlidingWindow
+from storyframe.services.temporaries import Temporaries
+from storyframe.settings import Settings
+from storyframe.storage.local import LocalStorage
+
+LOGIN_WINDOW_SECONDS = 15 * 60
+DRAIN_SECONDS = 30
+"""How long shutdown waits for running generations before it cancels them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What one running app owns, and the scopes it hands each request."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    accounts: AccountService
+    media: Media
+    janitor: FileJanitor
+    generator: Generator
+    sweep: Sweep
+    list_limits: ListLimits
+    outage: Outage = field(default_factory=Outage)
+
+    def services_for(self, user_id: int) -> Services:
+        return Services.build(
+            SqlUnitOfWork(self.sessions, user_id),
+            SqlReader(self.sessions, user_id),
+            self.media,
+            self.generator,
+            self.list_limits,
+        )
+
+    async def aclose(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Let running generations finish, then close the provider's client and the database."""
+        try:
+            await self.generator.drain(drain_seconds)
+            await self.generator.aclose()
+        finally:
+            await self.engine.dispose()
+
+    def scope(self, user_id: int) -> tuple[Services, Loaders]:
+        services = self.services_for(user_id)
+        return services, make_loaders(services)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    engine = create_engine(settings.resolved_database_url)
+    sessions = session_factory(engine)
+    accounts = AccountService(
+        SqlAccountStore(sessions),
+        Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+        LoginLimits(
+            per_email=SlidingWindow(settings.login_attempts_per_email, LOGIN_WINDOW_SECONDS),
+            per_client=SlidingWindow(settings.login_attempts_per_client, LOGIN_WINDOW_SECONDS),
+        ),
+        timedelta(days=settings.token_ttl_days),
+    )
+    storage = build_storage(settings)
+    temporaries = build_temporaries(settings, storage)
+    janitor = FileJanitor(SqlBlobIndex(sessions), storage)
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    # One set for the process, uploads and generations alike: what decoding images may hold
+    # in memory at once.
+    decodes = DecodeSlots(settings.max_concurrent_decodes)
+    media = Media(storage, janitor, limits, settings.max_upload_files, temporaries, decodes=decodes)
+    generator = Generator(
+        build_provider(settings),
+        storage,
+        janitor,
+        limits,
+        image_defaults(settings),
+        settings.generation_concurrency,
+        # A vision call (three tries of a third of the timeout), then image calls that may
+        # wait for a free slot once, each with its rate-limit retries.
+        budget_seconds=settings.openai_timeout_seconds * 3
+        + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries
+        + 10,
+        vision_budget_seconds=settings.openai_timeout_seconds + 10,
+        temporaries=temporaries,
+        decodes=decodes,
+    )
+    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
+    list_limits = ListLimits(
+        frames_per_video=settings.max_frames_per_video,
+        main_chats_per_video=settings.max_main_chats_per_video,
+        image_places=settings.max_image_places,
+    )
+    return Runtime(
+        settings, engine, sessions, accounts, media, janitor, generator, sweep, list_limits
+    )
+
+
+def image_defaults(settings: Settings) -> ImageDefaults:
+    return ImageDefaults(
+        image_model=settings.openai_image_model,
+        vision_model=settings.openai_vision_model,
+        size=settings.openai_image_size,
+        quality=settings.openai_image_quality,
+    )
+
+
+def build_provider(settings: Settings) -> ImageProvider:
+    """OpenAI when a key is configured; otherwise placeholder images made offline."""
+    if settings.openai_api_key is None:
+        return PlaceholderProvider()
+    return build_openai_provider(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        image_timeout=settings.openai_timeout_seconds,
+        rate_limit_retries=settings.openai_rate_limit_retries,
+        max_retry_wait=settings.openai_max_retry_wait_seconds,
+    )
+
+
+def build_storage(settings: Settings) -> BlobStorage:
+    if settings.storage_backend == "cloudinary":
+        from storyframe.storage.cloudinary import CloudinaryStorage
+
+        if not settings.cloudinary_url:
+            raise ValueError("STORAGE_BACKEND=cloudinary needs CLOUDINARY_URL")
+        return CloudinaryStorage(settings.cloudinary_url)
+    return LocalStorage(settings.media_dir, settings.resolved_public_url)
+
+
+def build_temporaries(settings: Settings, storage: BlobStorage) -> Temporaries:
+    """The data directory's folder of temporary files; local storage writes its own beside
+    the files they become, to rename them into place."""
+    if isinstance(storage, LocalStorage):
+        return Temporaries(settings.temp_dir, storage.partial_writes)
+    return Temporaries(settings.temp_dir)
