@@ -3,6 +3,7 @@ before it runs."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +17,12 @@ from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
 from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
 from storyframe.resolvers.uploads import UploadMutation
+from storyframe.schema.cost import ListBound, length_of
 from storyframe.schema.errors import MaskErrors
 from storyframe.schema.limits import (
     CheckDocuments,
     DocumentChecks,
     Limits,
-    ListBound,
-    length_of,
 )
 from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.chats import MAX_ATTACHMENTS
@@ -70,13 +70,11 @@ def document_checks(settings: Settings) -> Callable[[GraphQLSchema], DocumentChe
         max_cost=settings.max_query_cost,
         introspection=settings.introspection,
     )
-    built: dict[int, DocumentChecks] = {}
+    bounds = list_bounds(settings)
 
+    @functools.cache
     def checks_of(schema: GraphQLSchema) -> DocumentChecks:
-        checks = built.get(id(schema))
-        if checks is None or checks.schema is not schema:
-            checks = built[id(schema)] = DocumentChecks(schema, limits, list_bounds(settings))
-        return checks
+        return DocumentChecks(schema, limits, bounds)
 
     return checks_of
 

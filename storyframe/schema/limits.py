@@ -20,36 +20,22 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
-    GraphQLField,
     GraphQLSchema,
     InlineFragmentNode,
-    ListValueNode,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     SelectionSetNode,
-    ValueNode,
-    VariableNode,
     get_named_type,
-    get_nullable_type,
-    is_list_type,
     specified_rules,
 )
-from graphql.language.ast import IntValueNode
 from graphql.language.parser import parse as parse
-from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 from graphql.validation.validate import validate as validate
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from storyframe.schema.cost import CostWalk, ListBound, field_of, unbounded_lists
 from storyframe.schema.errors import with_code
-from storyframe.services.pages import DEFAULT_PAGE, MAX_PAGE
-
-CONNECTION_LISTS = frozenset({"edges", "nodes"})
-"""A connection's lists, each as long as the page its parent field asked for."""
-
-ListBound = int | Callable[[Mapping[str, Any]], int]
-"""A list field's longest length: a number, or one computed from the field's arguments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,27 +88,10 @@ class DocumentChecks:
             *(() if limits.introspection else (NoSchemaIntrospectionCustomRule,)),
         )
         self._prepared: OrderedDict[str, _Prepared] = OrderedDict()
-        self.parses = 0
-        self.validations = 0
 
     def unbounded_lists(self) -> list[str]:
         """The schema's output list fields that have no bound: each must have one."""
-        missing = []
-        for type_name, graphql_type in self.schema.type_map.items():
-            fields = getattr(graphql_type, "fields", None)
-            if type_name.startswith("__") or not fields or not hasattr(graphql_type, "interfaces"):
-                continue
-            for name, definition in fields.items():
-                if not is_list_type(get_nullable_type(definition.type)):
-                    continue
-                if name in CONNECTION_LISTS and type_name.endswith("Connection"):
-                    continue
-                if (type_name, name) not in self.list_bounds and (
-                    "*",
-                    name,
-                ) not in self.list_bounds:
-                    missing.append(f"{type_name}.{name}")
-        return missing
+        return unbounded_lists(self.schema, self.list_bounds)
 
     # --- per document text, cached -----------------------------------------------------------
 
@@ -138,14 +107,12 @@ class DocumentChecks:
         return prepared
 
     def _prepare(self, query: str) -> _Prepared:
-        self.parses += 1
         try:
             document = parse(query, max_tokens=self.limits.max_tokens)
         except GraphQLError as error:
             if "more than" in error.message and "tokens" in error.message:
                 return _Prepared(None, [_tokens_refused(self.limits.max_tokens)])
             return _Prepared(None, [with_code(error, "GRAPHQL_PARSE_FAILED")])
-        self.validations += 1
         errors = validate(self.schema, document, self.rules)
         if errors:
             return _Prepared(document, [_validation_error(error) for error in errors])
@@ -175,7 +142,7 @@ class DocumentChecks:
             for selection in selection_set.selections:
                 if isinstance(selection, FieldNode):
                     name = selection.name.value
-                    definition = self._field(type_name, name)
+                    definition = field_of(self.schema, type_name, name)
                     inner = _Shape()
                     if selection.selection_set is not None and definition is not None:
                         inner = selection_shape(
@@ -232,16 +199,6 @@ class DocumentChecks:
             )
         return errors
 
-    def _field(self, type_name: str, name: str) -> GraphQLField | None:
-        if name == "__schema":
-            return SchemaMetaFieldDef
-        if name == "__type":
-            return TypeMetaFieldDef
-        if name == "__typename":
-            return TypeNameMetaFieldDef
-        fields = getattr(self.schema.get_type(type_name), "fields", None)
-        return fields.get(name) if fields else None
-
     # --- per request: the cost depends on the variables ----------------------------------------
 
     def cost(
@@ -250,123 +207,33 @@ class DocumentChecks:
         operation_name: str | None,
         variables: Mapping[str, Any] | None,
     ) -> int:
-        """How many fields the operation may resolve at most: each field counts once per
-        object it is asked of, and a list multiplies what is below it by its longest length."""
+        """How many fields the operation may resolve at most (see `storyframe.schema.cost`)."""
         assert prepared.document is not None
         operation = _operation(prepared.document, operation_name)
-        if operation is None:
+        root = None if operation is None else self.schema.get_root_type(operation.operation)
+        if operation is None or root is None:
             return 0
-        root = self.schema.get_root_type(operation.operation)
-        if root is None:
-            return 0
-        return (
-            _CostWalk(self, prepared.fragments, variables or {})
-            .cost(operation.selection_set, root.name)
-            .fixed
-        )
+        walk = CostWalk(self.schema, self.list_bounds, prepared.fragments, variables or {})
+        return walk.cost(operation.selection_set, root.name).fixed
 
-
-@dataclass(slots=True)
-class _Cost:
-    """A selection set's cost: `fixed`, plus `per_item` for each item of its connection's
-    page (the fields below `edges` and `nodes`)."""
-
-    fixed: int = 0
-    per_item: int = 0
-
-
-class _CostWalk:
-    def __init__(
+    def cost_errors(
         self,
-        checks: DocumentChecks,
-        fragments: Mapping[str, FragmentDefinitionNode],
-        variables: Mapping[str, Any],
-    ) -> None:
-        self.checks = checks
-        self.fragments = fragments
-        self.variables = variables
-        self.memo: dict[str, _Cost] = {}
-
-    def fragment(self, name: str) -> _Cost:
-        if name not in self.memo:
-            definition = self.fragments[name]
-            self.memo[name] = self.cost(
-                definition.selection_set, definition.type_condition.name.value
+        prepared: _Prepared,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> list[GraphQLError]:
+        cost = self.cost(prepared, operation_name, variables)
+        if cost <= self.limits.max_cost:
+            return []
+        return [
+            refused(
+                f"the query may resolve up to {cost} fields; the limit is "
+                f"{self.limits.max_cost}: ask for smaller pages (`first`) or fewer nested lists",
+                "MAX_COST_EXCEEDED",
+                cost=cost,
+                limit=self.limits.max_cost,
             )
-        return self.memo[name]
-
-    def cost(self, selection_set: SelectionSetNode, type_name: str) -> _Cost:
-        total = _Cost()
-        for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                cost = self.field(selection, type_name)
-                if selection.name.value in CONNECTION_LISTS and type_name.endswith("Connection"):
-                    total.per_item += cost
-                else:
-                    total.fixed += cost
-                continue
-            if isinstance(selection, FragmentSpreadNode):
-                part = self.fragment(selection.name.value)
-            else:
-                assert isinstance(selection, InlineFragmentNode)
-                condition = selection.type_condition
-                part = self.cost(
-                    selection.selection_set, condition.name.value if condition else type_name
-                )
-            total.fixed += part.fixed
-            total.per_item += part.per_item
-        return total
-
-    def field(self, node: FieldNode, parent: str) -> int:
-        name = node.name.value
-        if name.startswith("__"):
-            return 1
-        definition = self.checks._field(parent, name)
-        if definition is None:
-            return 1
-        inner = _Cost()
-        if node.selection_set is not None:
-            inner = self.cost(node.selection_set, get_named_type(definition.type).name)
-        arguments = {arg.name.value: self.value(arg.value) for arg in node.arguments or ()}
-        below = inner.fixed + inner.per_item * _page(arguments)
-        if name in CONNECTION_LISTS and parent.endswith("Connection"):
-            return 1 + below  # the page's length is counted by the connection's field
-        if is_list_type(get_nullable_type(definition.type)):
-            return self.bound(parent, name, arguments) * (1 + below)
-        return 1 + below
-
-    def bound(self, parent: str, name: str, arguments: Mapping[str, Any]) -> int:
-        bounds = self.checks.list_bounds
-        rule = bounds.get((parent, name), bounds.get(("*", name)))
-        if rule is None:
-            return MAX_PAGE
-        return rule if isinstance(rule, int) else rule(arguments)
-
-    def value(self, node: ValueNode) -> Any:
-        if isinstance(node, VariableNode):
-            return self.variables.get(node.name.value)
-        if isinstance(node, IntValueNode):
-            return int(node.value)
-        if isinstance(node, ListValueNode):
-            return [self.value(item) for item in node.values]
-        return None
-
-
-def _page(arguments: Mapping[str, Any]) -> int:
-    first = arguments.get("first")
-    if not isinstance(first, int) or isinstance(first, bool):
-        return DEFAULT_PAGE
-    return min(max(first, 0), MAX_PAGE)
-
-
-def length_of(argument: str, most: int) -> Callable[[Mapping[str, Any]], int]:
-    """A list as long as one of its field's list arguments (`nodes(ids:)`), at most `most`."""
-
-    def bound(arguments: Mapping[str, Any]) -> int:
-        value = arguments.get(argument)
-        return min(len(value), most) if isinstance(value, list) else most
-
-    return bound
+        ]
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:
@@ -409,20 +276,8 @@ class CheckDocuments(SchemaExtension):
         context = self.execution_context
         prepared = self._prepared
         if prepared is not None:
-            errors = list(prepared.errors)
-            if not errors:
-                checks = self._checks(context.schema._schema)
-                cost = checks.cost(prepared, context.operation_name, context.variables)
-                if cost > checks.limits.max_cost:
-                    errors.append(
-                        refused(
-                            f"the query may resolve up to {cost} fields; the limit is "
-                            f"{checks.limits.max_cost}: ask for smaller pages (`first`) or "
-                            "fewer nested lists",
-                            "MAX_COST_EXCEEDED",
-                            cost=cost,
-                            limit=checks.limits.max_cost,
-                        )
-                    )
-            context.pre_execution_errors = errors
+            checks = self._checks(context.schema._schema)
+            context.pre_execution_errors = prepared.errors or checks.cost_errors(
+                prepared, context.operation_name, context.variables
+            )
         yield
