@@ -20,9 +20,10 @@ from storyframe.resolvers.loaders import make_loaders
 from storyframe.schema.context import Loaders
 from storyframe.services.accounts import AccountService, LoginLimits
 from storyframe.services.container import Media, Services
+from storyframe.services.decoding import DecodeSlots
 from storyframe.services.files import FileJanitor
 from storyframe.services.generation import Generator, ImageDefaults, Sweep
-from storyframe.services.imaging import DecodeSlots, ImageLimits
+from storyframe.services.imaging import ImageLimits
 from storyframe.services.limits import ListLimits
 from storyframe.services.passwords import Passwords
 from storyframe.services.ports import BlobStorage

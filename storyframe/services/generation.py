@@ -19,10 +19,10 @@ from typing import Any
 
 from storyframe.db.tables import Frame, Generation, Image, MainChat, Message, utcnow
 from storyframe.services.chats import check_message, record_message
+from storyframe.services.decoding import DecodeSlots
 from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.images import StoredImage, add_images
 from storyframe.services.imaging import (
-    DecodeSlots,
     ImageLimits,
     ImageRefused,
     fit_for_model,

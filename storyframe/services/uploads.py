@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyframe.db.tables import Image
+from storyframe.services.decoding import DecodeSlots
 from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.images import ImageService, StoredImage
 from storyframe.services.imaging import (
-    DecodeSlots,
     ImageLimits,
     ImageRefused,
     Inspected,

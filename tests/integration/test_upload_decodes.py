@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from storyframe.runtime import Runtime
-from storyframe.services.imaging import DecodeSlots
+from storyframe.services.decoding import DecodeSlots
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.integration.generating import generate_ok
