@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final, ParamSpec, TypeVar
+from typing import BinaryIO, Final
 
 from PIL import Image, ImageOps
 
@@ -30,9 +30,6 @@ _REDUCING_GAP: Final = 2.0
 _THUMBNAIL_QUALITY: Final = 80
 # What Pillow raises while reading headers or decoding data that is not what it should be.
 _UNREADABLE: Final = (OSError, SyntaxError, ValueError, EOFError, struct.error)
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
