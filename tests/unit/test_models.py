@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from storyframe.services.generation import _split
+from storyframe.services.generation.pipeline import split
 from storyframe.services.models import (
     IMAGE_MODELS,
     base_name,
@@ -30,7 +30,7 @@ from storyframe.services.providers import Usage
 def test_images_are_split_into_calls(
     count: int, per_call: int, calls: list[tuple[int, int]]
 ) -> None:
-    assert _split(count, per_call) == calls
+    assert split(count, per_call) == calls
 
 
 def test_no_default_or_listed_model_is_retired() -> None:

@@ -1,0 +1,40 @@
+"""Image generation: a prompt in a chat becomes a message, a generation record and 1 to 4 images.
+
+The request and the work are separate steps. `prepare` checks the input and saves the user's
+message with a QUEUED generation; `run` does the work for a generation id alone (describing the
+reference images, calling the provider, storing every image) and records how it went. A
+background worker can call `run` later; the API calls both in turn for now.
+
+`types` holds what is asked and answered, `service` the steps, `pipeline` the making of the
+images, `outcome` what a generation did and how it is recorded, `generator` what a process
+shares, `sweep` the recording of generations a stopped process left, `vision` the questions
+asked about images and the provider's status.
+"""
+
+from storyframe.services.generation.generator import Generator
+from storyframe.services.generation.service import GenerationService
+from storyframe.services.generation.sweep import Sweep
+from storyframe.services.generation.types import (
+    MAX_IMAGES,
+    Analysis,
+    Generated,
+    GenerationRequest,
+    GenerationStatus,
+    ImageDefaults,
+    ModelState,
+    ProviderStatus,
+)
+
+__all__ = [
+    "MAX_IMAGES",
+    "Analysis",
+    "Generated",
+    "GenerationRequest",
+    "GenerationService",
+    "GenerationStatus",
+    "Generator",
+    "ImageDefaults",
+    "ModelState",
+    "ProviderStatus",
+    "Sweep",
+]

@@ -1,0 +1,121 @@
+"""What generation shares across a whole process: the provider, the bound on calls in flight,
+where images go, and the generations still running."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from storyframe.db.tables import Image
+from storyframe.services.decoding import DecodeSlots
+from storyframe.services.generation.types import (
+    CUT_SHORT_SECONDS,
+    MODELS_TTL_SECONDS,
+    ImageDefaults,
+)
+from storyframe.services.imaging import (
+    ImageLimits,
+    fit_for_model,
+)
+from storyframe.services.models import (
+    ImageModelSpec,
+    image_model,
+    usable_image_models,
+)
+from storyframe.services.ports import (
+    BlobStorage,
+    FileReleaser,
+)
+from storyframe.services.providers import (
+    ImageProvider,
+    RemoteModel,
+)
+from storyframe.services.temporaries import Temporaries
+
+log = logging.getLogger("storyframe.generation")
+
+
+class Generator:
+    """The part of generation shared by a whole process: the provider, the bound on image calls
+    in flight, and where images are stored. Built once by the app."""
+
+    def __init__(
+        self,
+        provider: ImageProvider,
+        storage: BlobStorage,
+        files: FileReleaser,
+        limits: ImageLimits,
+        defaults: ImageDefaults,
+        concurrency: int,
+        budget_seconds: float = 600,
+        vision_budget_seconds: float = 70,
+        *,
+        temporaries: Temporaries,
+        decodes: DecodeSlots,
+    ) -> None:
+        self.provider = provider
+        self.decodes = decodes
+        """The process's decode slots, shared with uploads: every image decoded takes one."""
+        self.budget_seconds = budget_seconds
+        """The longest a generation may take: its calls' timeouts and rate-limit waits."""
+        self.vision_budget_seconds = vision_budget_seconds
+        """The longest a vision call (or a models listing) may take, with its retries."""
+        self.storage = storage
+        self.temporaries = temporaries
+        """Where an image is written to be checked before it is stored."""
+        self.files = files
+        self.limits = limits
+        self.defaults = defaults
+        self.calls = asyncio.Semaphore(concurrency)
+        self.today: Callable[[], date] = date.today
+        """Today's date, for models' shutdown dates."""
+        self._running: set[asyncio.Task[Any]] = set()
+        self._models: tuple[float, list[RemoteModel]] | None = None
+        self._models_lock = asyncio.Lock()
+
+    async def remote_models(self) -> list[RemoteModel]:
+        """The provider's models, asked at most once every `MODELS_TTL_SECONDS` (a status
+        badge may ask on every page); a failure is not remembered."""
+        now = time.monotonic()
+        if self._models is not None and now - self._models[0] < MODELS_TTL_SECONDS:
+            return self._models[1]
+        async with self._models_lock:
+            if self._models is not None and time.monotonic() - self._models[0] < MODELS_TTL_SECONDS:
+                return self._models[1]
+            models = await self.provider.models()
+            self._models = (time.monotonic(), models)
+            return models
+
+    async def read_for_model(self, image: Image) -> tuple[bytes, str]:
+        """A stored image's bytes and content type, made small enough to send to the model."""
+        data = await self.storage.read(image.storage_key, url=image.url)
+        return await self.decodes.run(fit_for_model, data, image.content_type)
+
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Hold a running generation until it ends, whatever happens to its request."""
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def drain(self, seconds: float) -> None:
+        """Let running generations finish; cancel (and record as CANCELLED) what outlasts
+        `seconds`."""
+        if not self._running:
+            return
+        running = list(self._running)
+        _, pending = await asyncio.wait(running, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        if pending:  # time to record them (and keep what they made) before the database goes
+            await asyncio.wait(pending, timeout=CUT_SHORT_SECONDS)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+    def models(self, today: date) -> list[ImageModelSpec]:
+        if self.provider.placeholder:
+            return [image_model(self.provider.name)]
+        return usable_image_models(self.defaults.image_model, today)

@@ -1,0 +1,61 @@
+"""The sweep: generations a stopped process left unfinished are recorded as interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from storyframe.db.tables import utcnow
+from storyframe.services.errors import ErrorCode
+from storyframe.services.generation.generator import Generator
+from storyframe.services.generation.types import (
+    INTERRUPTED,
+    SWEEP_MARGIN_SECONDS,
+)
+from storyframe.services.ports import (
+    StaleGenerations,
+)
+
+log = logging.getLogger("storyframe.generation")
+
+
+class Sweep:
+    """Records as FAILED (`INTERRUPTED`) the generations no process will finish: those whose
+    process stopped (a crash, a kill) without recording them.
+
+    No process works on a generation longer than the generation budget, plus the drain at
+    shutdown: a generation still unfinished well after that is abandoned, whichever process
+    started it, so several processes may sweep the same database safely.
+    """
+
+    def __init__(self, store: StaleGenerations, generator: Generator, drain_seconds: float) -> None:
+        self._store = store
+        self.stale_after = timedelta(
+            seconds=generator.budget_seconds + drain_seconds + SWEEP_MARGIN_SECONDS
+        )
+
+    async def once(self, now: datetime | None = None) -> list[int]:
+        """Sweep now; the ids of the generations recorded as interrupted."""
+        now = now or utcnow()
+        error: dict[str, object] = {
+            "index": None,
+            "code": ErrorCode.INTERRUPTED.value,
+            "message": INTERRUPTED,
+        }
+        ids = await self._store.interrupt(now - self.stale_after, now, [error])
+        if ids:
+            log.warning(
+                "unfinished generations interrupted",
+                extra={"generation_ids": ids, "count": len(ids)},
+            )
+        return ids
+
+    async def forever(self, interval_seconds: float) -> None:
+        """Sweep at once, then every `interval_seconds`, until cancelled."""
+        while True:
+            try:
+                await self.once()
+            except Exception:  # the database may be away for a while: try again later
+                log.exception("the sweep of unfinished generations failed")
+            await asyncio.sleep(interval_seconds)
