@@ -51,8 +51,15 @@ class MaskErrors(SchemaExtension):
 
 def _shown(error: GraphQLError) -> GraphQLError:
     original = error.original_error
+    if (error.extensions or {}).get("code"):
+        return error
     if original is None or isinstance(original, GraphQLError):
-        return error if (error.extensions or {}).get("code") else _coded(error)
+        # graphql-core's own. Before execution only the variables can still fail to coerce (the
+        # document checks code parse and validation errors); during it, a field that broke its
+        # type's promise (a null where none may be) is a fault of ours.
+        if error.path is None:
+            return with_code(error, "BAD_USER_INPUT")
+        return _masked(error, error)
     if isinstance(original, domain.Unauthenticated):
         return GraphQLError(
             str(original),
@@ -76,12 +83,17 @@ def _shown(error: GraphQLError) -> GraphQLError:
             original_error=original,
             extensions={"code": SERVICE_UNAVAILABLE},
         )
+    return _masked(error, original)
+
+
+def _masked(error: GraphQLError, cause: BaseException) -> GraphQLError:
+    """An unexpected error, logged with its stack trace under an id the client is given."""
     error_id = uuid.uuid4().hex
     log.error(
         "unexpected error %s at %s",
         error_id,
         ".".join(map(str, error.path or [])),
-        exc_info=original,
+        exc_info=cause,
         extra={"error_id": error_id},
     )
     return GraphQLError(
@@ -90,15 +102,6 @@ def _shown(error: GraphQLError) -> GraphQLError:
         path=error.path,
         extensions={"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
     )
-
-
-def _coded(error: GraphQLError) -> GraphQLError:
-    """graphql-core's own errors carry no code. Before execution, the request's variables
-    are what failed to coerce; anything else is a document the schema refuses."""
-    if error.path is not None:
-        return error
-    variables = error.message.startswith("Variable '$")
-    return with_code(error, "BAD_USER_INPUT" if variables else "GRAPHQL_VALIDATION_FAILED")
 
 
 def with_code(error: GraphQLError, code: str) -> GraphQLError:
