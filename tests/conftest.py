@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -105,6 +106,17 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         # the largest pages; the tests of the cost limit set it themselves.
         max_query_cost=10**12,
     )
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line configured as the test's app, its logging set-up undone afterwards."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    assert settings.database_url is not None
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("STORYFRAME_DATA_DIR", str(settings.data_dir))
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -273,20 +272,14 @@ def _run_cli(argv: list[str]) -> int:
     return main(argv)
 
 
+@pytest.mark.usefixtures("cli_env")
 async def test_the_gc_command_removes_an_orphan_file_and_reports_a_missing_one(
     gql: GraphQLClient,
     http: httpx.AsyncClient,
     settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # given
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-    assert settings.database_url is not None
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("STORYFRAME_DATA_DIR", str(settings.data_dir))
     video = await seed_video(gql)
     kept_data = image_bytes(color=(110, 1, 1))
     (kept,) = await upload_ok(http, video.project_id, [File("kept.png", kept_data)])

@@ -226,20 +226,25 @@ def test_serve_stops_cleanly_on_sigint(tmp_path: Path) -> None:
         assert "Traceback" not in server.output()
 
 
-def refused_serve(data_dir: Path, port: int, *args: str) -> str:
-    """The one line `storyframe serve` says when it cannot listen; it exits 1 having announced
-    and done nothing."""
+def run_storyframe(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """A `storyframe` command run to its end: its exit status and all it printed."""
     result = subprocess.run(
-        [str(STORYFRAME), "serve", *args],
-        env=server_environment(data_dir, port),
+        [str(STORYFRAME), *args],
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         timeout=STOP_TIMEOUT,
         check=False,
     )
-    output = result.stdout.decode(errors="replace")
-    assert result.returncode == 1, output
+    return result.returncode, result.stdout.decode(errors="replace")
+
+
+def refused_serve(data_dir: Path, port: int, *args: str) -> str:
+    """The one line `storyframe serve` says when it cannot listen; it exits 1 having announced
+    and done nothing."""
+    status, output = run_storyframe(server_environment(data_dir, port), "serve", *args)
+    assert status == 1, output
     assert "serving on" not in output
     assert not data_dir.exists()
     (line,) = output.splitlines()
@@ -298,17 +303,8 @@ def test_migrate_logs_one_line_of_its_own_and_nothing_of_alembic(tmp_path: Path)
     env = server_environment(tmp_path / "data", free_port(), LOG_FORMAT="json")
 
     def migrate() -> list[dict[str, Any]]:
-        result = subprocess.run(
-            [str(STORYFRAME), "migrate"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=STOP_TIMEOUT,
-            check=False,
-        )
-        output = result.stdout.decode(errors="replace")
-        assert result.returncode == 0, output
+        status, output = run_storyframe(env, "migrate")
+        assert status == 0, output
         assert "alembic" not in output
         return [json.loads(line) for line in output.splitlines()]
 

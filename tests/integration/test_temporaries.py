@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import tempfile
 import time
@@ -127,17 +126,6 @@ def _gc(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[
     code = main(["gc", *argv])
     report: dict[str, Any] = json.loads(capsys.readouterr().out)
     return code, report
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The command line configured as the test's app, its logging set-up undone afterwards."""
-    root = logging.getLogger()
-    monkeypatch.setattr(root, "handlers", list(root.handlers))
-    monkeypatch.setattr(root, "level", root.level)
-    assert settings.database_url is not None
-    monkeypatch.setenv("DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("STORYFRAME_DATA_DIR", str(settings.data_dir))
 
 
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)  # files, not the database
