@@ -56,10 +56,7 @@ from starlette.applications import Starlette
 from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
-from storyframe.runtime import Runtime
-from storyframe.services.models import image_model
-from storyframe.services.ports import Blob, BlobStorage
-from storyframe.services.providers import (
+from storyframe.domain.image_provider import (
     CallResult,
     Description,
     ImageCall,
@@ -67,6 +64,9 @@ from storyframe.services.providers import (
     Reference,
     RemoteModel,
 )
+from storyframe.domain.model_catalogue import image_model
+from storyframe.domain.ports import Blob, BlobStorage
+from storyframe.runtime import Runtime, build_provider, build_storage
 from storyframe.settings import Settings
 from tests.fake_openai import FakeOpenAI
 
@@ -139,10 +139,11 @@ class TimedProvider:
         finally:
             self.calls.append((started, time.monotonic()))
 
-    async def describe(
-        self, images: Sequence[Reference], instruction: str, model: str
-    ) -> Description:
-        return await self.inner.describe(images, instruction, model)
+    async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
+        return await self.inner.describe_references(images, model)
+
+    async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
+        return await self.inner.analyze(images, question, model)
 
     async def models(self) -> list[RemoteModel]:
         return await self.inner.models()
@@ -221,12 +222,9 @@ def start(base: Settings, scenario: Scenario, timeout: float) -> Stack:
             "generation_concurrency": scenario.concurrency,
         }
     )
-    app = create_app(settings)
-    runtime: Runtime = app.state.runtime
-    provider = TimedProvider(runtime.generator.provider)
-    runtime.generator.provider = provider
-    storage = TimedStorage(runtime.generator.storage)
-    runtime.generator.storage = storage
+    provider = TimedProvider(build_provider(settings))
+    storage = TimedStorage(build_storage(settings))
+    app = create_app(settings, provider=provider, storage=storage)
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=timeout
     )

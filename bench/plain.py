@@ -32,11 +32,11 @@ from starlette.routing import Route
 
 from storyframe.app import create_app
 from storyframe.db.tables import Frame, Image, Message, Video
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place, PlaceKind
+from storyframe.domain.ports import Reader
 from storyframe.runtime import Runtime
 from storyframe.schema.ids import decode_pk
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Reader
 from storyframe.settings import Settings
 from storyframe.view import bearer_token
 

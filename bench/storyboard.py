@@ -36,11 +36,11 @@ import orjson
 from bench.plain import GC_FREEZE
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.runtime import build_runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from storyframe.services.images import StoredImage
-from storyframe.services.places import Place, PlaceKind
+from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

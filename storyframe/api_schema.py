@@ -12,13 +12,15 @@ from graphql import GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
 from strawberry.tools import merge_types
 
+from storyframe.domain.model_catalogue import IMAGE_MODELS
+from storyframe.domain.pages import MAX_PAGE
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
 from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
 from storyframe.resolvers.mutation import Mutation
 from storyframe.resolvers.query import Query
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.cost import ListBound, length_of
-from storyframe.schema.errors import MaskErrors
+from storyframe.schema.errors import CodedErrors
 from storyframe.schema.limits import (
     CheckDocuments,
     DocumentChecks,
@@ -27,8 +29,6 @@ from storyframe.schema.limits import (
 from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.chats import MAX_ATTACHMENTS
 from storyframe.services.generation import MAX_IMAGES
-from storyframe.services.models import IMAGE_MODELS
-from storyframe.services.pages import MAX_PAGE
 from storyframe.settings import Settings
 
 MAX_USER_ERROR_PATH = 4
@@ -37,7 +37,7 @@ MAX_USER_ERROR_PATH = 4
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
-        """MaskErrors logs the unexpected errors with their ids; expected ones are not news."""
+        """CodedErrors logs the unexpected errors with their ids; expected ones are not news."""
 
 
 def build_schema(
@@ -48,7 +48,7 @@ def build_schema(
     settings = settings or Settings()
     checks_of = document_checks(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        MaskErrors,
+        CodedErrors,
         lambda: CheckDocuments(checks=checks_of),
     ]
     schema = Schema(

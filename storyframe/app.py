@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import strawberry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from storyframe.api_schema import build_schema
 from storyframe.db.outage import watch
+from storyframe.db.tables import utcnow
+from storyframe.domain.image_provider import ImageProvider
+from storyframe.domain.ports import BlobStorage
 from storyframe.guards import (
     PREFLIGHT_HEADERS,
     BodyLimit,
@@ -24,6 +26,7 @@ from storyframe.guards import (
     TimeLimit,
     WebSocketOrigins,
 )
+from storyframe.health import health_routes
 from storyframe.runtime import Runtime, build_runtime
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
@@ -32,22 +35,19 @@ from storyframe.view import StoryframeGraphQL
 
 
 def create_app(
-    settings: Settings | None = None, schema: strawberry.Schema | None = None
+    settings: Settings | None = None,
+    schema: strawberry.Schema | None = None,
+    *,
+    provider: ImageProvider | None = None,
+    storage: BlobStorage | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Starlette:
+    """The app the settings describe; `provider`, `storage` and `clock` replace what the settings
+    would build (see `build_runtime`)."""
     settings = settings or Settings()
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, provider=provider, storage=storage, clock=clock)
     watch(runtime.engine, runtime.outage)
     graphql = StoryframeGraphQL(schema or build_schema(settings), runtime)
-
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(_: Request) -> Response:
-        try:
-            await runtime.services_for(0).reads.ping()
-        except Exception as error:  # any failure to answer means not ready
-            return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, 503)
-        return JSONResponse({"status": "ok"})
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -65,8 +65,7 @@ def create_app(
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             *_media_routes(runtime),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
+            *health_routes(runtime),
         ],
         middleware=_middleware(settings),
         lifespan=lifespan,

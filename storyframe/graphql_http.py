@@ -19,7 +19,7 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.execution import PreExecutionError
 
 from storyframe.persisted import PersistedQueries
-from storyframe.schema.context import Context
+from storyframe.schema.request_context import RequestContext
 
 JSON = "application/json"
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
@@ -108,7 +108,7 @@ def _ranges(accept: str) -> Iterator[_Range]:
             yield _Range(main, sub, q, position)
 
 
-class GraphQLOverHTTP(GraphQL[Context, None]):
+class GraphQLOverHTTP(GraphQL[RequestContext, None]):
     """Strawberry's ASGI view, answering in the media type the request accepts (406 when it
     accepts neither), with automatic persisted queries (`persisted_queries`, set by the app).
     A refusal (`HTTPException`) is for the subclass to answer, in `response_media_type`."""
@@ -132,7 +132,7 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         request: Request,
         request_adapter: AsyncHTTPRequestAdapter,
         request_data: GraphQLRequestData | list[GraphQLRequestData],
-        context: Context,
+        context: RequestContext,
         root_value: None,
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
@@ -147,7 +147,7 @@ class GraphQLOverHTTP(GraphQL[Context, None]):
         request: Request,
         request_adapter: AsyncHTTPRequestAdapter,
         sub_response: Response,
-        context: Context,
+        context: RequestContext,
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -14,20 +15,21 @@ from storyframe.db.generations import SqlStaleGenerations
 from storyframe.db.outage import Outage
 from storyframe.db.reader import SqlReader
 from storyframe.db.repository import SqlUnitOfWork
+from storyframe.db.tables import utcnow
+from storyframe.domain.image_provider import ImageProvider
+from storyframe.domain.ports import BlobStorage
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.loaders import make_loaders
-from storyframe.schema.context import Loaders
+from storyframe.schema.request_context import Loaders
 from storyframe.services.accounts import AccountService, LoginLimits
 from storyframe.services.container import Media, Services
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.files import FileJanitor
 from storyframe.services.generation import Generator, ImageDefaults, Sweep
-from storyframe.services.imaging import ImageLimits
+from storyframe.services.image_files import ImageLimits
 from storyframe.services.limits import ListLimits
 from storyframe.services.passwords import Passwords
-from storyframe.services.ports import BlobStorage
-from storyframe.services.providers import ImageProvider
 from storyframe.services.ratelimit import SlidingWindow
 from storyframe.services.temporaries import Temporaries
 from storyframe.settings import Settings
@@ -75,7 +77,16 @@ class Runtime:
         return services, make_loaders(services)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    *,
+    provider: ImageProvider | None = None,
+    storage: BlobStorage | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> Runtime:
+    """The runtime the settings describe. `provider`, `storage` and `clock` take the place of
+    what the settings would build (tests and benchmarks wrap or fake them), everywhere they are
+    used: generation, uploads, the janitor, the media route, token expiry and the sweep."""
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
     accounts = AccountService(
@@ -86,8 +97,9 @@ def build_runtime(settings: Settings) -> Runtime:
             per_client=SlidingWindow(settings.login_attempts_per_client, LOGIN_WINDOW_SECONDS),
         ),
         timedelta(days=settings.token_ttl_days),
+        clock=clock,
     )
-    storage = build_storage(settings)
+    storage = storage or build_storage(settings)
     temporaries = build_temporaries(settings, storage)
     janitor = FileJanitor(SqlBlobIndex(sessions), storage)
     limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
@@ -96,7 +108,7 @@ def build_runtime(settings: Settings) -> Runtime:
     decodes = DecodeSlots(settings.max_concurrent_decodes)
     media = Media(storage, janitor, limits, settings.max_upload_files, temporaries, decodes=decodes)
     generator = Generator(
-        build_provider(settings),
+        provider or build_provider(settings),
         storage,
         janitor,
         limits,
@@ -111,7 +123,7 @@ def build_runtime(settings: Settings) -> Runtime:
         temporaries=temporaries,
         decodes=decodes,
     )
-    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
+    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS, clock=clock)
     list_limits = ListLimits(
         frames_per_video=settings.max_frames_per_video,
         main_chats_per_video=settings.max_main_chats_per_video,

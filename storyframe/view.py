@@ -30,8 +30,8 @@ from storyframe.guards import (
 from storyframe.multipart import files_in_place
 from storyframe.persisted import PersistedQueries, Refusal
 from storyframe.runtime import Runtime
-from storyframe.schema.context import Context
 from storyframe.schema.errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE
+from storyframe.schema.request_context import RequestContext
 from storyframe.services.accounts import Viewer
 
 RETRY_AFTER_SECONDS = 5
@@ -68,13 +68,13 @@ class StoryframeGraphQL(GraphQLOverHTTP):
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> Context:
-        context = Context(self._runtime, request)
+    ) -> RequestContext:
+        context = RequestContext(self._runtime, request)
         if isinstance(request, Request):
             context.viewer = await self._viewer(bearer_token(request.headers.get("authorization")))
         return context
 
-    async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
+    async def on_ws_connect(self, context: RequestContext) -> dict[str, object] | None:
         """The token comes in `connection_init`'s payload: `{"Authorization": "Bearer …"}`."""
         params = context.connection_params or {}
         raw = params.get("Authorization") or params.get("authorization")

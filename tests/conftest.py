@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.domain.image_provider import ImageProvider
 from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
@@ -143,8 +144,15 @@ class StatementCounter:
 
 
 @pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    application = create_app(settings)
+def provider() -> ImageProvider | None:
+    """The image provider the app is built with; None builds the one the settings describe. A
+    module overrides it to wrap or fake the provider."""
+    return None
+
+
+@pytest.fixture
+async def app(settings: Settings, provider: ImageProvider | None) -> AsyncIterator[Starlette]:
+    application = create_app(settings, provider=provider)
     try:
         yield application
     finally:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 from sqlmodel import SQLModel
 
+from storyframe.db.places import TABLES, message_column, table_of
 from storyframe.db.tables import (
     Context,
     Frame,
@@ -32,8 +33,8 @@ from storyframe.db.tables import (
     Project,
     Video,
 )
-from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
+from storyframe.domain.places import Place, PlaceKind, PlaceOwner
+from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 
 Row = TypeVar("Row", bound=SQLModel)
 TableRow = Project | Video | Context | Frame | MainChat | Message | Image | Generation
@@ -67,23 +68,7 @@ _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
     Generation: (),
 }
 # The place a row is, for the placements that cascade with it.
-_PLACE_KIND: dict[type[SQLModel], PlaceKind] = {
-    Project: PlaceKind.GALLERY,
-    Frame: PlaceKind.FRAME,
-    Context: PlaceKind.CONTEXT,
-    MainChat: PlaceKind.MAIN_CHAT,
-}
-_CHAT_MODEL: dict[PlaceKind, type[Frame] | type[Context] | type[MainChat]] = {
-    PlaceKind.FRAME: Frame,
-    PlaceKind.CONTEXT: Context,
-    PlaceKind.MAIN_CHAT: MainChat,
-}
-# Like the SQL repository's column map: a gallery is no chat, so it has no messages (KeyError).
-_MESSAGE_FIELD = {
-    PlaceKind.FRAME: "frame_id",
-    PlaceKind.CONTEXT: "context_id",
-    PlaceKind.MAIN_CHAT: "main_chat_id",
-}
+_PLACE_KIND: dict[type[SQLModel], PlaceKind] = {table: kind for kind, table in TABLES.items()}
 
 
 class ConstraintViolation(Exception):
@@ -132,7 +117,7 @@ class FakeStore:
     def owner_of(self, place: Place) -> PlaceOwner | None:
         if place.kind is PlaceKind.GALLERY:
             return PlaceOwner(place.id, None) if place.id in self.table(Project) else None
-        chat = self.get(_CHAT_MODEL[place.kind], place.id)
+        chat: Any = self.get(table_of(place.kind), place.id)
         if chat is None:
             return None
         video = self.get(Video, chat.video_id)
@@ -395,7 +380,7 @@ class FakeRepository(Repository):
         return self._ids(Message, "video_id", video_ids)
 
     async def message_ids_of_chat(self, chat: Place) -> set[int]:
-        return self._ids(Message, _MESSAGE_FIELD[chat.kind], [chat.id])
+        return self._ids(Message, message_column(chat.kind).key, [chat.id])
 
     async def image_ids_of_project(self, project_id: int) -> set[int]:
         return self._ids(Image, "project_id", [project_id])

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from storyframe.db.engine import WRITE_OPTION
 from storyframe.db.tables import AccessToken, User, utcnow
-from storyframe.services.ports import AccountStore
+from storyframe.domain.ports import AccountStore
 
 
 class SqlAccountStore(AccountStore):

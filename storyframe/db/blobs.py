@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from storyframe.db.tables import Image
-from storyframe.services.ports import BlobIndex
+from storyframe.domain.ports import BlobIndex
 
 
 class SqlBlobIndex(BlobIndex):

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from storyframe.db.tables import Generation
-from storyframe.services.ports import StaleGenerations
+from storyframe.domain.ports import StaleGenerations
 
 _UNFINISHED = ("QUEUED", "RUNNING")
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col
 
 from storyframe.db.ownership import owned_by
-from storyframe.db.repository import message_column, placement_column
+from storyframe.db.places import message_column, placement_column
 from storyframe.db.tables import (
     Context,
     Frame,
@@ -25,19 +25,12 @@ from storyframe.db.tables import (
     Project,
     Video,
 )
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Reader
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place, PlaceKind, place_named_by
+from storyframe.domain.ports import Reader
 
 Row = TypeVar("Row", bound=SQLModel)
 Key = TypeVar("Key")
-
-_PLACE_OF_PLACEMENT = (
-    (PlaceKind.FRAME, "frame_id"),
-    (PlaceKind.CONTEXT, "context_id"),
-    (PlaceKind.MAIN_CHAT, "main_chat_id"),
-    (PlaceKind.GALLERY, "gallery_project_id"),
-)
 
 
 def _by_kind(places: Sequence[Place]) -> dict[PlaceKind, list[int]]:
@@ -224,7 +217,7 @@ class SqlReader(Reader):
             .where(col(ImagePlacement.image_id).in_(list(image_ids)))
             .order_by(col(ImagePlacement.id))
         )
-        return _grouped((row.image_id, _place_of(row)) for (row,) in rows)
+        return _grouped((row.image_id, place_named_by(row)) for (row,) in rows)
 
     async def _counts(self, group: Any, where: ColumnElement[bool], model: Any) -> dict[Any, int]:
         rows = await self._all(
@@ -285,11 +278,3 @@ def _grouped(pairs: Any) -> dict[Any, list[Any]]:
     for key, value in pairs:
         grouped[key].append(value)
     return dict(grouped)
-
-
-def _place_of(placement: ImagePlacement) -> Place:
-    for kind, field in _PLACE_OF_PLACEMENT:
-        value = getattr(placement, field)
-        if value is not None:
-            return Place(kind, value)
-    raise ValueError(f"placement {placement.id} has no place")

@@ -14,6 +14,7 @@ from sqlmodel import SQLModel, col
 
 from storyframe.db.engine import WRITE_OPTION
 from storyframe.db.ownership import owned_by
+from storyframe.db.places import message_column, placement_column, table_of
 from storyframe.db.tables import (
     Context,
     Frame,
@@ -26,36 +27,10 @@ from storyframe.db.tables import (
     Project,
     Video,
 )
-from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, Repository
+from storyframe.domain.places import Place, PlaceKind, PlaceOwner
+from storyframe.domain.ports import Doomed, Repository
 
 Row = TypeVar("Row", bound=SQLModel)
-
-_PLACEMENT_COLUMN = {
-    PlaceKind.FRAME: ImagePlacement.frame_id,
-    PlaceKind.CONTEXT: ImagePlacement.context_id,
-    PlaceKind.MAIN_CHAT: ImagePlacement.main_chat_id,
-    PlaceKind.GALLERY: ImagePlacement.gallery_project_id,
-}
-_MESSAGE_COLUMN = {
-    PlaceKind.FRAME: Message.frame_id,
-    PlaceKind.CONTEXT: Message.context_id,
-    PlaceKind.MAIN_CHAT: Message.main_chat_id,
-}
-_PLACE_FIELD = {
-    PlaceKind.FRAME: "frame_id",
-    PlaceKind.CONTEXT: "context_id",
-    PlaceKind.MAIN_CHAT: "main_chat_id",
-    PlaceKind.GALLERY: "gallery_project_id",
-}
-
-
-def placement_column(kind: PlaceKind) -> Any:
-    return _PLACEMENT_COLUMN[kind]
-
-
-def message_column(kind: PlaceKind) -> Any:
-    return _MESSAGE_COLUMN[kind]
 
 
 def _placement_is(image_id: int, place: Place) -> ColumnElement[bool]:
@@ -159,12 +134,7 @@ class SqlRepository(Repository):
         if place.kind is PlaceKind.GALLERY:
             project = await self.get(Project, place.id)
             return PlaceOwner(place.id, None) if project else None
-        models: dict[PlaceKind, Any] = {
-            PlaceKind.FRAME: Frame,
-            PlaceKind.CONTEXT: Context,
-            PlaceKind.MAIN_CHAT: MainChat,
-        }
-        model = models[place.kind]
+        model: Any = table_of(place.kind)
         row = (
             await self._session.execute(
                 select(col(Video.project_id), col(Video.id))
@@ -191,7 +161,7 @@ class SqlRepository(Repository):
     async def add_placement(self, image_id: int, place: Place) -> None:
         if not await self.has_placement(image_id, place):
             placement = ImagePlacement(image_id=image_id)
-            setattr(placement, _PLACE_FIELD[place.kind], place.id)
+            setattr(placement, place.kind.column, place.id)
             self._session.add(placement)
             await self._session.flush()
 

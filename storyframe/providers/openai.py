@@ -36,8 +36,8 @@ from openai.types.chat import (
     ChatCompletionUserMessageParam,
 )
 
-from storyframe.services.models import image_model
-from storyframe.services.providers import (
+from storyframe.domain.image_provider import (
+    DESCRIBE_REFERENCES,
     CallResult,
     Description,
     Failure,
@@ -48,6 +48,7 @@ from storyframe.services.providers import (
     RemoteModel,
     Usage,
 )
+from storyframe.domain.model_catalogue import image_model
 
 __all__ = ["OpenAIProvider", "Sleep", "build_openai_provider"]
 
@@ -184,9 +185,13 @@ class OpenAIProvider:
 
     # Descriptions and models ----------------------------------------------------------------
 
-    async def describe(
-        self, images: Sequence[Reference], instruction: str, model: str
-    ) -> Description:
+    async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
+        return await self._ask(images, DESCRIBE_REFERENCES, model)
+
+    async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
+        return await self._ask(images, question, model)
+
+    async def _ask(self, images: Sequence[Reference], instruction: str, model: str) -> Description:
         content: list[ChatCompletionContentPartParam] = [{"type": "text", "text": instruction}]
         content += [
             {"type": "image_url", "image_url": {"url": _data_url(image)}} for image in images

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
+from storyframe.domain.errors import Unauthenticated
 from storyframe.resolvers.mutation import attempt
 from storyframe.schema import accounts as api
 from storyframe.schema.types import Info_
-from storyframe.services.errors import Unauthenticated
 
 
 @strawberry.type

@@ -9,6 +9,9 @@ from typing import Protocol
 
 import strawberry
 
+from storyframe.domain.image_provider import Usage
+from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
+from storyframe.domain.places import Place
 from storyframe.guards import extend_time_limit
 from storyframe.resolvers.mutation import attempt
 from storyframe.resolvers.places import chat_of
@@ -17,9 +20,6 @@ from storyframe.schema.ids import decode_pk
 from storyframe.schema.payloads import Payload
 from storyframe.schema.types import Generation, Info_, Message, TokenUsage
 from storyframe.services.generation import Analysis, GenerationRequest, ModelState
-from storyframe.services.models import PLACEHOLDER_MODEL
-from storyframe.services.places import Place
-from storyframe.services.providers import Usage
 
 SOON = timedelta(days=30)
 

@@ -10,8 +10,10 @@ from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
 from storyframe.db import tables
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.ports import Reader
 from storyframe.schema.connection import Connection
-from storyframe.schema.context import Loaders
+from storyframe.schema.request_context import Loaders
 from storyframe.schema.types import (
     Context,
     Frame,
@@ -23,8 +25,6 @@ from storyframe.schema.types import (
     Video,
 )
 from storyframe.services.container import Services
-from storyframe.services.pages import PageRequest
-from storyframe.services.ports import Reader
 
 K = TypeVar("K", bound=Hashable)
 P = TypeVar("P", bound=Hashable)

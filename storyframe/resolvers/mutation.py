@@ -7,6 +7,8 @@ from typing import TypeVar
 
 import strawberry
 
+from storyframe.domain.errors import DomainError
+from storyframe.domain.places import Place
 from storyframe.resolvers.places import chat_of, place_of
 from storyframe.schema import inputs
 from storyframe.schema.errors import UserError
@@ -38,8 +40,6 @@ from storyframe.schema.types import (
     Video,
     place_node,
 )
-from storyframe.services.errors import DomainError
-from storyframe.services.places import Place
 
 P = TypeVar("P", bound=Payload)
 

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.dataloader import DataLoader
 
+from storyframe.domain.errors import DomainError, ErrorCode, Unauthenticated
+from storyframe.domain.pages import MAX_PAGE, PageRequest
 from storyframe.schema.connection import Connection
 from storyframe.schema.ids import decode_cursor, decode_pk, parse_id
 from storyframe.schema.relations import prefetch_below
@@ -22,8 +24,6 @@ from storyframe.schema.types import (
     Project,
     Video,
 )
-from storyframe.services.errors import DomainError, ErrorCode, Unauthenticated
-from storyframe.services.pages import MAX_PAGE, PageRequest
 
 
 async def _fetched(info: Info_, loader: DataLoader[int, Any], pk: int) -> Any:
@@ -33,24 +33,11 @@ async def _fetched(info: Info_, loader: DataLoader[int, Any], pk: int) -> Any:
     return found
 
 
-def _loader_of(info: Info_, type_name: str) -> DataLoader[int, Any]:
-    loaders = info.context.loaders
-    by_type: dict[str, DataLoader[int, Any]] = {
-        "Project": loaders.project,
-        "Video": loaders.video,
-        "Context": loaders.context,
-        "Frame": loaders.frame,
-        "MainChat": loaders.main_chat,
-        "Message": loaders.message,
-        "Image": loaders.image,
-        "Generation": loaders.generation,
-    }
-    return by_type[type_name]
-
-
 def _by_id(type_name: str, description: str) -> Any:
     async def resolve(info: Info_, id: strawberry.ID) -> Any:
-        return await _fetched(info, _loader_of(info, type_name), decode_pk(id, type_name, "id"))
+        return await _fetched(
+            info, info.context.loaders.of_type(type_name), decode_pk(id, type_name, "id")
+        )
 
     return strawberry.field(resolver=resolve, description=description)
 
@@ -67,7 +54,7 @@ class Query:
         type_name, pk = parsed
         if type_name not in _NODE_TYPES:
             return None
-        return await _fetched(info, _loader_of(info, type_name), pk)  # type: ignore[no-any-return]
+        return await _fetched(info, info.context.loaders.of_type(type_name), pk)  # type: ignore[no-any-return]
 
     @strawberry.field(
         description="Objects by their global IDs, in order; null where there is none."
@@ -80,7 +67,7 @@ class Query:
         parsed = [parse_id(raw) for raw in ids]
         # Every load is awaited here, so none outlives the request (holding a connection).
         found: list[Any] = [
-            _loader_of(info, entry[0]).load(entry[1])
+            info.context.loaders.of_type(entry[0]).load(entry[1])
             if entry is not None and entry[0] in _NODE_TYPES
             else None
             for entry in parsed

@@ -9,12 +9,12 @@ from typing import Any
 import strawberry
 from strawberry.file_uploads import Upload
 
+from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.resolvers.mutation import attempt
 from storyframe.resolvers.places import place_of
 from storyframe.schema.inputs import PLACE
 from storyframe.schema.payloads import Payload
 from storyframe.schema.types import Image, Info_
-from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.uploads import IncomingFile
 
 CHUNK = 1 << 20

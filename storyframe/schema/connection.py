@@ -8,10 +8,10 @@ from typing import Any, Generic, Protocol, TypeVar
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from storyframe.schema.context import Context
+from storyframe.domain.pages import Page, PageRequest
 from storyframe.schema.ids import encode_cursor
 from storyframe.schema.relations import peek
-from storyframe.services.pages import Page, PageRequest
+from storyframe.schema.request_context import RequestContext
 
 
 class HasPk(Protocol):
@@ -46,7 +46,7 @@ class Connection(Generic[N]):
     counter: strawberry.Private[tuple[DataLoader[Any, int], Hashable] | None]
 
     @strawberry.field(description="How many items there are in all pages together.")
-    def total_count(self, info: strawberry.Info[Context, None]) -> int:
+    def total_count(self, info: strawberry.Info[RequestContext, None]) -> int:
         if self.counter is None:
             return len(self.nodes)
         return peek(*self.counter)  # type: ignore[no-any-return]

@@ -31,7 +31,7 @@ from graphql import (
 )
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef, TypeNameMetaFieldDef
 
-from storyframe.services.pages import DEFAULT_PAGE, MAX_PAGE
+from storyframe.domain.pages import DEFAULT_PAGE, MAX_PAGE
 
 CONNECTION_LISTS = frozenset({"edges", "nodes"})
 """A connection's lists, each as long as the page its parent field asked for."""

@@ -11,7 +11,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from storyframe.db.outage import is_unreachable
-from storyframe.services import errors as domain
+from storyframe.domain import errors as domain
 
 log = logging.getLogger("storyframe.errors")
 
@@ -38,7 +38,7 @@ class UserError:
         return cls(field=error.field, message=error.message, code=error.code)
 
 
-class MaskErrors(SchemaExtension):
+class CodedErrors(SchemaExtension):
     """Keeps the message of expected errors; replaces any other with an id that is logged."""
 
     def on_operation(self) -> Iterator[None]:

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Collection
 
 from storyframe.db.tables import ID_MAX
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
 
 NO_ROW = 0
 """The key an ID beyond `ID_MAX` is read as: ids start at 1, so like that ID it names no row

@@ -38,8 +38,8 @@ from graphql.execution.values import VariableValues, get_argument_values
 from strawberry import Schema
 from strawberry.dataloader import DataLoader
 
-from storyframe.schema.context import Loaders
-from storyframe.services.errors import DomainError
+from storyframe.domain.errors import DomainError
+from storyframe.schema.request_context import Loaders
 
 Args = Mapping[str, Any]
 Target = tuple[DataLoader[Any, Any], Hashable]

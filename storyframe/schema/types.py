@@ -10,17 +10,15 @@ import strawberry
 from strawberry import Info, Private
 
 from storyframe.db import tables
+from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place, PlaceKind, chat_of
 from storyframe.schema.connection import Connection
-from storyframe.schema.context import Context as RequestContext
-from storyframe.schema.context import Loaders
 from storyframe.schema.errors import ErrorCode
 from storyframe.schema.ids import decode_cursor, decode_pk, encode_id
 from storyframe.schema.relations import Args, Relation, relation
-from storyframe.services import errors as domain_errors
+from storyframe.schema.request_context import Loaders, RequestContext
 from storyframe.services import generation
-from storyframe.services.models import PLACEHOLDER_MODEL
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place, PlaceKind
 
 Info_ = Info[RequestContext, None]
 
@@ -140,13 +138,8 @@ class Image(Node):
 
 
 async def place_node(loaders: Loaders, place: Place) -> ImagePlace | None:
-    if place.kind is PlaceKind.FRAME:
-        return await loaders.frame.load(place.id)
-    if place.kind is PlaceKind.CONTEXT:
-        return await loaders.context.load(place.id)
-    if place.kind is PlaceKind.MAIN_CHAT:
-        return await loaders.main_chat.load(place.id)
-    return await loaders.project.load(place.id)
+    found: ImagePlace | None = await loaders.of_type(place.kind.type_name).load(place.id)
+    return found
 
 
 IMAGE_PROJECT = relation(
@@ -321,9 +314,6 @@ class MainChat(Chat):
 
 _MESSAGE_COLUMNS = _Columns(
     "id",
-    "frame_id",
-    "context_id",
-    "main_chat_id",
     "prompt",
     "with_context",
     "final_prompt",
@@ -345,14 +335,12 @@ class Message(Node):
 
     @classmethod
     def from_row(cls, row: tables.Message) -> Message:
-        pk, frame_pk, context_pk, main_chat_pk, prompt, with_context, final_prompt, created_at = (
-            _MESSAGE_COLUMNS.of(row)
-        )
+        pk, prompt, with_context, final_prompt, created_at = _MESSAGE_COLUMNS.of(row)
         assert pk is not None
         return cls(
             id=strawberry.ID(encode_id("Message", pk)),
             pk=pk,
-            chat_place=_chat_of(frame_pk, context_pk, main_chat_pk),
+            chat_place=chat_of(row),
             prompt=prompt,
             with_context=with_context,
             final_prompt=final_prompt,
@@ -379,23 +367,6 @@ class Message(Node):
         return MESSAGE_GENERATION.resolve(info.context.loaders, self, {})
 
 
-def _chat_of(frame_pk: int | None, context_pk: int | None, main_chat_pk: int | None) -> Place:
-    if frame_pk is not None:
-        return Place(PlaceKind.FRAME, frame_pk)
-    if context_pk is not None:
-        return Place(PlaceKind.CONTEXT, context_pk)
-    assert main_chat_pk is not None
-    return Place(PlaceKind.MAIN_CHAT, main_chat_pk)
-
-
-def _chat_loader(loaders: Loaders, place: Place) -> Any:
-    return {
-        PlaceKind.FRAME: loaders.frame,
-        PlaceKind.CONTEXT: loaders.context,
-        PlaceKind.MAIN_CHAT: loaders.main_chat,
-    }[place.kind]
-
-
 MESSAGE_IMAGES = relation(
     "Message", "images", Relation(lambda loaders, m, _: (loaders.images_of_message, m.pk))
 )
@@ -412,7 +383,7 @@ MESSAGE_GENERATION = relation(
 MESSAGE_CHAT = relation(
     "Message",
     "chat",
-    Relation(lambda loaders, m, _: (_chat_loader(loaders, m.chat_place), m.chat_place.id)),
+    Relation(lambda loaders, m, _: (loaders.of_type(m.chat_place.kind.type_name), m.chat_place.id)),
 )
 
 
@@ -632,6 +603,10 @@ class GenerationError:
     code: ErrorCode  # type: ignore[valid-type]
     message: str
 
+    @classmethod
+    def of(cls, failure: generation.ImageFailure) -> GenerationError:
+        return cls(index=failure.index, code=failure.code, message=failure.message)
+
 
 _GENERATION_COLUMNS = _Columns(
     "id",
@@ -746,14 +721,7 @@ class Generation(Node):
             quality=quality,
             requested_count=requested,
             completed_count=completed,
-            errors=[
-                GenerationError(
-                    index=error.get("index"),
-                    code=domain_errors.ErrorCode(error["code"]),
-                    message=str(error.get("message", "")),
-                )
-                for error in errors
-            ],
+            errors=[GenerationError.of(generation.ImageFailure.of_json(e)) for e in errors],
             usage=usage,
             estimated_cost_usd=cost,
             created_at=created_at,

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from storyframe.db.tables import EMAIL_MAX, User, utcnow
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
+from storyframe.domain.ports import AccountStore
 from storyframe.services.passwords import PASSWORD_MAX, Passwords, check_new_password
-from storyframe.services.ports import AccountStore
 from storyframe.services.ratelimit import SlidingWindow
 
 TOKEN_PREFIX = "sf_"

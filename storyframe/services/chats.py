@@ -16,11 +16,11 @@ from storyframe.db.tables import (
     Video,
     utcnow,
 )
+from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.domain.places import Place, PlaceKind, PlaceOwner
+from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
 
 MAX_ATTACHMENTS = 16
@@ -149,7 +149,7 @@ async def record_message(
     """Add a checked message to the chat, with its attachments; the caller commits."""
     owner = await repo.owner_of(chat)
     if owner is None or owner.video_id is None:
-        raise NotFound(chat.label, [f"{_camel(chat.kind.value)}Id"])
+        raise NotFound(chat.label, [f"{_camel(chat.kind.key)}Id"])
     # held, so that a deletion of an attached image waits for the message, or goes first
     held = await repo.lock_images(attached, exclusive=False)
     for image_id in attached:
@@ -161,7 +161,7 @@ async def record_message(
         prompt=prompt,
         with_context=with_context and chat.kind is PlaceKind.FRAME,
     )
-    setattr(message, f"{chat.kind.value}_id", chat.id)
+    setattr(message, chat.kind.column, chat.id)
     await repo.add(message)
     assert message.id is not None
     if attached:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storyframe.domain.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.frames import FrameService
 from storyframe.services.generation import GenerationService, Generator
-from storyframe.services.images import ImageService
-from storyframe.services.imaging import ImageLimits
+from storyframe.services.image_files import ImageLimits
+from storyframe.services.image_places import ImageService
 from storyframe.services.limits import ListLimits
-from storyframe.services.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
 from storyframe.services.projects import ProjectService, VideoService
 from storyframe.services.temporaries import Temporaries
 from storyframe.services.uploads import UploadService

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storyframe.services.places import Place
-from storyframe.services.ports import Doomed, Repository
+from storyframe.domain.places import Place
+from storyframe.domain.ports import Doomed, Repository
 
 
 @dataclass(frozen=True, slots=True)

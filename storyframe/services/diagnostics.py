@@ -12,14 +12,14 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from storyframe.services.generation import ImageDefaults
-from storyframe.services.models import image_model, vision_cost
-from storyframe.services.providers import (
+from storyframe.domain.image_provider import (
     ImageCall,
     ImageProvider,
     ProviderError,
     Reference,
 )
+from storyframe.domain.model_catalogue import image_model, vision_cost
+from storyframe.services.generation import ImageDefaults
 
 PROMPT = "A plain red circle in the middle of a white background, flat colours."
 QUESTION = "Which shape and which colour do you see? Answer in at most six words."
@@ -147,7 +147,7 @@ async def _generation(provider: ImageProvider, model: str, made: list[bytes]) ->
 
 
 async def _vision(provider: ImageProvider, reference: Reference, model: str) -> Check:
-    described = await provider.describe([reference], QUESTION, model)
+    described = await provider.analyze([reference], QUESTION, model)
     answer = " ".join(described.text.split())[:200]
     cost = vision_cost(described.model, described.usage)
     return Check("vision", bool(answer), f"{described.model}: {answer}", estimated_cost_usd=cost)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from storyframe.services.ports import BlobIndex, BlobStorage, FileReleaser
+from storyframe.domain.ports import BlobIndex, BlobStorage, FileReleaser
 
 log = logging.getLogger("storyframe.files")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from storyframe.db.tables import TITLE_MAX, Frame, Video, utcnow
+from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.domain.places import Place, PlaceKind
+from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.validation import clean_name
 
 

@@ -7,7 +7,7 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 128

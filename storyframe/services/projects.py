@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video, utcnow
+from storyframe.domain.errors import NotFound
+from storyframe.domain.places import PlaceOwner
+from storyframe.domain.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_files, doom_videos
-from storyframe.services.errors import NotFound
-from storyframe.services.places import PlaceOwner
-from storyframe.services.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.validation import clean_name
 
 DEFAULT_MAIN_CHAT_NAME = "Main chat"

@@ -7,13 +7,7 @@
 
 from __future__ import annotations
 
-from storyframe.services.places import PlaceKind
-
-DESCRIBE_REFERENCES = (
-    "These are reference images for an image generator. Describe what must carry over into a "
-    "new image: characters (face, hair, build, clothing), objects, setting, art style, colours, "
-    "lighting and composition. Be concrete and brief, in one paragraph, with no preamble."
-)
+from storyframe.domain.places import PlaceKind
 
 
 def includes_context(kind: PlaceKind, with_context: bool) -> bool:

@@ -8,17 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storyframe.db.tables import Image
+from storyframe.domain.errors import DomainError, ErrorCode
+from storyframe.domain.places import Place
+from storyframe.domain.ports import BlobStorage, FileReleaser
 from storyframe.services.decoding import DecodeSlots
-from storyframe.services.errors import DomainError, ErrorCode
-from storyframe.services.images import ImageService, StoredImage
-from storyframe.services.imaging import (
+from storyframe.services.image_files import (
     ImageLimits,
     ImageRefused,
     Inspected,
     inspect_image_async,
 )
-from storyframe.services.places import Place
-from storyframe.services.ports import BlobStorage, FileReleaser
+from storyframe.services.image_places import ImageService, StoredImage
 from storyframe.services.temporaries import UPLOAD_PREFIX, Temporaries
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
 
 
 def clean_name(value: str, field: str, max_length: int, *, allow_blank: bool = False) -> str:

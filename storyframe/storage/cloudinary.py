@@ -34,7 +34,7 @@ import cloudinary.utils
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from storyframe.services.ports import Blob, BlobStorage
+from storyframe.domain.ports import Blob, BlobStorage
 
 __all__ = ["THUMBNAIL_TRANSFORMATION", "CloudinaryStorage", "StorageError"]
 

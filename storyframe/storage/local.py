@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from storyframe.services.ports import Blob, BlobStorage
+from storyframe.domain.ports import Blob, BlobStorage
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.schema.ids import encode_id, parse_id
 from storyframe.services.container import Services
-from storyframe.services.images import StoredImage
-from storyframe.services.places import Place, PlaceKind
+from storyframe.services.image_places import StoredImage
 from tests.conftest import GraphQLClient
 
 CREATE_PROJECT = """

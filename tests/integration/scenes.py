@@ -14,10 +14,10 @@ from sqlmodel import SQLModel
 from starlette.applications import Starlette
 
 from storyframe.app import create_app
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from storyframe.services.images import StoredImage
-from storyframe.services.places import Place, PlaceKind
+from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient
 
@@ -156,7 +156,7 @@ async def a_full_project(services: Services, name: str) -> Ids:
         (Place(PlaceKind.MAIN_CHAT, chat), "try a storm"),
     ):
         made = _known((await services.chats.post_message(place, prompt)).id)
-        await services.images.add(place, stored(f"{name}-{place.kind.value}"), made)
+        await services.images.add(place, stored(f"{name}-{place.kind.key}"), made)
     await services.images.add(gallery, stored(f"{name}-upload"))
     return Ids(
         project=encode_id("Project", project),

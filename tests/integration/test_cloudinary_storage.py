@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from storyframe.services.ports import Blob, BlobStorage
+from storyframe.domain.ports import Blob, BlobStorage
 from storyframe.storage.cloudinary import CloudinaryStorage, StorageError
 from tests.fake_cloudinary import FakeCloudinary, fake_cloudinary_fixture  # noqa: F401
 

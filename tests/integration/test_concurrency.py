@@ -20,9 +20,9 @@ from sqlmodel import col
 
 from storyframe.db.engine import WRITE_OPTION
 from storyframe.db.tables import Frame, Video
+from storyframe.domain.errors import NotFound
 from storyframe.runtime import Runtime
 from storyframe.services.container import Services
-from storyframe.services.errors import NotFound
 
 INITIAL_FRAMES = 10
 

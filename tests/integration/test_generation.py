@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from io import BytesIO
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,12 +14,13 @@ import pytest
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngImageFile
 
-from storyframe.runtime import Runtime
+from storyframe.domain.errors import DomainError, ErrorCode
+from storyframe.domain.image_provider import CallResult, ImageCall, ImageProvider
+from storyframe.runtime import Runtime, build_provider
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from storyframe.services.errors import DomainError, ErrorCode
 from storyframe.services.generation import Generated, GenerationRequest
-from storyframe.services.providers import CallResult, ImageCall, ImageProvider
+from storyframe.settings import Settings
 from tests.conftest import GraphQLClient
 from tests.integration.generating import (
     chat_image_ids,
@@ -453,12 +454,14 @@ async def test_two_workers_running_one_generation_run_it_once(
     assert len(await chat_image_ids(gql, frame)) == 2
 
 
-class _FailingOnce:
-    """The app's provider, except that its `call`-th image call raises an unforeseen error."""
+class Faulty:
+    """The app's provider, except where a test breaks it: its `failing_call`-th image call, or
+    describing reference images, raise an error nobody foresaw."""
 
-    def __init__(self, provider: ImageProvider, call: int) -> None:
+    def __init__(self, provider: ImageProvider) -> None:
         self._provider = provider
-        self._failing = call
+        self.failing_call: int | None = None
+        self.describing_fails = False
         self._calls = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -466,17 +469,27 @@ class _FailingOnce:
 
     async def generate(self, call: ImageCall) -> CallResult:
         self._calls += 1
-        if self._calls == self._failing:
+        if self._calls == self.failing_call:
             raise RuntimeError("an unforeseen fault")
         return await self._provider.generate(call)
 
+    async def describe_references(self, images: Any, model: str) -> Any:
+        if self.describing_fails:
+            raise RuntimeError("an unforeseen fault")
+        return await self._provider.describe_references(images, model)
+
+
+@pytest.fixture
+def provider(settings: Settings) -> Faulty:
+    """The provider the app of this module's tests is built with."""
+    return Faulty(build_provider(settings))
+
 
 async def test_an_unforeseen_fault_in_one_call_keeps_the_other_calls_images(
-    gql: GraphQLClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+    gql: GraphQLClient, runtime: Runtime, provider: Faulty, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given a provider of one image per call, whose second call fails as nobody foresaw
-    generator = runtime.generator
-    generator.provider = cast(ImageProvider, _FailingOnce(generator.provider, call=2))
+    provider.failing_call = 2
     video = await seed_video(gql)
     frame = await create_frame(gql, video.id, "Shot")
 
@@ -499,28 +512,14 @@ async def test_an_unforeseen_fault_in_one_call_keeps_the_other_calls_images(
     assert "an unforeseen fault" in str(record.exc_info[1])
 
 
-class _DescribingBadly:
-    """The app's provider, except that describing images fails as nobody foresaw."""
-
-    def __init__(self, provider: ImageProvider) -> None:
-        self._provider = provider
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._provider, name)
-
-    async def describe(self, images: Any, instruction: str, model: str) -> Any:
-        raise RuntimeError("an unforeseen fault")
-
-
 async def test_an_unforeseen_fault_describing_references_still_makes_the_images(
-    gql: GraphQLClient, runtime: Runtime
+    gql: GraphQLClient, provider: Faulty
 ) -> None:
     # given a reference image, and a provider whose description step breaks
     video = await seed_video(gql)
     made = await generate_ok(gql, "Context", video.context_id, "the keeper")
     reference = made["message"]["images"][0]["id"]
-    generator = runtime.generator
-    generator.provider = cast(ImageProvider, _DescribingBadly(generator.provider))
+    provider.describing_fails = True
     frame = await create_frame(gql, video.id, "Shot")
 
     # when

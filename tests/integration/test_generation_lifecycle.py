@@ -14,10 +14,10 @@ from sqlmodel import col
 
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Generation, User
+from storyframe.domain.ports import Blob, Doomed
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.deletion import doom_chat_history, doom_files
 from storyframe.services.generation import GenerationRequest
-from storyframe.services.ports import Blob, Doomed
 from tests.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
 from tests.integration.generating import (
     OpenAIStack,

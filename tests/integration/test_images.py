@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from storyframe.db.repository import SqlUnitOfWork
+from storyframe.domain.ports import Doomed
 from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.services.deletion import doom_chat_history, doom_files
-from storyframe.services.ports import Doomed
 from tests.conftest import GraphQLClient
 from tests.integration.generating import generate_document
 from tests.integration.helpers import (

@@ -16,9 +16,8 @@ import openai
 import pytest
 from PIL import Image
 
-from storyframe.providers.openai import OpenAIProvider, build_openai_provider
-from storyframe.services.models import image_model
-from storyframe.services.providers import (
+from storyframe.domain.image_provider import (
+    DESCRIBE_REFERENCES,
     Failure,
     ImageCall,
     ImageProvider,
@@ -27,6 +26,8 @@ from storyframe.services.providers import (
     RemoteModel,
     Usage,
 )
+from storyframe.domain.model_catalogue import image_model
+from storyframe.providers.openai import OpenAIProvider, build_openai_provider
 from tests.fake_openai import (
     CHAT_IMAGE_TOKENS,
     IMAGE_INPUT_TOKENS,
@@ -632,7 +633,7 @@ async def test_describe_sends_the_images_as_data_urls(
     references = [_reference(0), _reference(1)]
     instruction = "Describe the people in these images."
 
-    description = await provider.describe(references, instruction, "gpt-5.4-mini")
+    description = await provider.analyze(references, instruction, "gpt-5.4-mini")
 
     assert description.text.startswith("A description of 2 reference images: ")
     assert description.model == "gpt-5.4-mini-2026-01-01"
@@ -653,12 +654,25 @@ async def test_describe_sends_the_images_as_data_urls(
     ]
 
 
+async def test_references_are_described_with_the_servers_instruction(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    description = await provider.describe_references([_reference(0)], "gpt-5.4-mini")
+
+    assert description.text.startswith("A description of 1 reference image")
+    (request,) = fake_openai.requests_to("chat")
+    assert request.json is not None
+    (message,) = request.json["messages"]
+    assert message["content"][0] == {"type": "text", "text": DESCRIBE_REFERENCES}
+    assert len(image_urls(request)) == 1
+
+
 async def test_an_empty_description_is_a_bad_response(
     fake_openai: FakeOpenAI, provider: OpenAIProvider
 ) -> None:
     fake_openai.chat_answer = "  "
 
-    error = await _failure(provider.describe([_reference(0)], "Describe.", "gpt-5.4-mini"))
+    error = await _failure(provider.analyze([_reference(0)], "Describe.", "gpt-5.4-mini"))
 
     assert error.failure is Failure.BAD_RESPONSE
 
@@ -677,7 +691,7 @@ async def test_errors_of_describe_map_the_same_way(
 ) -> None:
     fake_openai.fail("chat", status=status, code=code)
 
-    error = await _failure(provider.describe([_reference(0)], "Describe.", "gpt-5.4-mini"))
+    error = await _failure(provider.analyze([_reference(0)], "Describe.", "gpt-5.4-mini"))
 
     assert (error.failure, error.status) == (failure, status)
 

@@ -13,13 +13,13 @@ from starlette.applications import Starlette
 
 from storyframe.api_schema import build_schema
 from storyframe.app import create_app
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.services.generation import GenerationRequest
-from storyframe.services.images import StoredImage
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place, PlaceKind
+from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
 from tests.conftest import GraphQLClient, StatementCounter
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from storyframe.cli import main
-from storyframe.services.ports import Blob
+from storyframe.domain.ports import Blob
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage, key_for
 from tests.conftest import GraphQLClient

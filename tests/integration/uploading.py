@@ -21,11 +21,11 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from storyframe.app import create_app
+from storyframe.domain.ports import BlobStorage
 from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from storyframe.services.images import StoredImage
-from storyframe.services.ports import BlobStorage
+from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
 from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient

@@ -6,11 +6,11 @@ import itertools
 from dataclasses import dataclass
 
 from storyframe.db.tables import Context, MainChat, Message
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.frames import FrameService
-from storyframe.services.images import ImageService, StoredImage
+from storyframe.services.image_places import ImageService, StoredImage
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind
 from storyframe.services.projects import ProjectService, VideoService
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 

@@ -14,11 +14,11 @@ from storyframe.db.tables import (
     MainChat,
     Message,
 )
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.services.chats import MAX_ATTACHMENTS, ChatService, ContextService, MainChatService
 from storyframe.services.deletion import Deleted
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
     VideoScene,

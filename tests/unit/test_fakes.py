@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import Context, Frame, Project, Video
-from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Doomed
+from storyframe.domain.places import Place, PlaceKind, PlaceOwner
+from storyframe.domain.ports import Doomed
 from tests.fakes import ConstraintViolation, FakeRepository, FakeUnitOfWork, RepositoryClosed
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import TITLE_MAX, Frame, Image, Message
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.deletion import Deleted
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.frames import FrameService
 from storyframe.services.limits import ListLimits
 from storyframe.services.projects import ProjectService, VideoService

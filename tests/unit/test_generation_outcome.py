@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storyframe.services.errors import ErrorCode
+from storyframe.domain.errors import ErrorCode
 from storyframe.services.generation.outcome import Outcome, summary
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import Frame, Image, Message
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.places import Place, PlaceKind
 from storyframe.services.deletion import Deleted
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
-from storyframe.services.images import ImageService
+from storyframe.services.image_places import ImageService
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (
     Domain,

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from PIL import ExifTags, Image, ImageCms, ImageFile, JpegImagePlugin
 
-from storyframe.services.errors import ErrorCode
-from storyframe.services.imaging import (
+from storyframe.domain.errors import ErrorCode
+from storyframe.services.image_files import (
     ImageLimits,
     ImageRefused,
     Inspected,

@@ -1,5 +1,10 @@
-"""The layers import one way (DESIGN: `app → resolvers → {schema, services}`, `services → db`):
-read from the source, so a wrong import fails here before it tangles anything."""
+"""The layers import one way: `app → resolvers → {schema, services} → domain`, with `db`,
+`storage` and `providers` implementing the domain's ports below the services. Read from the
+source, so a wrong import fails here before it tangles anything.
+
+The entities are SQLModel classes (`storyframe.db.tables`): one definition serves as the domain's
+rows and as the tables, so the domain and the services may import that one module of `db`, and
+nothing else of it: the repository and the reader reach the services only through the ports."""
 
 from __future__ import annotations
 
@@ -39,14 +44,38 @@ def _offences(layer: str, forbidden: tuple[str, ...]) -> list[str]:
     )
 
 
+API = ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")
+DB_BEHIND_PORTS = (
+    "storyframe.db.engine",
+    "storyframe.db.repository",
+    "storyframe.db.reader",
+    "storyframe.db.places",
+    "storyframe.db.accounts",
+    "storyframe.db.blobs",
+    "storyframe.db.generations",
+    "storyframe.db.migrate",
+    "storyframe.db.outage",
+    "storyframe.db.ownership",
+)
 RULES = [
-    # the domain knows nothing of GraphQL or HTTP
-    ("services", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
-    # storage and persistence sit below the API
-    ("db", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
-    ("providers", ("strawberry", "starlette", "storyframe.schema", "storyframe.resolvers")),
+    # the vocabulary at the bottom: nothing above it, no implementation of its ports
+    (
+        "domain",
+        (
+            *API,
+            "storyframe.services",
+            "storyframe.storage",
+            "storyframe.providers",
+            *DB_BEHIND_PORTS,
+        ),
+    ),
+    # the domain's behaviour knows nothing of GraphQL or HTTP, nor of how the ports are built
+    ("services", (*API, "storyframe.storage", "storyframe.providers", *DB_BEHIND_PORTS)),
+    # persistence, storage and providers implement ports; they never reach for the services
+    ("db", (*API, "storyframe.services")),
+    ("providers", (*API, "storyframe.services", "storyframe.db")),
     # (storage serves local media over Starlette, so only GraphQL is kept out of it)
-    ("storage", ("strawberry", "storyframe.schema", "storyframe.resolvers")),
+    ("storage", ("strawberry", "storyframe.schema", "storyframe.resolvers", "storyframe.services")),
     # the shape of the API asks DataLoaders for data; it never reaches for the roots
     ("schema", ("storyframe.resolvers",)),
 ]
@@ -56,6 +85,7 @@ ENTRY_POINTS = (
     "storyframe.api_schema",
     "storyframe.runtime",
     "storyframe.view",
+    "storyframe.health",
     "storyframe.graphql_http",
     "storyframe.persisted",
     "storyframe.multipart",
@@ -72,7 +102,8 @@ def test_a_layer_does_not_import_the_layers_above_it(
 
 
 @pytest.mark.parametrize(
-    "layer", ["services", "db", "providers", "storage", "schema", "resolvers", "settings"]
+    "layer",
+    ["domain", "services", "db", "providers", "storage", "schema", "resolvers", "settings"],
 )
 def test_nothing_but_the_command_line_imports_the_app(layer: str) -> None:
     assert _offences(layer, ENTRY_POINTS) == []
@@ -83,3 +114,13 @@ def test_the_checks_see_a_wrong_import(tmp_path: Path) -> None:
     module.write_text("def f():\n    from strawberry import ID\n    import storyframe.app.x\n")
 
     assert _imports(module) == {"strawberry", "storyframe.app.x"}
+
+
+def test_every_module_of_db_but_the_tables_is_behind_the_ports() -> None:
+    """A new module of `db` is kept out of the domain and the services until it is listed."""
+    modules = {
+        f"storyframe.db.{path.stem}"
+        for path in (PACKAGE / "db").glob("*.py")
+        if path.stem not in ("__init__", "tables")
+    }
+    assert modules == set(DB_BEHIND_PORTS)

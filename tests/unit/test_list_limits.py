@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import Image, MainChat
-from storyframe.services.errors import ErrorCode, LimitReached
+from storyframe.domain.errors import ErrorCode, LimitReached
+from storyframe.domain.places import Place
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place
 from storyframe.settings import Settings
 from tests.unit.builders import Domain, a_frame, a_project, a_video, an_image, domain, known
 

@@ -6,15 +6,15 @@ from datetime import date
 
 import pytest
 
-from storyframe.services.generation.pipeline import split
-from storyframe.services.models import (
+from storyframe.domain.image_provider import Usage
+from storyframe.domain.model_catalogue import (
     IMAGE_MODELS,
     base_name,
     image_model,
     usable_image_models,
     vision_cost,
 )
-from storyframe.services.providers import Usage
+from storyframe.services.generation.pipeline import split
 
 
 @pytest.mark.parametrize(

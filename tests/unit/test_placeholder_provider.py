@@ -10,15 +10,14 @@ import zlib
 import pytest
 from PIL import ExifTags, Image, ImageChops, PngImagePlugin
 
+from storyframe.domain.image_provider import ImageCall, ImageProvider, Reference, RemoteModel
+from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
 from storyframe.providers.placeholder import (
     SOFTWARE,
     PlaceholderProvider,
     colour_name,
     parse_size,
 )
-from storyframe.services.models import PLACEHOLDER_MODEL
-from storyframe.services.prompts import DESCRIBE_REFERENCES
-from storyframe.services.providers import ImageCall, ImageProvider, Reference, RemoteModel
 
 Colour = tuple[int, int, int]
 
@@ -311,7 +310,7 @@ async def test_describe_names_size_format_and_colour(provider: PlaceholderProvid
         reference(encoded((0, 0, 255), (64, 32), "JPEG"), "blue.jpg"),
     ]
 
-    description = await provider.describe(images, "What is in these?", "gpt-4.1-mini")
+    description = await provider.analyze(images, "What is in these?", "gpt-4.1-mini")
 
     assert description.model == PLACEHOLDER_MODEL
     assert description.usage is None
@@ -327,9 +326,7 @@ async def test_describe_names_size_format_and_colour(provider: PlaceholderProvid
 async def test_a_description_of_references_does_not_repeat_the_instruction(
     provider: PlaceholderProvider,
 ) -> None:
-    description = await provider.describe(
-        [reference(encoded(RED, (100, 50)))], DESCRIBE_REFERENCES, "m"
-    )
+    description = await provider.describe_references([reference(encoded(RED, (100, 50)))], "m")
 
     assert description.text.splitlines() == [
         "Placeholder description: no vision model is configured, so only each image's size, "
@@ -344,7 +341,7 @@ async def test_describe_names_two_colours(provider: PlaceholderProvider) -> None
     buffer = io.BytesIO()
     image.save(buffer, format="WEBP", lossless=True)
 
-    description = await provider.describe([reference(buffer.getvalue())], "", "m")
+    description = await provider.analyze([reference(buffer.getvalue())], "", "m")
 
     [line] = [line for line in description.text.splitlines() if line.startswith("Image 1")]
     assert line.startswith("Image 1: 200\u00d7100 WebP, mostly ")
@@ -360,7 +357,7 @@ async def test_describe_handles_an_undecodable_image(provider: PlaceholderProvid
         reference(png_claiming(30_000, 30_000)),
     ]
 
-    description = await provider.describe(images, "Describe", "m")
+    description = await provider.analyze(images, "Describe", "m")
 
     lines = description.text.splitlines()
     assert "Image 1: not a readable image." in lines
@@ -369,13 +366,13 @@ async def test_describe_handles_an_undecodable_image(provider: PlaceholderProvid
 
 
 async def test_describe_without_images(provider: PlaceholderProvider) -> None:
-    description = await provider.describe([], "Anything?", "m")
+    description = await provider.analyze([], "Anything?", "m")
     assert description.text.splitlines()[-1] == "No images were given."
 
 
 async def test_describe_a_placeholder(provider: PlaceholderProvider) -> None:
     [produced] = (await provider.generate(call(size="640x480"))).images
-    description = await provider.describe([reference(produced.data)], "", "m")
+    description = await provider.analyze([reference(produced.data)], "", "m")
     # The background is random: its colours may or may not leave one of them dominant.
     assert re.search(
         r"Image 1: 640\u00d7480 PNG, (mostly|entirely) [a-z ]+ \(#[0-9a-f]{6}\)", description.text

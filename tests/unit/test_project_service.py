@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import NAME_MAX, Context, Frame, Image, MainChat, Message, Project, Video
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.deletion import Deleted
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.projects import ProjectService, VideoService
 from tests.fakes import FakeUnitOfWork, RecordingReleaser
 from tests.unit.builders import (

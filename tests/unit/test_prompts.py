@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storyframe.services.places import PlaceKind
+from storyframe.domain.places import PlaceKind
 from storyframe.services.prompts import assemble_prompt, includes_context
 
 

@@ -12,6 +12,9 @@ from typing import Final
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, PngImagePlugin
 
+from storyframe.domain.image_provider import (
+    Reference,
+)
 from storyframe.providers.placeholder.shared import (
     MAX_DECODED_PIXELS,
     READABLE_FORMATS,
@@ -22,9 +25,6 @@ from storyframe.providers.placeholder.shared import (
     opaque,
 )
 from storyframe.providers.placeholder.text import displayable, fit_line, metadata_text, utf8, wrap
-from storyframe.services.providers import (
-    Reference,
-)
 
 SOFTWARE: Final = "Storyframe placeholder"
 """The PNG `Software` text of every placeholder image."""

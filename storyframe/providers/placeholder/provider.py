@@ -8,20 +8,19 @@ import secrets
 from collections.abc import Sequence
 from typing import Final
 
-from storyframe.providers.placeholder.describing import summarise
-from storyframe.providers.placeholder.drawing import Layout, reference_thumbnails, render
-from storyframe.providers.placeholder.shared import (
-    ELLIPSIS,
-)
-from storyframe.services.models import PLACEHOLDER_MODEL
-from storyframe.services.prompts import DESCRIBE_REFERENCES
-from storyframe.services.providers import (
+from storyframe.domain.image_provider import (
     CallResult,
     Description,
     ImageCall,
     Produced,
     Reference,
     RemoteModel,
+)
+from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
+from storyframe.providers.placeholder.describing import summarise
+from storyframe.providers.placeholder.drawing import Layout, reference_thumbnails, render
+from storyframe.providers.placeholder.shared import (
+    ELLIPSIS,
 )
 
 _DEFAULT_SIDE: Final = 1024
@@ -79,33 +78,25 @@ class PlaceholderProvider:
         )
         return CallResult(images=[Produced(data=data) for data in images], usage=None)
 
-    async def describe(
-        self, images: Sequence[Reference], instruction: str, model: str
-    ) -> Description:
-        if instruction == DESCRIBE_REFERENCES:
-            # appended to a generation's prompt: the instruction is the server's, not the user's
-            lines = [
-                "Placeholder description: no vision model is configured, so only each image's "
-                "size, format and main colours are given."
-            ]
-        else:
-            lines = [
-                "Placeholder analysis: no vision model is configured, so only each image's size, "
-                "format and main colours are reported; the question is not answered."
-            ]
-            question = " ".join(instruction.split())
-            if len(question) > _MAX_QUESTION:
-                question = question[: _MAX_QUESTION - 1].rstrip() + ELLIPSIS
-            if question:
-                lines.append(f"Question: {question}")
-        summaries = await asyncio.gather(
-            *(asyncio.to_thread(summarise, image.data) for image in images)
+    async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
+        # appended to a generation's prompt: the instruction is the server's, not the user's
+        heading = (
+            "Placeholder description: no vision model is configured, so only each image's "
+            "size, format and main colours are given."
         )
-        if not summaries:
-            lines.append("No images were given.")
-        for number, summary in enumerate(summaries, start=1):
-            lines.append(f"Image {number}: {summary or 'not a readable image'}.")
-        return Description(text="\n".join(lines), model=PLACEHOLDER_MODEL, usage=None)
+        return await _summarised(images, [heading])
+
+    async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
+        lines = [
+            "Placeholder analysis: no vision model is configured, so only each image's size, "
+            "format and main colours are reported; the question is not answered."
+        ]
+        asked = " ".join(question.split())
+        if len(asked) > _MAX_QUESTION:
+            asked = asked[: _MAX_QUESTION - 1].rstrip() + ELLIPSIS
+        if asked:
+            lines.append(f"Question: {asked}")
+        return await _summarised(images, lines)
 
     async def models(self) -> list[RemoteModel]:
         return [RemoteModel(PLACEHOLDER_MODEL)]
@@ -124,3 +115,15 @@ def parse_size(size: str) -> tuple[int, int]:
 
 def _clamp(side: int) -> int:
     return max(_MIN_SIDE, min(_MAX_SIDE, side))
+
+
+async def _summarised(images: Sequence[Reference], lines: list[str]) -> Description:
+    """`lines`, then one line an image: its size, format and main colours."""
+    summaries = await asyncio.gather(
+        *(asyncio.to_thread(summarise, image.data) for image in images)
+    )
+    if not summaries:
+        lines.append("No images were given.")
+    for number, summary in enumerate(summaries, start=1):
+        lines.append(f"Image {number}: {summary or 'not a readable image'}.")
+    return Description(text="\n".join(lines), model=PLACEHOLDER_MODEL, usage=None)

@@ -21,6 +21,7 @@ from storyframe.services.generation.types import (
     GenerationRequest,
     GenerationStatus,
     ImageDefaults,
+    ImageFailure,
     ModelState,
     ProviderStatus,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "GenerationStatus",
     "Generator",
     "ImageDefaults",
+    "ImageFailure",
     "ModelState",
     "ProviderStatus",
     "Sweep",

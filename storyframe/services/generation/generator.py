@@ -11,28 +11,28 @@ from datetime import date
 from typing import Any
 
 from storyframe.db.tables import Image
+from storyframe.domain.image_provider import (
+    ImageProvider,
+    RemoteModel,
+)
+from storyframe.domain.model_catalogue import (
+    ImageModelSpec,
+    image_model,
+    usable_image_models,
+)
+from storyframe.domain.ports import (
+    BlobStorage,
+    FileReleaser,
+)
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.generation.types import (
     CUT_SHORT_SECONDS,
     MODELS_TTL_SECONDS,
     ImageDefaults,
 )
-from storyframe.services.imaging import (
+from storyframe.services.image_files import (
     ImageLimits,
     fit_for_model,
-)
-from storyframe.services.models import (
-    ImageModelSpec,
-    image_model,
-    usable_image_models,
-)
-from storyframe.services.ports import (
-    BlobStorage,
-    FileReleaser,
-)
-from storyframe.services.providers import (
-    ImageProvider,
-    RemoteModel,
 )
 from storyframe.services.temporaries import Temporaries
 

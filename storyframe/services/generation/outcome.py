@@ -9,15 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from storyframe.db.tables import Generation, Image, Message, utcnow
-from storyframe.services.errors import ErrorCode
-from storyframe.services.generation.types import (
-    GenerationStatus,
-)
-from storyframe.services.images import StoredImage
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.providers import (
+from storyframe.domain.errors import ErrorCode
+from storyframe.domain.image_provider import (
     Usage,
 )
+from storyframe.domain.places import Place
+from storyframe.services.generation.types import GenerationStatus, ImageFailure
+from storyframe.services.image_places import StoredImage
 
 log = logging.getLogger("storyframe.generation")
 
@@ -40,7 +38,7 @@ class Outcome:
     started: float
     chat: Place | None = None
     stored: list[tuple[int, StoredImage]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[ImageFailure] = field(default_factory=list)
     usage: Usage | None = None
     cost: float | None = None
     vision_model: str | None = None
@@ -59,12 +57,12 @@ class Outcome:
             self.cost = cost if self.cost is None else self.cost + cost
 
     def fail(self, indexes: Sequence[int | None], code: ErrorCode, message: str) -> None:
-        self.errors.extend({"index": i, "code": code.value, "message": message} for i in indexes)
+        self.errors.extend(ImageFailure(i, code, message) for i in indexes)
 
     def unaccounted(self) -> list[int]:
         """The positions of the images neither stored nor failed (yet)."""
         done = {index for index, _ in self.stored}
-        done |= {e["index"] for e in self.errors if e["index"] is not None}
+        done |= {e.index for e in self.errors if e.index is not None}
         return [i for i in range(self.requested) if i not in done]
 
     def elapsed_ms(self) -> float:
@@ -73,8 +71,8 @@ class Outcome:
     def log_fields(self) -> dict[str, Any]:
         usage = self.usage
         return {
-            "chat": self.chat.kind.value if self.chat else None,
-            "error_codes": sorted({str(e["code"]) for e in self.errors}),
+            "chat": self.chat.kind.key if self.chat else None,
+            "error_codes": sorted({e.code.value for e in self.errors}),
             "references": self.references,
             "references_sent": self.references_sent,
             "duration_ms": round(self.elapsed_ms(), 1),
@@ -83,15 +81,6 @@ class Outcome:
             "input_tokens": usage.input_tokens if usage else None,
             "output_tokens": usage.output_tokens if usage else None,
         }
-
-
-def chat_of(message: Message) -> Place:
-    if message.frame_id is not None:
-        return Place(PlaceKind.FRAME, message.frame_id)
-    if message.context_id is not None:
-        return Place(PlaceKind.CONTEXT, message.context_id)
-    assert message.main_chat_id is not None
-    return Place(PlaceKind.MAIN_CHAT, message.main_chat_id)
 
 
 UNFINISHED = (GenerationStatus.QUEUED.value, GenerationStatus.RUNNING.value)
@@ -108,9 +97,7 @@ def record(
 ) -> None:
     generation.status = status.value
     generation.completed_count = completed
-    generation.errors = sorted(
-        outcome.errors, key=lambda e: (e["index"] is not None, e["index"] or 0)
-    )
+    generation.errors = [e.as_json() for e in sorted(outcome.errors, key=lambda e: e.order)]
     generation.vision_model = outcome.vision_model
     usage = outcome.usage
     if usage is not None:
@@ -145,11 +132,11 @@ def log_finished(generation: Generation, outcome: Outcome) -> None:
 def summary(outcome: Outcome) -> tuple[ErrorCode, str]:
     """The error to tell when nothing was made: that of the first image (by position) that
     failed, whichever call failed first."""
-    per_image = [e for e in outcome.errors if e["index"] is not None] or outcome.errors
+    per_image = [e for e in outcome.errors if e.index is not None] or outcome.errors
     if not per_image:
         return ErrorCode.PROVIDER_ERROR, "no image was made"
-    first = min(per_image, key=lambda e: e["index"] or 0)
-    return ErrorCode(first["code"]), str(first["message"])
+    first = min(per_image, key=lambda e: e.index or 0)
+    return first.code, first.message
 
 
 def _round(value: float | None) -> float | None:

@@ -7,7 +7,19 @@ import logging
 import time
 
 from storyframe.db.tables import Image
-from storyframe.services.errors import ErrorCode
+from storyframe.domain.errors import ErrorCode
+from storyframe.domain.image_provider import (
+    CallResult,
+    Description,
+    ImageCall,
+    ProviderError,
+    Reference,
+)
+from storyframe.domain.model_catalogue import (
+    ImageModelSpec,
+    image_model,
+    vision_cost,
+)
 from storyframe.services.generation.generator import Generator
 from storyframe.services.generation.outcome import (
     Job,
@@ -16,24 +28,12 @@ from storyframe.services.generation.outcome import (
 from storyframe.services.generation.types import (
     FAILURE_CODES,
 )
-from storyframe.services.images import StoredImage
-from storyframe.services.imaging import (
+from storyframe.services.image_files import (
     ImageRefused,
     inspect_image_async,
 )
-from storyframe.services.models import (
-    ImageModelSpec,
-    image_model,
-    vision_cost,
-)
-from storyframe.services.prompts import DESCRIBE_REFERENCES, assemble_prompt
-from storyframe.services.providers import (
-    CallResult,
-    Description,
-    ImageCall,
-    ProviderError,
-    Reference,
-)
+from storyframe.services.image_places import StoredImage
+from storyframe.services.prompts import assemble_prompt
 from storyframe.services.temporaries import GENERATED_PREFIX
 
 log = logging.getLogger("storyframe.generation")
@@ -112,7 +112,7 @@ class ImageMaker:
     async def _describe(self, references: list[Reference], outcome: Outcome) -> Description | None:
         model = self._gen.defaults.vision_model
         try:
-            description = await self._gen.provider.describe(references, DESCRIBE_REFERENCES, model)
+            description = await self._gen.provider.describe_references(references, model)
         except ProviderError as error:
             code = FAILURE_CODES[error.failure]
             outcome.fail([None], code, f"the reference images could not be described: {error}")

@@ -8,14 +8,22 @@ import time
 from collections.abc import Sequence
 
 from storyframe.db.tables import Frame, Generation, MainChat, Message, utcnow
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.model_catalogue import (
+    ImageModelSpec,
+    image_model,
+)
+from storyframe.domain.places import Place, PlaceKind, chat_of
+from storyframe.domain.ports import (
+    Repository,
+    UnitOfWork,
+)
 from storyframe.services.chats import check_message, record_message
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.generation.generator import Generator
 from storyframe.services.generation.outcome import (
     UNFINISHED,
     Job,
     Outcome,
-    chat_of,
     log_finished,
     record,
     status_of,
@@ -32,16 +40,7 @@ from storyframe.services.generation.types import (
     ProviderStatus,
 )
 from storyframe.services.generation.vision import analyze, provider_status
-from storyframe.services.images import add_images
-from storyframe.services.models import (
-    ImageModelSpec,
-    image_model,
-)
-from storyframe.services.places import Place, PlaceKind
-from storyframe.services.ports import (
-    Repository,
-    UnitOfWork,
-)
+from storyframe.services.image_places import add_images
 from storyframe.services.prompts import assemble_prompt, includes_context
 
 log = logging.getLogger("storyframe.generation")

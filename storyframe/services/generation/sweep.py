@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from storyframe.db.tables import utcnow
-from storyframe.services.errors import ErrorCode
-from storyframe.services.generation.generator import Generator
-from storyframe.services.generation.types import (
-    INTERRUPTED,
-    SWEEP_MARGIN_SECONDS,
-)
-from storyframe.services.ports import (
+from storyframe.domain.errors import ErrorCode
+from storyframe.domain.ports import (
     StaleGenerations,
 )
+from storyframe.services.generation.generator import Generator
+from storyframe.services.generation.types import INTERRUPTED, SWEEP_MARGIN_SECONDS, ImageFailure
 
 log = logging.getLogger("storyframe.generation")
 
@@ -29,21 +27,24 @@ class Sweep:
     started it, so several processes may sweep the same database safely.
     """
 
-    def __init__(self, store: StaleGenerations, generator: Generator, drain_seconds: float) -> None:
+    def __init__(
+        self,
+        store: StaleGenerations,
+        generator: Generator,
+        drain_seconds: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._store = store
+        self._clock = clock
         self.stale_after = timedelta(
             seconds=generator.budget_seconds + drain_seconds + SWEEP_MARGIN_SECONDS
         )
 
     async def once(self, now: datetime | None = None) -> list[int]:
         """Sweep now; the ids of the generations recorded as interrupted."""
-        now = now or utcnow()
-        error: dict[str, object] = {
-            "index": None,
-            "code": ErrorCode.INTERRUPTED.value,
-            "message": INTERRUPTED,
-        }
-        ids = await self._store.interrupt(now - self.stale_after, now, [error])
+        now = now or self._clock()
+        error = ImageFailure(None, ErrorCode.INTERRUPTED, INTERRUPTED)
+        ids = await self._store.interrupt(now - self.stale_after, now, [error.as_json()])
         if ids:
             log.warning(
                 "unfinished generations interrupted",

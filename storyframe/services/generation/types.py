@@ -10,13 +10,13 @@ from datetime import date
 from enum import StrEnum
 
 from storyframe.db.tables import Generation, Image, Message
-from storyframe.services.errors import DomainError, ErrorCode
-from storyframe.services.places import Place
-from storyframe.services.providers import (
+from storyframe.domain.errors import DomainError, ErrorCode
+from storyframe.domain.image_provider import (
     Failure,
     ProviderError,
     Usage,
 )
+from storyframe.domain.places import Place
 
 log = logging.getLogger("storyframe.generation")
 
@@ -29,6 +29,34 @@ SWEEP_MARGIN_SECONDS = 60
 CUT_SHORT_SECONDS = 15
 """How long shutdown waits for generations it stopped to be recorded."""
 INTERRUPTED = "the server stopped before the generation finished; try again"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageFailure:
+    """Why an image was not made: that of the image at `index`, or, with no index, of the whole
+    generation (the references could not be described, nothing could be stored). Stored as JSON
+    in `Generation.errors`."""
+
+    index: int | None
+    code: ErrorCode
+    message: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"index": self.index, "code": self.code.value, "message": self.message}
+
+    @classmethod
+    def of_json(cls, stored: dict[str, object]) -> ImageFailure:
+        index = stored.get("index")
+        return cls(
+            index if isinstance(index, int) else None,
+            ErrorCode(stored["code"]),
+            str(stored.get("message", "")),
+        )
+
+    @property
+    def order(self) -> tuple[bool, int]:
+        """The whole generation's failures first, then the images' by position."""
+        return self.index is not None, self.index or 0
 
 
 class GenerationStatus(StrEnum):

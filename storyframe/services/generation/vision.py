@@ -6,7 +6,19 @@ import logging
 from collections.abc import Sequence
 
 from storyframe.db.tables import Image
-from storyframe.services.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.image_provider import (
+    ProviderError,
+    Reference,
+    RemoteModel,
+)
+from storyframe.domain.model_catalogue import (
+    image_model,
+    vision_cost,
+)
+from storyframe.domain.ports import (
+    UnitOfWork,
+)
 from storyframe.services.generation.generator import Generator
 from storyframe.services.generation.types import (
     MAX_ANALYZED,
@@ -15,18 +27,6 @@ from storyframe.services.generation.types import (
     ModelState,
     ProviderStatus,
     provider_error,
-)
-from storyframe.services.models import (
-    image_model,
-    vision_cost,
-)
-from storyframe.services.ports import (
-    UnitOfWork,
-)
-from storyframe.services.providers import (
-    ProviderError,
-    Reference,
-    RemoteModel,
 )
 
 log = logging.getLogger("storyframe.generation")
@@ -71,7 +71,7 @@ async def analyze(
         references.append(Reference(data, content_type, f"image-{image.id}"))
     model = generator.defaults.vision_model
     try:
-        described = await generator.provider.describe(references, question, model)
+        described = await generator.provider.analyze(references, question, model)
     except ProviderError as error:
         raise provider_error(error) from None
     return Analysis(

@@ -22,8 +22,8 @@ from storyframe.db.tables import (
     User,
     Video,
 )
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place, PlaceOwner
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place, PlaceOwner
 
 Row = TypeVar("Row", bound=SQLModel)
 

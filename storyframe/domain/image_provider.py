@@ -110,6 +110,14 @@ class CallResult:
     usage: Usage | None = None
 
 
+DESCRIBE_REFERENCES = (
+    "These are reference images for an image generator. Describe what must carry over into a "
+    "new image: characters (face, hair, build, clothing), objects, setting, art style, colours, "
+    "lighting and composition. Be concrete and brief, in one paragraph, with no preamble."
+)
+"""What a vision model is asked about a generation's reference images."""
+
+
 @dataclass(frozen=True, slots=True)
 class Description:
     """What a vision model said about images."""
@@ -143,10 +151,15 @@ class ImageProvider(Protocol):
         when none could be made. `call.references`, when given, are passed to the model."""
         ...
 
-    async def describe(
-        self, images: Sequence[Reference], instruction: str, model: str
-    ) -> Description:
-        """Answer `instruction` about the images with a vision model. Raises ProviderError."""
+    async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
+        """Describe, with a vision model, what of the images must carry over into a new image
+        (`DESCRIBE_REFERENCES`); the description is appended to a generation's prompt. Raises
+        ProviderError."""
+        ...
+
+    async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
+        """Answer a person's `question` about the images with a vision model. Raises
+        ProviderError."""
         ...
 
     async def models(self) -> list[RemoteModel]:

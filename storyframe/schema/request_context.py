@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.dataloader import DataLoader
 
+from storyframe.domain.errors import Unauthenticated
+from storyframe.domain.pages import PageRequest
+from storyframe.domain.places import Place
 from storyframe.services.accounts import AccountService, Viewer
 from storyframe.services.container import Services
-from storyframe.services.errors import Unauthenticated
-from storyframe.services.pages import PageRequest
-from storyframe.services.places import Place
 
 if TYPE_CHECKING:
     from storyframe.schema.connection import Connection
@@ -65,6 +65,23 @@ class Loaders:
         for name in self.__slots__:
             getattr(self, name).clear_all()
 
+    def of_type(self, type_name: str) -> DataLoader[int, Any]:
+        """The loader of a node type's objects by primary key (`Frame`, `Project`, …)."""
+        loader: DataLoader[int, Any] = getattr(self, _NODE_LOADERS[type_name])
+        return loader
+
+
+_NODE_LOADERS = {
+    "Project": "project",
+    "Video": "video",
+    "Context": "context",
+    "Frame": "frame",
+    "MainChat": "main_chat",
+    "Message": "message",
+    "Image": "image",
+    "Generation": "generation",
+}
+
 
 class Scopes(Protocol):
     """What the app offers a request: accounts, and data scoped to one user."""
@@ -76,7 +93,7 @@ class Scopes(Protocol):
 
 
 @dataclass(slots=True)
-class Context:
+class RequestContext:
     """The request's context. `services` and `loaders` see only the viewer's data, and asking
     for them without a viewer raises `Unauthenticated`."""
 

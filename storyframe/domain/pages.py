@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from storyframe.services.errors import DomainError, ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 20

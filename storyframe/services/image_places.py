@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storyframe.db.tables import Image
+from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.domain.places import Place, PlaceKind, PlaceOwner
+from storyframe.domain.ports import Blob, Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_files
-from storyframe.services.errors import DomainError, ErrorCode, LimitReached, NotFound
-from storyframe.services.imaging import Inspected
+from storyframe.services.image_files import Inspected
 from storyframe.services.limits import ListLimits
-from storyframe.services.places import Place, PlaceKind, PlaceOwner
-from storyframe.services.ports import Blob, Doomed, FileReleaser, Repository, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)

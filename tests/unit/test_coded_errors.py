@@ -1,4 +1,4 @@
-"""What MaskErrors makes of the errors graphql-core raises itself: every one leaves with a code,
+"""What CodedErrors makes of the errors graphql-core raises itself: every one leaves with a code,
 and one that is a fault of the server's is masked with an id, as any unexpected error is."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 import pytest
 import strawberry
 
-from storyframe.schema.errors import MaskErrors
+from storyframe.schema.errors import CodedErrors
 
 
 @strawberry.type
@@ -22,7 +22,7 @@ class Query:
         return times
 
 
-SCHEMA = strawberry.Schema(query=Query, extensions=[MaskErrors])
+SCHEMA = strawberry.Schema(query=Query, extensions=[CodedErrors])
 
 
 async def test_a_null_where_none_may_be_is_an_internal_error_with_an_id(

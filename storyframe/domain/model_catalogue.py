@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date
 
-from storyframe.services.providers import Usage
+from storyframe.domain.image_provider import Usage
 
 PLACEHOLDER_MODEL = "placeholder"
 _SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")

@@ -20,8 +20,8 @@ from typing import BinaryIO, Final
 
 from PIL import Image, ImageOps
 
+from storyframe.domain.errors import ErrorCode
 from storyframe.services.decoding import DecodeSlots, after_decoding
-from storyframe.services.errors import ErrorCode
 
 _HASH_CHUNK: Final = 1024 * 1024
 # `Image.thumbnail` first shrinks by a whole factor (cheap) to within this factor of the target,
