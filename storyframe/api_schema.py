@@ -15,8 +15,10 @@ from strawberry.tools import merge_types
 from storyframe.domain.model_catalogue import IMAGE_MODELS
 from storyframe.domain.pages import MAX_PAGE
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
+from storyframe.resolvers.chats import ChatMutation
 from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
-from storyframe.resolvers.mutation import Mutation
+from storyframe.resolvers.images import ImageMutation
+from storyframe.resolvers.projects import ProjectMutation
 from storyframe.resolvers.query import Query
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.cost import ListBound, length_of
@@ -33,6 +35,17 @@ from storyframe.settings import Settings
 
 MAX_USER_ERROR_PATH = 4
 """The longest `UserError.field`: an input field, an index, and a field of that item."""
+
+
+MUTATIONS = (
+    AccountMutation,
+    ProjectMutation,
+    ChatMutation,
+    ImageMutation,
+    UploadMutation,
+    GenerationMutation,
+)
+"""The Mutation root's parts, one per domain, in the order of the schema's fields."""
 
 
 class Schema(strawberry.Schema):
@@ -53,9 +66,7 @@ def build_schema(
     ]
     schema = Schema(
         query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
-        mutation=merge_types(
-            "Mutation", (AccountMutation, Mutation, UploadMutation, GenerationMutation)
-        ),
+        mutation=merge_types("Mutation", MUTATIONS),
         extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema

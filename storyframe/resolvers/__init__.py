@@ -1,1 +1,2 @@
-"""The Query and Mutation roots, and the DataLoaders they hand to every request."""
+"""The Query root, the Mutation root's parts (a module per domain, merged in `api_schema`),
+and the DataLoaders they hand to every request."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from storyframe.domain.errors import Unauthenticated
-from storyframe.resolvers.mutation import attempt
+from storyframe.resolvers.mutation import mutation
 from storyframe.schema import accounts as api
-from storyframe.schema.types import Info_
+from storyframe.schema.request_context import Info_
 
 
 @strawberry.type
@@ -24,27 +24,21 @@ class AccountQuery:
 
 @strawberry.type
 class AccountMutation:
-    @strawberry.mutation(description="Create an account and log in: returns a token.")
+    """Signing up and logging in need no viewer; the others refuse a request without one."""
+
+    @mutation("Create an account and log in: returns a token.", fresh_loaders=False)
     async def sign_up(self, info: Info_, input: api.SignUpInput) -> api.AuthPayload:
-        async def act() -> api.AuthPayload:
-            session = await info.context.app.accounts.sign_up(
-                input.email, input.password, info.context.client_address
-            )
-            return api.AuthPayload(token=session.token, user=api.User.from_row(session.user))
+        accounts, client = info.context.app.accounts, info.context.client_address
+        session = await accounts.sign_up(input.email, input.password, client)
+        return api.AuthPayload(token=session.token, user=api.User.from_row(session.user))
 
-        return await attempt(api.AuthPayload, act)
-
-    @strawberry.mutation(description="Log in with e-mail and password: returns a new token.")
+    @mutation("Log in with e-mail and password: returns a new token.", fresh_loaders=False)
     async def log_in(self, info: Info_, input: api.LogInInput) -> api.AuthPayload:
-        async def act() -> api.AuthPayload:
-            session = await info.context.app.accounts.log_in(
-                input.email, input.password, info.context.client_address
-            )
-            return api.AuthPayload(token=session.token, user=api.User.from_row(session.user))
+        accounts, client = info.context.app.accounts, info.context.client_address
+        session = await accounts.log_in(input.email, input.password, client)
+        return api.AuthPayload(token=session.token, user=api.User.from_row(session.user))
 
-        return await attempt(api.AuthPayload, act)
-
-    @strawberry.mutation(description="Revoke the token this request was made with.")
+    @mutation("Revoke the token this request was made with.", fresh_loaders=False)
     async def log_out(self, info: Info_) -> api.LogOutPayload:
         viewer = info.context.viewer
         if viewer is None:
@@ -52,18 +46,13 @@ class AccountMutation:
         await info.context.app.accounts.log_out(viewer)
         return api.LogOutPayload(revoked=True)
 
-    @strawberry.mutation(description="Change the password; every other token is revoked.")
+    @mutation("Change the password; every other token is revoked.", fresh_loaders=False)
     async def change_password(
         self, info: Info_, input: api.ChangePasswordInput
     ) -> api.ChangePasswordPayload:
         viewer = info.context.viewer
         if viewer is None:
             raise Unauthenticated
-
-        async def act() -> api.ChangePasswordPayload:
-            user = await info.context.app.accounts.change_password(
-                viewer, input.current_password, input.new_password
-            )
-            return api.ChangePasswordPayload(user=api.User.from_row(user))
-
-        return await attempt(api.ChangePasswordPayload, act)
+        accounts = info.context.app.accounts
+        user = await accounts.change_password(viewer, input.current_password, input.new_password)
+        return api.ChangePasswordPayload(user=api.User.from_row(user))

@@ -12,18 +12,12 @@ from strawberry.dataloader import DataLoader
 from storyframe.db import tables
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.ports import Reader
+from storyframe.schema.chats import Context, Frame, MainChat, Message
 from storyframe.schema.connection import Connection
+from storyframe.schema.generation import Generation
+from storyframe.schema.images import Image
+from storyframe.schema.projects import Project, Video
 from storyframe.schema.request_context import Loaders
-from storyframe.schema.types import (
-    Context,
-    Frame,
-    Generation,
-    Image,
-    MainChat,
-    Message,
-    Project,
-    Video,
-)
 from storyframe.services.container import Services
 
 K = TypeVar("K", bound=Hashable)

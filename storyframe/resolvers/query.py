@@ -9,21 +9,14 @@ from strawberry.dataloader import DataLoader
 
 from storyframe.domain.errors import DomainError, ErrorCode, Unauthenticated
 from storyframe.domain.pages import MAX_PAGE, PageRequest
+from storyframe.schema.chats import Context, Frame, MainChat
 from storyframe.schema.connection import Connection
 from storyframe.schema.ids import decode_cursor, decode_pk, parse_id
+from storyframe.schema.images import Image
+from storyframe.schema.nodes import AFTER, FIRST, Node
+from storyframe.schema.projects import Project, Video
 from storyframe.schema.relations import prefetch_below
-from storyframe.schema.types import (
-    AFTER,
-    FIRST,
-    Context,
-    Frame,
-    Image,
-    Info_,
-    MainChat,
-    Node,
-    Project,
-    Video,
-)
+from storyframe.schema.request_context import Info_
 
 
 async def _fetched(info: Info_, loader: DataLoader[int, Any], pk: int) -> Any:

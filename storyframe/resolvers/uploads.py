@@ -7,30 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import strawberry
-from strawberry.file_uploads import Upload
 
 from storyframe.domain.errors import DomainError, ErrorCode
-from storyframe.resolvers.mutation import attempt
+from storyframe.resolvers.mutation import mutation
 from storyframe.resolvers.places import place_of
-from storyframe.schema.inputs import PLACE
-from storyframe.schema.payloads import Payload
-from storyframe.schema.types import Image, Info_
+from storyframe.schema.images import Image
+from storyframe.schema.inputs import UploadImagesInput
+from storyframe.schema.payloads import UploadImagesPayload
+from storyframe.schema.request_context import Info_
 from storyframe.services.uploads import IncomingFile
 
 CHUNK = 1 << 20
-
-
-@strawberry.input
-class UploadImagesInput:
-    target_id: strawberry.ID = strawberry.field(description=PLACE)
-    files: list[Upload] = strawberry.field(
-        description="PNG, JPEG or WebP files. One refused file refuses them all."
-    )
-
-
-@strawberry.type
-class UploadImagesPayload(Payload):
-    images: list[Image] | None = None
 
 
 def _check_files(uploads: list[Any]) -> None:
@@ -58,14 +45,13 @@ async def _spill(upload: Any, folder: Path, index: int) -> IncomingFile:
 
 @strawberry.type
 class UploadMutation:
-    @strawberry.mutation(
-        description="Upload images into a frame, a context, a main chat or a project's gallery. "
-        "Send it as a multipart request with an `Apollo-Require-Preflight: true` header."
+    @mutation(
+        "Upload images into a frame, a context, a main chat or a project's gallery. Send it as a "
+        "multipart request with an `Apollo-Require-Preflight: true` header."
     )
     async def upload_images(self, info: Info_, input: UploadImagesInput) -> UploadImagesPayload:
         services = info.context.services
-
-        async def act() -> UploadImagesPayload:
+        try:
             _check_files(input.files)
             target = place_of(input.target_id, "targetId")
             with services.uploads.workspace() as folder:
@@ -75,10 +61,6 @@ class UploadMutation:
                 ]
                 rows = await services.uploads.upload(target, incoming)
             return UploadImagesPayload(images=[Image.from_row(row) for row in rows])
-
-        info.context.loaders.clear_all()
-        try:
-            return await attempt(UploadImagesPayload, act)
         finally:
             # The parsed form's spooled files are ours to close, or they leak until collected.
             for upload in input.files:

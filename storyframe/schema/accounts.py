@@ -8,8 +8,8 @@ import strawberry
 
 from storyframe.db import tables
 from storyframe.schema.ids import encode_id
+from storyframe.schema.nodes import Node
 from storyframe.schema.payloads import Payload
-from storyframe.schema.types import Node
 
 
 @strawberry.type(description="A person with an account; owns projects.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry import ID
+from strawberry.file_uploads import Upload
 
 PLACE = "the ID of a Frame, Context, MainChat, or Project (its gallery)"
 
@@ -103,3 +104,11 @@ class MoveImageInput:
 class RemoveImageInput:
     image_id: ID
     source_id: ID = strawberry.field(description=PLACE)
+
+
+@strawberry.input
+class UploadImagesInput:
+    target_id: ID = strawberry.field(description=PLACE)
+    files: list[Upload] = strawberry.field(
+        description="PNG, JPEG or WebP files. One refused file refuses them all."
+    )

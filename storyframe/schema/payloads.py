@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
+from storyframe.db import tables
+from storyframe.schema.chats import Context, Frame, MainChat
 from storyframe.schema.errors import UserError
-from storyframe.schema.types import Context, Frame, Image, ImagePlace, MainChat, Project, Video
+from storyframe.schema.images import Image
+from storyframe.schema.places import ImagePlace
+from storyframe.schema.projects import Project, Video
 from storyframe.services.deletion import Deleted
 
 
@@ -36,25 +40,45 @@ class DeletePayload(Payload):
     deleted_id: strawberry.ID | None = None
     deleted: DeletedCounts | None = None
 
+    @classmethod
+    def of(cls, deleted_id: strawberry.ID, deleted: Deleted) -> DeletePayload:
+        return cls(deleted_id=deleted_id, deleted=DeletedCounts.of(deleted))
+
 
 @strawberry.type
 class ProjectPayload(Payload):
     project: Project | None = None
+
+    @classmethod
+    def of(cls, row: tables.Project) -> ProjectPayload:
+        return cls(project=Project.from_row(row))
 
 
 @strawberry.type
 class VideoPayload(Payload):
     video: Video | None = None
 
+    @classmethod
+    def of(cls, row: tables.Video) -> VideoPayload:
+        return cls(video=Video.from_row(row))
+
 
 @strawberry.type
 class ContextPayload(Payload):
     context: Context | None = None
 
+    @classmethod
+    def of(cls, row: tables.Context) -> ContextPayload:
+        return cls(context=Context.from_row(row))
+
 
 @strawberry.type
 class FramePayload(Payload):
     frame: Frame | None = None
+
+    @classmethod
+    def of(cls, row: tables.Frame) -> FramePayload:
+        return cls(frame=Frame.from_row(row))
 
 
 @strawberry.type
@@ -73,6 +97,10 @@ class DeleteFramePayload(DeletePayload):
 @strawberry.type
 class MainChatPayload(Payload):
     main_chat: MainChat | None = None
+
+    @classmethod
+    def of(cls, row: tables.MainChat) -> MainChatPayload:
+        return cls(main_chat=MainChat.from_row(row))
 
 
 @strawberry.type
@@ -98,3 +126,8 @@ class ImagePayload(Payload):
     image: Image | None = None
     source: ImagePlace | None = None
     target: ImagePlace | None = None
+
+
+@strawberry.type
+class UploadImagesPayload(Payload):
+    images: list[Image] | None = None

@@ -6,6 +6,9 @@ DataLoader caches and resolve synchronously: an async resolver per item costs mo
 whole SQL of a level (see DESIGN.md). A field reached any other way still works through the
 same DataLoaders, just without the head start.
 
+A field is declared with its relation (`nodes.related` and `nodes.paged`), which its Strawberry
+field keeps in its metadata; the prefetch finds it there through the schema, by type and field.
+
 `resolve_relations_directly` lets graphql-core call those fields without Strawberry's resolver
 wrapper, which costs more than the relation itself (see bench/README.md).
 """
@@ -37,6 +40,7 @@ from graphql.execution.collect_fields import (
 from graphql.execution.values import VariableValues, get_argument_values
 from strawberry import Schema
 from strawberry.dataloader import DataLoader
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from storyframe.domain.errors import DomainError
 from storyframe.schema.request_context import Loaders
@@ -59,34 +63,34 @@ class Relation:
         return None if target is None else peek(*target)
 
 
-_REGISTRY: dict[tuple[str, str], Relation] = {}
+RELATION = "storyframe.relation"
+"""The key of a field's `Relation` in its Strawberry field's metadata (see `nodes`)."""
+DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+"""Where graphql-core's field keeps the Strawberry field it was made from."""
 
 
-def relation(type_name: str, field: str, relation: Relation) -> Relation:
-    _REGISTRY[(type_name, field)] = relation
-    return relation
+def relation_of(field: GraphQLField) -> Relation | None:
+    """The relation a field of the schema is declared with, if any."""
+    definition = (field.extensions or {}).get(DEFINITION)
+    metadata = getattr(definition, "metadata", None) or {}
+    found: Relation | None = metadata.get(RELATION)
+    return found
 
 
 def resolve_relations_directly(schema: Schema) -> Schema:
-    """Have graphql-core call every registered relation field straight, not through Strawberry's
-    resolver wrapper (an `Info` object, argument conversion, the field-extension chain: about
-    2 µs a field, on hundreds of fields per list). Each such field's Strawberry resolver does
-    nothing but `relation.resolve(info.context.loaders, self, args)` with the arguments under
-    their GraphQL names, which is what graphql-core passes; a field with field extensions keeps
-    its Strawberry resolver. The schema and every result stay the same."""
-    for (type_name, field_name), rel in _REGISTRY.items():
-        definition = schema.get_type_by_name(type_name)
-        assert definition is not None, type_name
-        declared = [
-            f
-            for f in getattr(definition, "fields", ())
-            if schema.config.name_converter.get_graphql_name(f) == field_name
-        ]
-        if len(declared) != 1 or declared[0].extensions:
+    """Have graphql-core call every relation field of an object type straight, not through
+    Strawberry's resolver wrapper (an `Info` object, argument conversion, the field-extension
+    chain: about 2 µs a field, on hundreds of fields per list). Each such field's Strawberry
+    resolver does nothing but `relation.resolve(info.context.loaders, self, args)` with the
+    arguments under their GraphQL names, which is what graphql-core passes; a field with field
+    extensions keeps its Strawberry resolver. The schema and every result stay the same."""
+    for runtime in schema._schema.type_map.values():
+        if not isinstance(runtime, GraphQLObjectType):
             continue
-        runtime = schema._schema.type_map[type_name]
-        assert isinstance(runtime, GraphQLObjectType)
-        runtime.fields[field_name].resolve = _direct(rel)
+        for field in runtime.fields.values():
+            rel = relation_of(field)
+            if rel is not None and not field.extensions[DEFINITION].extensions:
+                field.resolve = _direct(rel)
     return schema
 
 
@@ -154,10 +158,8 @@ async def _prefetch(
         runtime = walk.schema.get_type(type_name)
         assert isinstance(runtime, GraphQLObjectType)
         for field_details in walk.fields(type_name, details).values():
-            name = field_details[0].node.name.value
-            rel = _REGISTRY.get((type_name, name))
-            if rel is not None:
-                field = runtime.fields[name]
+            field = runtime.fields.get(field_details[0].node.name.value)
+            if field is not None and (rel := relation_of(field)) is not None:
                 loads.append(_load(walk, loaders, rel, items, field, field_details))
     await asyncio.gather(*loads)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.websockets import WebSocket
+from strawberry import Info
 from strawberry.dataloader import DataLoader
 
 from storyframe.domain.errors import Unauthenticated
@@ -16,17 +17,12 @@ from storyframe.services.accounts import AccountService, Viewer
 from storyframe.services.container import Services
 
 if TYPE_CHECKING:
+    from storyframe.schema.chats import Context as ContextNode
+    from storyframe.schema.chats import Frame, MainChat, Message
     from storyframe.schema.connection import Connection
-    from storyframe.schema.types import Context as ContextNode
-    from storyframe.schema.types import (
-        Frame,
-        Generation,
-        Image,
-        MainChat,
-        Message,
-        Project,
-        Video,
-    )
+    from storyframe.schema.generation import Generation
+    from storyframe.schema.images import Image
+    from storyframe.schema.projects import Project, Video
 
 ProjectImagesKey = tuple[int, int | None]
 
@@ -122,3 +118,7 @@ class RequestContext:
     def client_address(self) -> str:
         client = self.request.client if self.request is not None else None
         return client.host if client is not None else "unknown"
+
+
+Info_ = Info[RequestContext, None]
+"""What a resolver is handed: the request's context, no root value."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 
 from storyframe.db.tables import Generation, Image, Message
@@ -28,6 +28,8 @@ MODELS_TTL_SECONDS = 300
 SWEEP_MARGIN_SECONDS = 60
 CUT_SHORT_SECONDS = 15
 """How long shutdown waits for generations it stopped to be recorded."""
+RETIRING_SOON = timedelta(days=30)
+"""A model retiring within this long is worth a warning: time to choose another."""
 INTERRUPTED = "the server stopped before the generation finished; try again"
 
 
@@ -126,6 +128,18 @@ class ModelState:
     listed: bool | None
     """Whether the provider lists the model; None when it could not be asked."""
     shutdown_date: date | None
+
+    def warning(self, today: date) -> str | None:
+        """What to tell about the model: missing, retired, or retiring soon; None otherwise."""
+        if self.listed is False:
+            return "the provider does not offer this model"
+        if self.shutdown_date is None:
+            return None
+        if self.shutdown_date <= today:
+            return f"retired on {self.shutdown_date.isoformat()}"
+        if self.shutdown_date - today <= RETIRING_SOON:
+            return f"retires on {self.shutdown_date.isoformat()}; choose another model"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
