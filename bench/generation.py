@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.generation [--latency S] [--rounds R] [--count N]
                                          [--image-side PX]
 
-Starts the fake OpenAI server of the tests (`tests.fake_openai.FakeOpenAI`, real HTTP on
+Starts the fake OpenAI server of the tests (`tests.support.fake_openai.FakeOpenAI`, real HTTP on
 loopback, every API answer delayed by `--latency` seconds, one request for n images delayed
 once) and the app of `storyframe.app.create_app` in process, driven through
 `httpx.ASGITransport` with the real OpenAI SDK talking to the fake. SQLite in a temporary data
@@ -53,7 +53,6 @@ from PIL import Image
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
 from storyframe.domain.image_provider import (
@@ -68,7 +67,8 @@ from storyframe.domain.model_catalogue import image_model
 from storyframe.domain.ports import Blob, BlobStorage
 from storyframe.runtime import Runtime, build_provider, build_storage
 from storyframe.settings import Settings
-from tests.fake_openai import FakeOpenAI
+from tests.support.apps import build_app, settings_with
+from tests.support.fake_openai import FakeOpenAI
 
 BASE_URL = "http://storyframe.bench"
 GPT_IMAGE_MODEL = "gpt-image-2.6-flare"
@@ -216,15 +216,12 @@ class Stack:
 
 
 def start(base: Settings, scenario: Scenario, timeout: float) -> Stack:
-    settings = base.model_copy(
-        update={
-            "openai_image_model": scenario.model,
-            "generation_concurrency": scenario.concurrency,
-        }
+    settings = settings_with(
+        base, openai_image_model=scenario.model, generation_concurrency=scenario.concurrency
     )
     provider = TimedProvider(build_provider(settings))
     storage = TimedStorage(build_storage(settings))
-    app = create_app(settings, provider=provider, storage=storage)
+    app = build_app(settings, provider=provider, storage=storage)
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=timeout
     )

@@ -5,9 +5,9 @@
                                          [--no-gc-freeze]
 
 Seeds a video (100 frames x 5 messages x 2 images, a selected image per frame, an attached image
-per message) through the service layer into a fresh SQLite database in a temporary directory (or
-the given database, or a throwaway PostgreSQL server), starts the real server with uvicorn in a
-subprocess on a free loopback port (`bench.plain:create_bench_app`: the app of
+per message; `a_storyboard` of `tests.support.seeds`) into a fresh SQLite database in a temporary
+directory (or the given database, or a throwaway PostgreSQL server), starts the real server with
+uvicorn in a subprocess on a free loopback port (`bench.plain:create_bench_app`: the app of
 `storyframe.app.create_app` plus the plain endpoint), warms both endpoints up, then drives them in
 turn, round after round, with httpx at a fixed concurrency for a bounded time, and prints latency,
 throughput, SQL statements, server CPU and GC time per request, and response size. It prints
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import subprocess
@@ -36,12 +37,12 @@ import orjson
 from bench.plain import GC_FREEZE
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
-from storyframe.domain.places import Place, PlaceKind
 from storyframe.runtime import build_runtime
 from storyframe.schema.ids import encode_id
-from storyframe.services.container import Services
 from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
+from tests.support.images import stored_image
+from tests.support.seeds import a_storyboard, seeds_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,41 +61,18 @@ STARTUP_SECONDS = 30.0
 # --- seeding ---------------------------------------------------------------------------------
 
 
-class _Images:
-    def __init__(self) -> None:
-        self._serial = 0
-
-    def next(self) -> StoredImage:
-        self._serial += 1
-        n = self._serial
-        return StoredImage(
-            url=f"http://127.0.0.1/media/bench/{n:08d}.png",
-            storage_key=f"bench/{n:08d}.png",
-            width=1024,
-            height=576,
-            content_type="image/png",
-            byte_size=350_000,
-        )
+_serial = itertools.count(1)
 
 
-async def _seed_frame(services: Services, video_pk: int, index: int, images: _Images) -> None:
-    frame = await services.frames.create(video_pk, f"Frame {index}")
-    assert frame.id is not None
-    place = Place(PlaceKind.FRAME, frame.id)
-    reference = await services.images.add(place, images.next())
-    assert reference.id is not None
-    attach, first_produced = reference.id, None
-    for turn in range(MESSAGES_PER_FRAME):
-        message = await services.chats.post_message(
-            place, f"Frame {index}, take {turn}", attached_image_ids=[attach]
-        )
-        assert message.id is not None
-        for _ in range(IMAGES_PER_MESSAGE):
-            image = await services.images.add(place, images.next(), message_id=message.id)
-            assert image.id is not None
-            attach = image.id  # the next message refines this one
-            first_produced = first_produced or image.id
-    await services.frames.select_image(frame.id, first_produced)
+def _stored() -> StoredImage:
+    n = next(_serial)
+    return stored_image(
+        f"bench/{n:08d}.png",
+        base_url="http://127.0.0.1/media/",
+        width=1024,
+        height=576,
+        byte_size=350_000,
+    )
 
 
 async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str]:
@@ -112,14 +90,16 @@ async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str
         )
         assert account.user.id is not None
         services = runtime.services_for(account.user.id)
-        project = await services.projects.create("Benchmark")
-        assert project.id is not None
-        video = await services.videos.create(project.id, "Storyboard")
-        assert video.id is not None
-        images = _Images()
-        for index in range(frames):
-            await _seed_frame(services, video.id, index, images)
-        return video.id, account.token
+        seeds = seeds_for(runtime, account.user.id)
+        video = await a_storyboard(
+            services,
+            seeds,
+            frames,
+            messages=MESSAGES_PER_FRAME,
+            images=IMAGES_PER_MESSAGE,
+            stored=_stored,
+        )
+        return video, account.token
     finally:
         await runtime.engine.dispose()
 

@@ -114,21 +114,6 @@ class ChatService:
         await self._files.release(doomed.storage_keys)
         return Deleted.of(doomed)
 
-    async def post_message(
-        self,
-        chat: Place,
-        prompt: str,
-        *,
-        with_context: bool = False,
-        attached_image_ids: Sequence[int] = (),
-    ) -> Message:
-        """Record the user's prompt in the chat, before any work is done for it."""
-        cleaned, attached = check_message(prompt, attached_image_ids)
-        async with self._uow() as repo:
-            message, _ = await record_message(repo, chat, cleaned, with_context, attached)
-            await repo.commit()
-        return message
-
 
 def check_message(prompt: str, attached_image_ids: Sequence[int]) -> tuple[str, list[int]]:
     """The cleaned prompt and the distinct attached image ids, or a DomainError."""

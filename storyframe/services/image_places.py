@@ -134,18 +134,11 @@ class ImageService:
         self._files = files
         self._limits = limits
 
-    async def add(self, place: Place, stored: StoredImage, message_id: int | None = None) -> Image:
-        """Record stored bytes as an image of the place's project, appearing in the place."""
-        (image,) = await self.add_many(place, [stored], message_id)
-        return image
-
-    async def add_many(
-        self, place: Place, stored: Sequence[StoredImage], message_id: int | None = None
-    ) -> list[Image]:
-        """Record several stored images in the place at once: all of them or none."""
+    async def add_many(self, place: Place, stored: Sequence[StoredImage]) -> list[Image]:
+        """Record several stored images (uploads) in the place at once: all of them or none."""
         async with self._uow() as repo:
             owner = await _owner(repo, place, "targetId")
-            images = await add_images(repo, owner, place, stored, message_id)
+            images = await add_images(repo, owner, place, stored)
             await repo.commit()
         return images
 

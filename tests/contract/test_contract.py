@@ -34,7 +34,8 @@ from graphql.utilities import find_schema_changes
 from storyframe.api_schema import build_schema, document_checks
 from storyframe.cli import main as cli_main
 from storyframe.settings import Settings
-from tests.conftest import OWNER_EMAIL, GraphQLClient
+from tests.support.apps import OWNER_EMAIL
+from tests.support.clients import GraphQLClient
 
 CONTRACT = Path(__file__).parent
 FRAGMENTS = CONTRACT / "fragments"
@@ -112,12 +113,24 @@ def _root_fields(document: DocumentNode) -> Iterator[FieldNode]:
         yield selection
 
 
-def _subselection(field: FieldNode, name: str) -> set[str] | None:
-    """The plain field names selected under `field.name`, or None when it is not selected."""
-    for selection in field.selection_set.selections if field.selection_set else ():
-        if isinstance(selection, FieldNode) and selection.name.value == name:
-            nested = selection.selection_set.selections if selection.selection_set else ()
-            return {s.name.value for s in nested if isinstance(s, FieldNode)}
+Fragments = dict[str, FragmentDefinitionNode]
+
+
+def _fields(selection_set: SelectionSetNode | None, fragments: Fragments) -> Iterator[FieldNode]:
+    """The fields selected in a selection set, those of the fragments it spreads included."""
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection
+        elif isinstance(selection, FragmentSpreadNode):
+            yield from _fields(fragments[selection.name.value].selection_set, fragments)
+
+
+def _subselection(field: FieldNode, name: str, fragments: Fragments) -> set[str] | None:
+    """The plain field names selected under `field.name` (through fragments too), or None when
+    it is not selected."""
+    for selection in _fields(field.selection_set, fragments):
+        if selection.name.value == name:
+            return {nested.name.value for nested in _fields(selection.selection_set, fragments)}
     return None
 
 
@@ -203,10 +216,17 @@ MUTATION_FILES = [
 
 @pytest.mark.parametrize("path", MUTATION_FILES, ids=_ids(MUTATION_FILES))
 def test_mutation_selects_its_user_errors_and_what_it_deleted(path: Path) -> None:
-    (field,) = _root_fields(parse(path.read_text()))
-    assert _subselection(field, "userErrors") == {"field", "message", "code"}
+    document = parse(load_document(path.stem))
+    fragments = {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+    (field,) = _root_fields(document)
+    assert _subselection(field, "userErrors", fragments) == {"field", "message", "code"}
     if field.name.value.startswith(("delete", "clear")):
-        assert _subselection(field, "deleted") == {"videos", "frames", "messages", "images"}
+        deleted = _subselection(field, "deleted", fragments)
+        assert deleted == {"videos", "frames", "messages", "images"}
 
 
 # --- the exported schema ----------------------------------------------------------------------

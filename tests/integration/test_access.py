@@ -17,8 +17,12 @@ from starlette.applications import Starlette
 from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
-from tests.integration.scenes import Ids, a_full_project, client_of, dump, sign_up
+from tests.support import documents as doc
+from tests.support.clients import GraphQLClient, client_of, sign_up
+from tests.support.generating import generate_document
+from tests.support.scenes import Ids, My, Their, a_full_project, with_ids
+from tests.support.seeds import Seeds, seeds_for
+from tests.support.sql import dump
 
 INTRUDER_EMAIL = "intruder@storyframe.test"
 INTRUDER_PASSWORD = "another long and quiet river"
@@ -31,7 +35,6 @@ CONTEXT = "query($id: ID!) { context(id: $id) { id content messageCount } }"
 FRAME = "query($id: ID!) { frame(id: $id) { id title selectedImage { id } } }"
 MAIN_CHAT = "query($id: ID!) { mainChat(id: $id) { id name messageCount } }"
 IMAGE = "query($id: ID!) { image(id: $id) { id url appearsIn { __typename } } }"
-NODE = "query($id: ID!) { node(id: $id) { __typename id } }"
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { __typename id } }"
 PROJECT_IMAGES = """
 query($id: ID!, $videoId: ID!) {
@@ -43,120 +46,10 @@ query {
   projects { totalCount nodes { id name videoCount imageCount galleryCount } }
 }
 """
-
-# --- mutations --------------------------------------------------------------------------------
-
-ERRORS = "userErrors { field message code }"
-DELETED = "deleted { videos frames messages images }"
-UPDATE_PROJECT = f"""
-mutation($input: UpdateProjectInput!) {{
-  updateProject(input: $input) {{ project {{ id name }} {ERRORS} }}
-}}
-"""
-DELETE_PROJECT = f"""
-mutation($input: DeleteInput!) {{ deleteProject(input: $input) {{ deletedId {DELETED} {ERRORS} }} }}
-"""
-CREATE_VIDEO = f"""
-mutation($input: CreateVideoInput!) {{ createVideo(input: $input) {{ video {{ id }} {ERRORS} }} }}
-"""
-UPDATE_VIDEO = f"""
-mutation($input: UpdateVideoInput!) {{
-  updateVideo(input: $input) {{ video {{ id name }} {ERRORS} }}
-}}
-"""
-DELETE_VIDEO = f"""
-mutation($input: DeleteInput!) {{ deleteVideo(input: $input) {{ deletedId {DELETED} {ERRORS} }} }}
-"""
-UPDATE_CONTEXT = f"""
-mutation($input: UpdateContextInput!) {{
-  updateContext(input: $input) {{ context {{ id content }} {ERRORS} }}
-}}
-"""
-CREATE_FRAME = f"""
-mutation($input: CreateFrameInput!) {{ createFrame(input: $input) {{ frame {{ id }} {ERRORS} }} }}
-"""
-UPDATE_FRAME = f"""
-mutation($input: UpdateFrameInput!) {{
-  updateFrame(input: $input) {{ frame {{ id title }} {ERRORS} }}
-}}
-"""
-REORDER_FRAME = f"""
-mutation($input: ReorderFrameInput!) {{
-  reorderFrame(input: $input) {{ frame {{ id order }} video {{ id }} {ERRORS} }}
-}}
-"""
-SELECT_FRAME_IMAGE = f"""
-mutation($input: SelectFrameImageInput!) {{
-  selectFrameImage(input: $input) {{ frame {{ id selectedImage {{ id }} }} {ERRORS} }}
-}}
-"""
-DELETE_FRAME = f"""
-mutation($input: DeleteInput!) {{
-  deleteFrame(input: $input) {{ deletedId {DELETED} video {{ id }} {ERRORS} }}
-}}
-"""
-CREATE_MAIN_CHAT = f"""
-mutation($input: CreateMainChatInput!) {{
-  createMainChat(input: $input) {{ mainChat {{ id }} {ERRORS} }}
-}}
-"""
-UPDATE_MAIN_CHAT = f"""
-mutation($input: UpdateMainChatInput!) {{
-  updateMainChat(input: $input) {{ mainChat {{ id name }} {ERRORS} }}
-}}
-"""
-DELETE_MAIN_CHAT = f"""
-mutation($input: DeleteInput!) {{
-  deleteMainChat(input: $input) {{ deletedId {DELETED} {ERRORS} }}
-}}
-"""
-CLEAR_FRAME_HISTORY = f"""
-mutation($input: ClearHistoryInput!) {{
-  clearFrameHistory(input: $input) {{ frame {{ id }} {DELETED} {ERRORS} }}
-}}
-"""
-CLEAR_CONTEXT_HISTORY = f"""
-mutation($input: ClearHistoryInput!) {{
-  clearContextHistory(input: $input) {{ context {{ id }} {DELETED} {ERRORS} }}
-}}
-"""
-CLEAR_MAIN_CHAT_HISTORY = f"""
-mutation($input: ClearHistoryInput!) {{
-  clearMainChatHistory(input: $input) {{ mainChat {{ id }} {DELETED} {ERRORS} }}
-}}
-"""
-COPY_IMAGE = f"""
-mutation($input: CopyImageInput!) {{
-  copyImage(input: $input) {{ image {{ id }} target {{ __typename }} {ERRORS} }}
-}}
-"""
-MOVE_IMAGE = f"""
-mutation($input: MoveImageInput!) {{
-  moveImage(input: $input) {{
-    image {{ id project {{ id }} }} source {{ __typename }} target {{ __typename }} {ERRORS}
-  }}
-}}
-"""
-REMOVE_IMAGE = f"""
-mutation($input: RemoveImageInput!) {{
-  removeImage(input: $input) {{ image {{ id }} source {{ __typename }} {ERRORS} }}
-}}
-"""
-DELETE_IMAGE = f"""
-mutation($input: DeleteInput!) {{ deleteImage(input: $input) {{ deletedId {DELETED} {ERRORS} }} }}
-"""
-GENERATE = {
-    kind: f"""
-mutation($input: Generate{kind}ImagesInput!) {{
-  generate{kind}Images(input: $input) {{ message {{ id }} generation {{ id }} {ERRORS} }}
-}}
-"""
-    for kind in ("Frame", "Context", "MainChat")
+ANALYZE_IMAGES = """
+mutation($input: AnalyzeImagesInput!) {
+  analyzeImages(input: $input) { analysis { text } userErrors { field message code } }
 }
-ANALYZE_IMAGES = f"""
-mutation($input: AnalyzeImagesInput!) {{
-  analyzeImages(input: $input) {{ analysis {{ text }} {ERRORS} }}
-}}
 """
 
 
@@ -177,54 +70,72 @@ async def intruder_token(anonymous_gql: GraphQLClient) -> str:
 
 
 @pytest.fixture
-async def intruder_services(runtime: Runtime, intruder_token: str) -> Services:
+async def scene(
+    app: Starlette, runtime: Runtime, services: Services, seeds: Seeds, intruder_token: str
+) -> AsyncIterator[Scene]:
     viewer = await runtime.accounts.authenticate(intruder_token)
     assert viewer is not None
-    return runtime.services_for(viewer.user_id)
-
-
-@pytest.fixture
-async def scene(
-    app: Starlette, services: Services, intruder_services: Services, intruder_token: str
-) -> AsyncIterator[Scene]:
-    theirs = await a_full_project(services, "A")
-    mine = await a_full_project(intruder_services, "B")
+    intruder_services = runtime.services_for(viewer.user_id)
+    theirs = await a_full_project(services, seeds, "A")
+    mine = await a_full_project(intruder_services, seeds_for(runtime, viewer.user_id), "B")
     other = await intruder_services.projects.create("B's second")
     assert other.id is not None
     async with client_of(app, intruder_token) as intruder:
         yield Scene(theirs, Ids.missing(), mine, encode_id("Project", other.id), intruder)
 
 
-# --- queries: null, exactly as for an ID that names nothing -----------------------------------
+# --- the attempts -----------------------------------------------------------------------------
 
 Variables = Callable[[Ids, Ids], dict[str, Any]]
 """The variables of an attempt: (the IDs tried — A's or made-up —, B's own IDs) → variables."""
 
+
+def _attempt(document: str, name: str, /, *, wrap: bool = False, **fields: Any) -> Any:
+    """A parameter of the attempt `name`: the document and its variables `fields`, every
+    `Their(kind)` and `My(kind)` in them standing for that ID; under `input` when `wrap`."""
+
+    def variables(tried: Ids, mine: Ids) -> dict[str, Any]:
+        resolved: dict[str, Any] = with_ids(fields, tried, mine)
+        return {"input": resolved} if wrap else resolved
+
+    return pytest.param(document, variables, id=name)
+
+
+def _generate(kind: str, name: str, **fields: Any) -> Any:
+    return _attempt(generate_document(kind), name, wrap=True, prompt="p", **fields)
+
+
+# --- queries: null, exactly as for an ID that names nothing -----------------------------------
+
+_BY_ID = [
+    (PROJECT, "project", "project"),
+    (VIDEO, "video", "video"),
+    (CONTEXT, "context", "context"),
+    (FRAME, "frame", "frame"),
+    (MAIN_CHAT, "mainChat", "main_chat"),
+    (IMAGE, "image", "image"),
+]
+_NODE_KINDS = [
+    ("project", "project"),
+    ("video", "video"),
+    ("context", "context"),
+    ("frame", "frame"),
+    ("mainChat", "main_chat"),
+    ("message", "message"),
+    ("image", "image"),
+]
+
 QUERIES = [
-    pytest.param(PROJECT, lambda t, _: {"id": t.project}, id="project"),
-    pytest.param(VIDEO, lambda t, _: {"id": t.video}, id="video"),
-    pytest.param(CONTEXT, lambda t, _: {"id": t.context}, id="context"),
-    pytest.param(FRAME, lambda t, _: {"id": t.frame}, id="frame"),
-    pytest.param(MAIN_CHAT, lambda t, _: {"id": t.main_chat}, id="mainChat"),
-    pytest.param(IMAGE, lambda t, _: {"id": t.image}, id="image"),
-    pytest.param(NODE, lambda t, _: {"id": t.project}, id="node-project"),
-    pytest.param(NODE, lambda t, _: {"id": t.video}, id="node-video"),
-    pytest.param(NODE, lambda t, _: {"id": t.context}, id="node-context"),
-    pytest.param(NODE, lambda t, _: {"id": t.frame}, id="node-frame"),
-    pytest.param(NODE, lambda t, _: {"id": t.main_chat}, id="node-mainChat"),
-    pytest.param(NODE, lambda t, _: {"id": t.message}, id="node-message"),
-    pytest.param(NODE, lambda t, _: {"id": t.image}, id="node-image"),
+    *[_attempt(document, name, id=Their(kind)) for document, name, kind in _BY_ID],
+    *[_attempt(doc.NODE, f"node-{name}", id=Their(kind)) for name, kind in _NODE_KINDS],
     pytest.param(NODES, lambda t, _: {"ids": list(t.variables().values())}, id="nodes"),
-    pytest.param(
-        NODES, lambda t, mine: {"ids": [mine.project, t.image, mine.frame]}, id="nodes-mixed"
-    ),
-    pytest.param(
-        PROJECT_IMAGES, lambda t, _: {"id": t.project, "videoId": t.video}, id="project-images"
-    ),
-    pytest.param(
+    _attempt(NODES, "nodes-mixed", ids=[My("project"), Their("image"), My("frame")]),
+    _attempt(PROJECT_IMAGES, "project-images", id=Their("project"), videoId=Their("video")),
+    _attempt(
         PROJECT_IMAGES,
-        lambda t, mine: {"id": mine.project, "videoId": t.video},
-        id="own-project-images-of-their-video",
+        "own-project-images-of-their-video",
+        id=My("project"),
+        videoId=Their("video"),
     ),
 ]
 
@@ -260,193 +171,101 @@ async def test_their_ids_are_null_for_the_intruder(scene: Scene) -> None:
 
 # --- mutations: NOT_FOUND, exactly as for an ID that names nothing, and nothing changes -------
 
-
-def _update(field: str, **extra: Any) -> Variables:
-    return lambda t, _: {"input": {"id": getattr(t, field), **extra}}
-
-
 MUTATIONS = [
-    pytest.param(UPDATE_PROJECT, _update("project", name="Mine now"), id="updateProject"),
-    pytest.param(DELETE_PROJECT, _update("project"), id="deleteProject"),
-    pytest.param(
-        CREATE_VIDEO,
-        lambda t, _: {"input": {"projectId": t.project, "name": "Cuckoo"}},
-        id="createVideo",
+    _attempt(doc.UPDATE_PROJECT, "updateProject", id=Their("project"), name="Mine now"),
+    _attempt(doc.DELETE_PROJECT, "deleteProject", id=Their("project")),
+    _attempt(doc.CREATE_VIDEO, "createVideo", projectId=Their("project"), name="Cuckoo"),
+    _attempt(doc.UPDATE_VIDEO, "updateVideo", id=Their("video"), name="Mine now"),
+    _attempt(doc.DELETE_VIDEO, "deleteVideo", id=Their("video")),
+    _attempt(doc.UPDATE_CONTEXT, "updateContext", id=Their("context"), content="Mine now"),
+    _attempt(doc.CREATE_FRAME, "createFrame", videoId=Their("video"), title="Cuckoo", order=0),
+    _attempt(doc.UPDATE_FRAME, "updateFrame", id=Their("frame"), title="Mine now"),
+    _attempt(doc.REORDER_FRAME, "reorderFrame", id=Their("frame"), newOrder=1),
+    _attempt(
+        doc.SELECT_FRAME_IMAGE,
+        "selectFrameImage-clear-theirs",
+        frameId=Their("frame"),
+        imageId=None,
     ),
-    pytest.param(UPDATE_VIDEO, _update("video", name="Mine now"), id="updateVideo"),
-    pytest.param(DELETE_VIDEO, _update("video"), id="deleteVideo"),
-    pytest.param(UPDATE_CONTEXT, _update("context", content="Mine now"), id="updateContext"),
-    pytest.param(
-        CREATE_FRAME,
-        lambda t, _: {"input": {"videoId": t.video, "title": "Cuckoo", "order": 0}},
-        id="createFrame",
+    _attempt(
+        doc.SELECT_FRAME_IMAGE,
+        "selectFrameImage-theirs",
+        frameId=Their("frame"),
+        imageId=Their("image"),
     ),
-    pytest.param(UPDATE_FRAME, _update("frame", title="Mine now"), id="updateFrame"),
-    pytest.param(REORDER_FRAME, _update("frame", newOrder=1), id="reorderFrame"),
-    pytest.param(
-        SELECT_FRAME_IMAGE,
-        lambda t, _: {"input": {"frameId": t.frame, "imageId": None}},
-        id="selectFrameImage-clear-theirs",
+    _attempt(
+        doc.SELECT_FRAME_IMAGE,
+        "selectFrameImage-their-image-in-my-frame",
+        frameId=My("frame"),
+        imageId=Their("image"),
     ),
-    pytest.param(
-        SELECT_FRAME_IMAGE,
-        lambda t, _: {"input": {"frameId": t.frame, "imageId": t.image}},
-        id="selectFrameImage-theirs",
+    _attempt(doc.DELETE_FRAME, "deleteFrame", id=Their("frame")),
+    _attempt(doc.CREATE_MAIN_CHAT, "createMainChat", videoId=Their("video"), name="Cuckoo"),
+    _attempt(doc.UPDATE_MAIN_CHAT, "updateMainChat", id=Their("main_chat"), name="Mine now"),
+    _attempt(doc.DELETE_MAIN_CHAT, "deleteMainChat", id=Their("main_chat")),
+    _attempt(doc.CLEAR_FRAME_HISTORY, "clearFrameHistory", id=Their("frame")),
+    _attempt(doc.CLEAR_CONTEXT_HISTORY, "clearContextHistory", id=Their("context")),
+    _attempt(doc.CLEAR_MAIN_CHAT_HISTORY, "clearMainChatHistory", id=Their("main_chat")),
+    *[
+        _attempt(doc.COPY_IMAGE, f"copyImage-{name}", imageId=image, targetId=target)
+        for name, image, target in [
+            ("theirs-into-my-gallery", Their("image"), My("project")),
+            ("theirs-into-my-frame", Their("image"), My("frame")),
+            ("theirs-within-theirs", Their("image"), Their("context")),
+            ("mine-into-their-gallery", My("image"), Their("project")),
+            ("mine-into-their-frame", My("image"), Their("frame")),
+            ("mine-into-their-context", My("image"), Their("context")),
+            ("mine-into-their-mainChat", My("image"), Their("main_chat")),
+        ]
+    ],
+    *[
+        _attempt(doc.MOVE_IMAGE, f"moveImage-{name}", imageId=image, sourceId=from_, targetId=to)
+        for name, image, from_, to in [
+            ("theirs-into-my-project", Their("image"), Their("frame"), My("project")),
+            (
+                "theirs-from-their-gallery-into-my-frame",
+                Their("image"),
+                Their("project"),
+                My("frame"),
+            ),
+            ("theirs-within-theirs", Their("image"), Their("frame"), Their("context")),
+            ("mine-into-their-project", My("image"), My("frame"), Their("project")),
+            ("mine-into-their-frame", My("image"), My("frame"), Their("frame")),
+            ("mine-into-their-context", My("image"), My("frame"), Their("context")),
+            ("mine-into-their-mainChat", My("image"), My("frame"), Their("main_chat")),
+            ("mine-from-their-frame", My("image"), Their("frame"), My("context")),
+        ]
+    ],
+    *[
+        _attempt(doc.REMOVE_IMAGE, f"removeImage-{name}", imageId=image, sourceId=source)
+        for name, image, source in [
+            ("theirs", Their("image"), Their("frame")),
+            ("theirs-from-their-gallery", Their("image"), Their("project")),
+            ("mine-from-their-frame", My("image"), Their("frame")),
+        ]
+    ],
+    _attempt(doc.DELETE_IMAGE, "deleteImage", id=Their("image")),
+    _generate("Frame", "generateFrameImages-their-frame", frameId=Their("frame"), imageCount=2),
+    _generate(
+        "Frame",
+        "generateFrameImages-their-reference",
+        frameId=My("frame"),
+        contextImageIds=[Their("image")],
     ),
-    pytest.param(
-        SELECT_FRAME_IMAGE,
-        lambda t, mine: {"input": {"frameId": mine.frame, "imageId": t.image}},
-        id="selectFrameImage-their-image-in-my-frame",
+    _generate("Context", "generateContextImages-their-context", contextId=Their("context")),
+    _generate("MainChat", "generateMainChatImages-their-main-chat", mainChatId=Their("main_chat")),
+    _generate(
+        "MainChat",
+        "generateMainChatImages-their-reference",
+        mainChatId=My("main_chat"),
+        contextImageIds=[Their("image")],
     ),
-    pytest.param(DELETE_FRAME, _update("frame"), id="deleteFrame"),
-    pytest.param(
-        CREATE_MAIN_CHAT,
-        lambda t, _: {"input": {"videoId": t.video, "name": "Cuckoo"}},
-        id="createMainChat",
-    ),
-    pytest.param(UPDATE_MAIN_CHAT, _update("main_chat", name="Mine now"), id="updateMainChat"),
-    pytest.param(DELETE_MAIN_CHAT, _update("main_chat"), id="deleteMainChat"),
-    pytest.param(CLEAR_FRAME_HISTORY, _update("frame"), id="clearFrameHistory"),
-    pytest.param(CLEAR_CONTEXT_HISTORY, _update("context"), id="clearContextHistory"),
-    pytest.param(CLEAR_MAIN_CHAT_HISTORY, _update("main_chat"), id="clearMainChatHistory"),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": t.image, "targetId": mine.project}},
-        id="copyImage-theirs-into-my-gallery",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": t.image, "targetId": mine.frame}},
-        id="copyImage-theirs-into-my-frame",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, _: {"input": {"imageId": t.image, "targetId": t.context}},
-        id="copyImage-theirs-within-theirs",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": mine.image, "targetId": t.project}},
-        id="copyImage-mine-into-their-gallery",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": mine.image, "targetId": t.frame}},
-        id="copyImage-mine-into-their-frame",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": mine.image, "targetId": t.context}},
-        id="copyImage-mine-into-their-context",
-    ),
-    pytest.param(
-        COPY_IMAGE,
-        lambda t, mine: {"input": {"imageId": mine.image, "targetId": t.main_chat}},
-        id="copyImage-mine-into-their-mainChat",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": t.image, "sourceId": t.frame, "targetId": mine.project}
-        },
-        id="moveImage-theirs-into-my-project",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": t.image, "sourceId": t.project, "targetId": mine.frame}
-        },
-        id="moveImage-theirs-from-their-gallery-into-my-frame",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, _: {"input": {"imageId": t.image, "sourceId": t.frame, "targetId": t.context}},
-        id="moveImage-theirs-within-theirs",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": mine.image, "sourceId": mine.frame, "targetId": t.project}
-        },
-        id="moveImage-mine-into-their-project",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": mine.image, "sourceId": mine.frame, "targetId": t.frame}
-        },
-        id="moveImage-mine-into-their-frame",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": mine.image, "sourceId": mine.frame, "targetId": t.context}
-        },
-        id="moveImage-mine-into-their-context",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": mine.image, "sourceId": mine.frame, "targetId": t.main_chat}
-        },
-        id="moveImage-mine-into-their-mainChat",
-    ),
-    pytest.param(
-        MOVE_IMAGE,
-        lambda t, mine: {
-            "input": {"imageId": mine.image, "sourceId": t.frame, "targetId": mine.context}
-        },
-        id="moveImage-mine-from-their-frame",
-    ),
-    pytest.param(
-        REMOVE_IMAGE,
-        lambda t, _: {"input": {"imageId": t.image, "sourceId": t.frame}},
-        id="removeImage-theirs",
-    ),
-    pytest.param(
-        REMOVE_IMAGE,
-        lambda t, _: {"input": {"imageId": t.image, "sourceId": t.project}},
-        id="removeImage-theirs-from-their-gallery",
-    ),
-    pytest.param(
-        REMOVE_IMAGE,
-        lambda t, mine: {"input": {"imageId": mine.image, "sourceId": t.frame}},
-        id="removeImage-mine-from-their-frame",
-    ),
-    pytest.param(DELETE_IMAGE, _update("image"), id="deleteImage"),
-    pytest.param(
-        GENERATE["Frame"],
-        lambda t, _: {"input": {"frameId": t.frame, "prompt": "p", "imageCount": 2}},
-        id="generateFrameImages-their-frame",
-    ),
-    pytest.param(
-        GENERATE["Frame"],
-        lambda t, mine: {
-            "input": {"frameId": mine.frame, "prompt": "p", "contextImageIds": [t.image]}
-        },
-        id="generateFrameImages-their-reference",
-    ),
-    pytest.param(
-        GENERATE["Context"],
-        lambda t, _: {"input": {"contextId": t.context, "prompt": "p"}},
-        id="generateContextImages-their-context",
-    ),
-    pytest.param(
-        GENERATE["MainChat"],
-        lambda t, _: {"input": {"mainChatId": t.main_chat, "prompt": "p"}},
-        id="generateMainChatImages-their-main-chat",
-    ),
-    pytest.param(
-        GENERATE["MainChat"],
-        lambda t, mine: {
-            "input": {"mainChatId": mine.main_chat, "prompt": "p", "contextImageIds": [t.image]}
-        },
-        id="generateMainChatImages-their-reference",
-    ),
-    pytest.param(
+    _attempt(
         ANALYZE_IMAGES,
-        lambda t, mine: {"input": {"imageIds": [mine.image, t.image], "question": "what?"}},
-        id="analyzeImages-theirs",
+        "analyzeImages-theirs",
+        wrap=True,
+        imageIds=[My("image"), Their("image")],
+        question="what?",
     ),
 ]
 
@@ -524,11 +343,12 @@ async def test_moving_between_two_own_projects_works(
     }
 
     # when
-    payload = await scene.intruder.mutate(MOVE_IMAGE, {"input": move})
+    payload = await scene.intruder.mutate(doc.MOVE_IMAGE, move)
     projects = await scene.intruder.data(PROJECTS)
 
     # then
-    assert payload["image"] == {"id": scene.mine.image, "project": {"id": scene.my_other_project}}
+    moved = payload["image"]
+    assert (moved["id"], moved["project"]) == (scene.mine.image, {"id": scene.my_other_project})
     counts = {p["id"]: (p["imageCount"], p["galleryCount"]) for p in projects["projects"]["nodes"]}
     assert counts == {scene.mine.project: (3, 1), scene.my_other_project: (1, 1)}
     assert await gql.data(PROJECTS) == theirs_before
@@ -539,11 +359,11 @@ async def test_copying_between_two_own_projects_works(scene: Scene) -> None:
     copy = {"imageId": scene.mine.image, "targetId": scene.my_other_project}
 
     # when
-    payload = await scene.intruder.mutate(COPY_IMAGE, {"input": copy})
+    payload = await scene.intruder.mutate(doc.COPY_IMAGE, copy)
     projects = await scene.intruder.data(PROJECTS)
 
     # then: the copy is a new image of the other project
-    assert payload["target"] == {"__typename": "Project"}
+    assert payload["target"] == {"__typename": "Project", "id": scene.my_other_project}
     assert payload["image"]["id"] != scene.mine.image
     counts = {p["id"]: (p["imageCount"], p["galleryCount"]) for p in projects["projects"]["nodes"]}
     assert counts == {scene.mine.project: (4, 2), scene.my_other_project: (1, 1)}

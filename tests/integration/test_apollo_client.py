@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_server import CREATE_PROJECT, graphql, running_server, sign_up
+from tests.support.documents import CREATE_PROJECT
+from tests.support.servers import graphql, running_server, sign_up_over_http
 
 CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 SCRIPT = CLIENTS / "apollo_persisted_queries.mjs"
@@ -85,7 +86,7 @@ def test_apollo_clients_persisted_query_link_sends_only_the_hash_once_registered
     monkeypatch.setenv("LOG_FORMAT", "json")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     with running_server(tmp_path / "data", tmp_path / "server.log") as (server, client):
-        token = sign_up(client, f"apollo-{mode}@storyframe.test")
+        token = sign_up_over_http(client, f"apollo-{mode}@storyframe.test")
         graphql(client, CREATE_PROJECT, {"name": "Persisted by Apollo"})
 
         ran = subprocess.run(

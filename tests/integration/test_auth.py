@@ -6,7 +6,6 @@ import hashlib
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 from sqlmodel import col
@@ -19,17 +18,14 @@ from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
-from tests.integration.scenes import (
-    BASE_URL,
-    SIGN_UP,
-    Ids,
-    a_full_project,
-    app_with,
-    client_of,
-    dump,
-    sign_up,
-)
+from tests.support import documents as doc
+from tests.support.apps import OWNER_EMAIL, OWNER_PASSWORD, app_with
+from tests.support.clients import GraphQLClient, client_of, http_client, sign_up
+from tests.support.generating import generate_document
+from tests.support.scenes import Ids, Their, a_full_project, with_ids
+from tests.support.seeds import Seeds
+from tests.support.sql import dump
+from tests.support.uploading import UPLOAD_IMAGES
 
 NEW_EMAIL = "new.person@storyframe.test"
 NEW_PASSWORD = "paper boats on a pond"
@@ -37,16 +33,6 @@ NEW_PASSWORD_2 = "lanterns along the harbour"
 
 VIEWER = "query { viewer { id email } }"
 PROJECTS = "query { projects { totalCount } }"
-LOG_IN = """
-mutation LogIn($input: LogInInput!) {
-  logIn(input: $input) {
-    token
-    user { id email }
-    userErrors { field message code }
-  }
-}
-"""
-LOG_OUT = "mutation LogOut { logOut { revoked userErrors { field message code } } }"
 CHANGE_PASSWORD = """
 mutation ChangePassword($input: ChangePasswordInput!) {
   changePassword(input: $input) {
@@ -72,7 +58,7 @@ async def _viewer_refused(gql: GraphQLClient) -> bool:
 
 
 async def _log_in(gql: GraphQLClient, email: str, password: str) -> dict[str, Any]:
-    data = await gql.data(LOG_IN, {"input": {"email": email, "password": password}})
+    data = await gql.data(doc.LOG_IN, {"input": {"email": email, "password": password}})
     payload: dict[str, Any] = data["logIn"]
     return payload
 
@@ -85,7 +71,7 @@ async def test_sign_up_returns_a_token_for_the_new_user(
 ) -> None:
     # when
     payload = await anonymous_gql.mutate(
-        SIGN_UP, {"input": {"email": NEW_EMAIL, "password": NEW_PASSWORD}}
+        doc.SIGN_UP, {"input": {"email": NEW_EMAIL, "password": NEW_PASSWORD}}
     )
 
     # then
@@ -98,7 +84,7 @@ async def test_sign_up_returns_a_token_for_the_new_user(
 async def test_sign_up_normalises_the_email(anonymous_gql: GraphQLClient) -> None:
     # when
     payload = await anonymous_gql.mutate(
-        SIGN_UP, {"input": {"email": "  New.Person@StoryFrame.TEST ", "password": NEW_PASSWORD}}
+        doc.SIGN_UP, {"input": {"email": "  New.Person@StoryFrame.TEST ", "password": NEW_PASSWORD}}
     )
 
     # then
@@ -115,7 +101,9 @@ async def test_an_email_has_one_account_whatever_its_case(
     before = await dump(runtime.engine)
 
     # when
-    data = await anonymous_gql.data(SIGN_UP, {"input": {"email": email, "password": NEW_PASSWORD}})
+    data = await anonymous_gql.data(
+        doc.SIGN_UP, {"input": {"email": email, "password": NEW_PASSWORD}}
+    )
 
     # then
     assert data["signUp"] == {
@@ -156,7 +144,7 @@ async def test_a_refused_sign_up_creates_nothing(
     before = await dump(runtime.engine)
 
     # when
-    data = await anonymous_gql.data(SIGN_UP, {"input": {"email": email, "password": password}})
+    data = await anonymous_gql.data(doc.SIGN_UP, {"input": {"email": email, "password": password}})
 
     # then
     payload = data["signUp"]
@@ -225,12 +213,12 @@ async def test_log_out_revokes_the_token_and_only_it(
     other_token = (await _log_in(anonymous_gql, OWNER_EMAIL, OWNER_PASSWORD))["token"]
 
     # when
-    payload = await gql.mutate(LOG_OUT)
+    payload = await gql.mutate(doc.LOG_OUT)
 
     # then
     assert payload["revoked"] is True
     assert await _viewer_refused(gql)
-    body = await gql.execute(LOG_OUT)
+    body = await gql.execute(doc.LOG_OUT)
     assert _error_codes(body) == ["UNAUTHENTICATED"]
     async with client_of(app, other_token) as other:
         assert (await other.data(VIEWER))["viewer"]["email"] == OWNER_EMAIL
@@ -347,149 +335,94 @@ async def test_changing_the_password_revokes_the_other_tokens_only(
 
 # --- without a token --------------------------------------------------------------------------
 
-# Every operation but signUp and logIn, on the owner's real objects. Variables are the owner's
-# IDs (`$project`, `$video`, …); each document declares those it uses.
-ANONYMOUS: dict[str, str] = {
-    "projects": "query { projects { totalCount nodes { id } } }",
-    "project": "query($project: ID!) { project(id: $project) { id } }",
-    "video": "query($video: ID!) { video(id: $video) { id } }",
-    "context": "query($context: ID!) { context(id: $context) { id } }",
-    "frame": "query($frame: ID!) { frame(id: $frame) { id } }",
-    "mainChat": "query($mainChat: ID!) { mainChat(id: $mainChat) { id } }",
-    "image": "query($image: ID!) { image(id: $image) { id } }",
-    "node": "query($message: ID!) { node(id: $message) { id } }",
-    "nodes": "query($project: ID!, $image: ID!) { nodes(ids: [$project, $image]) { id } }",
-    "logOut": "mutation { logOut { revoked } }",
-    "changePassword": """
-        mutation {
-          changePassword(
-            input: {currentPassword: "a long and quiet river", newPassword: "taken by a stranger"}
-          ) { user { id } }
-        }
-    """,
-    "createProject": 'mutation { createProject(input: {name: "Cuckoo"}) { project { id } } }',
-    "updateProject": """
-        mutation($project: ID!) {
-          updateProject(input: {id: $project, name: "Cuckoo"}) { project { id } }
-        }
-    """,
-    "deleteProject": """
-        mutation($project: ID!) { deleteProject(input: {id: $project}) { deletedId } }
-    """,
-    "createVideo": """
-        mutation($project: ID!) {
-          createVideo(input: {projectId: $project, name: "Cuckoo"}) { video { id } }
-        }
-    """,
-    "updateVideo": """
-        mutation($video: ID!) { updateVideo(input: {id: $video, name: "Cuckoo"}) { video { id } } }
-    """,
-    "deleteVideo": "mutation($video: ID!) { deleteVideo(input: {id: $video}) { deletedId } }",
-    "updateContext": """
-        mutation($context: ID!) {
-          updateContext(input: {id: $context, content: "Cuckoo"}) { context { id } }
-        }
-    """,
-    "createFrame": """
-        mutation($video: ID!) {
-          createFrame(input: {videoId: $video, title: "Cuckoo"}) { frame { id } }
-        }
-    """,
-    "updateFrame": """
-        mutation($frame: ID!) { updateFrame(input: {id: $frame, title: "Cuckoo"}) { frame { id } } }
-    """,
-    "reorderFrame": """
-        mutation($frame: ID!) { reorderFrame(input: {id: $frame, newOrder: 1}) { frame { id } } }
-    """,
-    "selectFrameImage": """
-        mutation($frame: ID!) {
-          selectFrameImage(input: {frameId: $frame, imageId: null}) { frame { id } }
-        }
-    """,
-    "deleteFrame": "mutation($frame: ID!) { deleteFrame(input: {id: $frame}) { deletedId } }",
-    "createMainChat": """
-        mutation($video: ID!) {
-          createMainChat(input: {videoId: $video, name: "Cuckoo"}) { mainChat { id } }
-        }
-    """,
-    "updateMainChat": """
-        mutation($mainChat: ID!) {
-          updateMainChat(input: {id: $mainChat, name: "Cuckoo"}) { mainChat { id } }
-        }
-    """,
-    "deleteMainChat": """
-        mutation($mainChat: ID!) { deleteMainChat(input: {id: $mainChat}) { deletedId } }
-    """,
-    "clearFrameHistory": """
-        mutation($frame: ID!) { clearFrameHistory(input: {id: $frame}) { frame { id } } }
-    """,
-    "clearContextHistory": """
-        mutation($context: ID!) { clearContextHistory(input: {id: $context}) { context { id } } }
-    """,
-    "clearMainChatHistory": """
-        mutation($mainChat: ID!) {
-          clearMainChatHistory(input: {id: $mainChat}) { mainChat { id } }
-        }
-    """,
-    "copyImage": """
-        mutation($image: ID!, $context: ID!) {
-          copyImage(input: {imageId: $image, targetId: $context}) { image { id } }
-        }
-    """,
-    "moveImage": """
-        mutation($image: ID!, $frame: ID!, $context: ID!) {
-          moveImage(input: {imageId: $image, sourceId: $frame, targetId: $context}) { image { id } }
-        }
-    """,
-    "removeImage": """
-        mutation($image: ID!, $frame: ID!) {
-          removeImage(input: {imageId: $image, sourceId: $frame}) { image { id } }
-        }
-    """,
-    "deleteImage": "mutation($image: ID!) { deleteImage(input: {id: $image}) { deletedId } }",
-    "uploadImages": """
-        mutation($frame: ID!) {
-          uploadImages(input: {targetId: $frame, files: []}) { images { id } }
-        }
-    """,
-    "generateFrameImages": """
-        mutation($frame: ID!) {
-          generateFrameImages(input: {frameId: $frame, prompt: "p"}) { message { id } }
-        }
-    """,
-    "generateContextImages": """
-        mutation($context: ID!) {
-          generateContextImages(input: {contextId: $context, prompt: "p"}) { message { id } }
-        }
-    """,
-    "generateMainChatImages": """
-        mutation($mainChat: ID!) {
-          generateMainChatImages(input: {mainChatId: $mainChat, prompt: "p"}) { message { id } }
-        }
-    """,
-    "analyzeImages": """
-        mutation($image: ID!) {
-          analyzeImages(input: {imageIds: [$image], question: "q"}) { analysis { text } }
-        }
-    """,
-    "imageModels": "query { imageModels { name } }",
-    "openAIStatus": "query { openAIStatus { configured } }",
+# Every operation but signUp and logIn, on the owner's real objects: its document and variables,
+# in which `Their(kind)` stands for the owner's ID of that kind.
+Call = tuple[str, dict[str, Any]]
+
+
+def _by_id(field: str, kind: str) -> Call:
+    return f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": Their(kind)}
+
+
+def _generate(kind: str, chat: str, field: str) -> Call:
+    return generate_document(kind), {"input": {field: Their(chat), "prompt": "p"}}
+
+
+ANONYMOUS: dict[str, Call] = {
+    "projects": ("query { projects { totalCount nodes { id } } }", {}),
+    **{
+        field: _by_id(field, kind)
+        for field, kind in [
+            ("project", "project"),
+            ("video", "video"),
+            ("context", "context"),
+            ("frame", "frame"),
+            ("mainChat", "main_chat"),
+            ("image", "image"),
+        ]
+    },
+    "node": (doc.NODE, {"id": Their("message")}),
+    "nodes": (
+        "query($ids: [ID!]!) { nodes(ids: $ids) { id } }",
+        {"ids": [Their("project"), Their("image")]},
+    ),
+    "logOut": (doc.LOG_OUT, {}),
+    "changePassword": (
+        CHANGE_PASSWORD,
+        {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": "taken by a stranger"}},
+    ),
+    "createProject": (doc.CREATE_PROJECT, {"name": "Cuckoo"}),
+    "updateProject": (doc.UPDATE_PROJECT, {"id": Their("project"), "name": "Cuckoo"}),
+    "deleteProject": (doc.DELETE_PROJECT, {"id": Their("project")}),
+    "createVideo": (doc.CREATE_VIDEO, {"projectId": Their("project"), "name": "Cuckoo"}),
+    "updateVideo": (doc.UPDATE_VIDEO, {"id": Their("video"), "name": "Cuckoo"}),
+    "deleteVideo": (doc.DELETE_VIDEO, {"id": Their("video")}),
+    "updateContext": (doc.UPDATE_CONTEXT, {"id": Their("context"), "content": "Cuckoo"}),
+    "createFrame": (doc.CREATE_FRAME, {"videoId": Their("video"), "title": "Cuckoo"}),
+    "updateFrame": (doc.UPDATE_FRAME, {"id": Their("frame"), "title": "Cuckoo"}),
+    "reorderFrame": (doc.REORDER_FRAME, {"id": Their("frame"), "newOrder": 1}),
+    "selectFrameImage": (doc.SELECT_FRAME_IMAGE, {"frameId": Their("frame"), "imageId": None}),
+    "deleteFrame": (doc.DELETE_FRAME, {"id": Their("frame")}),
+    "createMainChat": (doc.CREATE_MAIN_CHAT, {"videoId": Their("video"), "name": "Cuckoo"}),
+    "updateMainChat": (doc.UPDATE_MAIN_CHAT, {"id": Their("main_chat"), "name": "Cuckoo"}),
+    "deleteMainChat": (doc.DELETE_MAIN_CHAT, {"id": Their("main_chat")}),
+    "clearFrameHistory": (doc.CLEAR_FRAME_HISTORY, {"id": Their("frame")}),
+    "clearContextHistory": (doc.CLEAR_CONTEXT_HISTORY, {"id": Their("context")}),
+    "clearMainChatHistory": (doc.CLEAR_MAIN_CHAT_HISTORY, {"id": Their("main_chat")}),
+    "copyImage": (doc.COPY_IMAGE, {"imageId": Their("image"), "targetId": Their("context")}),
+    "moveImage": (
+        doc.MOVE_IMAGE,
+        {"imageId": Their("image"), "sourceId": Their("frame"), "targetId": Their("context")},
+    ),
+    "removeImage": (doc.REMOVE_IMAGE, {"imageId": Their("image"), "sourceId": Their("frame")}),
+    "deleteImage": (doc.DELETE_IMAGE, {"id": Their("image")}),
+    "uploadImages": (UPLOAD_IMAGES, {"input": {"targetId": Their("frame"), "files": []}}),
+    "generateFrameImages": _generate("Frame", "frame", "frameId"),
+    "generateContextImages": _generate("Context", "context", "contextId"),
+    "generateMainChatImages": _generate("MainChat", "main_chat", "mainChatId"),
+    "analyzeImages": (
+        "mutation($input: AnalyzeImagesInput!) {"
+        " analyzeImages(input: $input) { analysis { text } } }",
+        {"input": {"imageIds": [Their("image")], "question": "q"}},
+    ),
+    "imageModels": ("query { imageModels { name } }", {}),
+    "openAIStatus": ("query { openAIStatus { configured } }", {}),
 }
 # Edge cases of the fetches by ID: a type that is no Node of the viewer's, and no IDs at all.
-ANONYMOUS_EDGES: dict[str, str] = {
-    "node of a user": "query($user: ID!) { node(id: $user) { id } }",
-    "nodes of nothing": "query { nodes(ids: []) { id } }",
-    "node of an unknown type": 'query { node(id: "VW5rbm93bjox") { id } }',
-    "node of a malformed ID": 'query { node(id: "not an ID") { id } }',
-    "nodes of a malformed ID": 'query { nodes(ids: ["not an ID"]) { id } }',
+ANONYMOUS_EDGES: dict[str, Call] = {
+    "node of a user": ("query($user: ID!) { node(id: $user) { id } }", {}),
+    "nodes of nothing": ("query { nodes(ids: []) { id } }", {}),
+    "node of an unknown type": ('query { node(id: "VW5rbm93bjox") { id } }', {}),
+    "node of a malformed ID": ('query { node(id: "not an ID") { id } }', {}),
+    "nodes of a malformed ID": ('query { nodes(ids: ["not an ID"]) { id } }', {}),
 }
 OPEN_TO_ALL = {"signUp", "logIn"}
 NULL_WITHOUT_A_TOKEN = {"viewer"}
 
 
 @pytest.fixture
-async def owned(services: Services) -> Ids:
-    return await a_full_project(services, "Owned")
+async def owned(services: Services, seeds: Seeds) -> Ids:
+    return await a_full_project(services, seeds, "Owned")
 
 
 def test_every_operation_is_tried_without_a_token() -> None:
@@ -506,18 +439,19 @@ def test_every_operation_is_tried_without_a_token() -> None:
 
 
 @pytest.mark.parametrize(
-    "document", [*ANONYMOUS.values(), *ANONYMOUS_EDGES.values()], ids=[*ANONYMOUS, *ANONYMOUS_EDGES]
+    "call", [*ANONYMOUS.values(), *ANONYMOUS_EDGES.values()], ids=[*ANONYMOUS, *ANONYMOUS_EDGES]
 )
 async def test_without_a_token_an_operation_is_unauthenticated_and_changes_nothing(
     anonymous_gql: GraphQLClient,
     owned: Ids,
     owner: AccountSession,
     runtime: Runtime,
-    document: str,
+    call: Call,
 ) -> None:
     # given
     assert owner.user.id is not None
-    variables = {**owned.variables(), "user": encode_id("User", owner.user.id)}
+    document, variables = call
+    variables = {**with_ids(variables, owned), "user": encode_id("User", owner.user.id)}
     before = await dump(runtime.engine)
 
     # when
@@ -540,11 +474,10 @@ async def test_without_a_valid_token_the_viewer_is_null_and_the_rest_is_answered
 ) -> None:
     # given
     headers = {"Authorization": authorization} if authorization else {}
-    transport = httpx.ASGITransport(app=app)
     query = "query { __typename viewer { id email } imageModels { name } }"
 
     # when
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+    async with http_client(app, headers=headers) as http:
         alone = await GraphQLClient(http).execute(VIEWER)
         with_others = await GraphQLClient(http).execute("query { __typename viewer { id email } }")
         with_a_refused_field = await GraphQLClient(http).execute(query)
@@ -583,10 +516,9 @@ async def test_a_bad_authorization_header_is_unauthenticated(
 ) -> None:
     # given
     headers = {"Authorization": authorization.format(token=owner.token)}
-    transport = httpx.ASGITransport(app=app)
 
     # when
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+    async with http_client(app, headers=headers) as http:
         refused = await _viewer_refused(GraphQLClient(http))
 
     # then
@@ -596,10 +528,9 @@ async def test_a_bad_authorization_header_is_unauthenticated(
 async def test_the_bearer_scheme_is_case_insensitive(app: Starlette, owner: AccountSession) -> None:
     # given
     headers = {"Authorization": f"bearer {owner.token}"}
-    transport = httpx.ASGITransport(app=app)
 
     # when
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+    async with http_client(app, headers=headers) as http:
         data = await GraphQLClient(http).data(VIEWER)
 
     # then

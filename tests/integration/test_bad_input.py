@@ -11,121 +11,44 @@ import pytest
 
 from storyframe.db.tables import CONTENT_MAX, NAME_MAX, TITLE_MAX
 from storyframe.schema.ids import encode_id
-from storyframe.services.container import Services
-from tests.conftest import GraphQLClient, StatementCounter
-from tests.integration.helpers import (
+from tests.support.clients import GraphQLClient
+from tests.support.documents import (
+    CLEAR_CONTEXT_HISTORY,
+    CLEAR_FRAME_HISTORY,
+    CLEAR_MAIN_CHAT_HISTORY,
+    COPY_IMAGE,
+    CREATE_FRAME,
+    CREATE_MAIN_CHAT,
+    CREATE_PROJECT,
+    CREATE_VIDEO,
+    DELETE_FRAME,
+    DELETE_IMAGE,
+    DELETE_MAIN_CHAT,
+    DELETE_PROJECT,
+    DELETE_VIDEO,
+    MOVE_IMAGE,
+    REMOVE_IMAGE,
+    REORDER_FRAME,
+    SELECT_FRAME_IMAGE,
+    UPDATE_CONTEXT,
+    UPDATE_FRAME,
+    UPDATE_MAIN_CHAT,
+    UPDATE_PROJECT,
+    UPDATE_VIDEO,
+)
+from tests.support.ids import unknown_id
+from tests.support.scenes import (
     SeededVideo,
-    add_image,
     create_frames,
-    generate,
+    refused,
     seed_video,
     select_image,
     state,
-    unknown_id,
 )
+from tests.support.seeds import Seeds, add_image, generate
+from tests.support.sql import StatementCounter
 
 # --- documents --------------------------------------------------------------------------------
-
-ERRORS = "userErrors { field message code }"
-
-CREATE_PROJECT = f"""
-mutation($name: String!) {{ createProject(input: {{name: $name}}) {{ project {{ id }} {ERRORS} }} }}
-"""
-UPDATE_PROJECT = f"""
-mutation($id: ID!, $name: String!) {{
-  updateProject(input: {{id: $id, name: $name}}) {{ project {{ id }} {ERRORS} }}
-}}
-"""
-DELETE_PROJECT = f"""
-mutation($id: ID!) {{ deleteProject(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
-"""
-CREATE_VIDEO = f"""
-mutation($projectId: ID!, $name: String!) {{
-  createVideo(input: {{projectId: $projectId, name: $name}}) {{ video {{ id }} {ERRORS} }}
-}}
-"""
-UPDATE_VIDEO = f"""
-mutation($id: ID!, $name: String!) {{
-  updateVideo(input: {{id: $id, name: $name}}) {{ video {{ id }} {ERRORS} }}
-}}
-"""
-DELETE_VIDEO = f"""
-mutation($id: ID!) {{ deleteVideo(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
-"""
-UPDATE_CONTEXT = f"""
-mutation($id: ID!, $content: String!) {{
-  updateContext(input: {{id: $id, content: $content}}) {{ context {{ id }} {ERRORS} }}
-}}
-"""
-CREATE_FRAME = f"""
-mutation($videoId: ID!, $title: String!, $order: Int) {{
-  createFrame(input: {{videoId: $videoId, title: $title, order: $order}}) {{
-    frame {{ id }} {ERRORS}
-  }}
-}}
-"""
-UPDATE_FRAME = f"""
-mutation($id: ID!, $title: String!) {{
-  updateFrame(input: {{id: $id, title: $title}}) {{ frame {{ id }} {ERRORS} }}
-}}
-"""
-REORDER_FRAME = f"""
-mutation($id: ID!, $newOrder: Int!) {{
-  reorderFrame(input: {{id: $id, newOrder: $newOrder}}) {{ frame {{ id }} video {{ id }} {ERRORS} }}
-}}
-"""
-SELECT_FRAME_IMAGE = f"""
-mutation($frameId: ID!, $imageId: ID) {{
-  selectFrameImage(input: {{frameId: $frameId, imageId: $imageId}}) {{ frame {{ id }} {ERRORS} }}
-}}
-"""
-DELETE_FRAME = f"""
-mutation($id: ID!) {{ deleteFrame(input: {{id: $id}}) {{ deletedId video {{ id }} {ERRORS} }} }}
-"""
-CREATE_MAIN_CHAT = f"""
-mutation($videoId: ID!, $name: String!) {{
-  createMainChat(input: {{videoId: $videoId, name: $name}}) {{ mainChat {{ id }} {ERRORS} }}
-}}
-"""
-UPDATE_MAIN_CHAT = f"""
-mutation($id: ID!, $name: String!) {{
-  updateMainChat(input: {{id: $id, name: $name}}) {{ mainChat {{ id }} {ERRORS} }}
-}}
-"""
-DELETE_MAIN_CHAT = f"""
-mutation($id: ID!) {{ deleteMainChat(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
-"""
-CLEAR_FRAME_HISTORY = f"""
-mutation($id: ID!) {{ clearFrameHistory(input: {{id: $id}}) {{ frame {{ id }} {ERRORS} }} }}
-"""
-CLEAR_CONTEXT_HISTORY = f"""
-mutation($id: ID!) {{ clearContextHistory(input: {{id: $id}}) {{ context {{ id }} {ERRORS} }} }}
-"""
-CLEAR_MAIN_CHAT_HISTORY = f"""
-mutation($id: ID!) {{
-  clearMainChatHistory(input: {{id: $id}}) {{ mainChat {{ id }} {ERRORS} }}
-}}
-"""
-COPY_IMAGE = f"""
-mutation($imageId: ID!, $targetId: ID!) {{
-  copyImage(input: {{imageId: $imageId, targetId: $targetId}}) {{ image {{ id }} {ERRORS} }}
-}}
-"""
-MOVE_IMAGE = f"""
-mutation($imageId: ID!, $sourceId: ID!, $targetId: ID!) {{
-  moveImage(input: {{imageId: $imageId, sourceId: $sourceId, targetId: $targetId}}) {{
-    image {{ id }} {ERRORS}
-  }}
-}}
-"""
-REMOVE_IMAGE = f"""
-mutation($imageId: ID!, $sourceId: ID!) {{
-  removeImage(input: {{imageId: $imageId, sourceId: $sourceId}}) {{ image {{ id }} {ERRORS} }}
-}}
-"""
-DELETE_IMAGE = f"""
-mutation($id: ID!) {{ deleteImage(input: {{id: $id}}) {{ deletedId {ERRORS} }} }}
-"""
 
 PROJECT_BY_ID = "query($id: ID!) { project(id: $id) { id } }"
 VIDEO_BY_ID = "query($id: ID!) { video(id: $id) { id } }"
@@ -184,14 +107,14 @@ class World:
         return self.video.project_id
 
 
-async def _world(gql: GraphQLClient, services: Services) -> World:
+async def _world(gql: GraphQLClient, seeds: Seeds) -> World:
     video = await seed_video(gql, "World")
     frame, other_frame = await create_frames(gql, video.id, ["first", "second"])
-    message, (image,) = await generate(services, frame)
-    _, (other_image,) = await generate(services, other_frame)
+    message, (image,) = await generate(seeds, frame)
+    _, (other_image,) = await generate(seeds, other_frame)
     await select_image(gql, frame, image)
-    await add_image(services, video.project_id)
-    await generate(services, video.main_chat_id)
+    await add_image(seeds, video.project_id)
+    await generate(seeds, video.main_chat_id)
     return World(video, frame, other_frame, image, other_image, message)
 
 
@@ -469,42 +392,39 @@ def _unknown_place(document: str, field: str, type_name: str, valid: Vars) -> An
 COPY_VALID = ID_INPUTS["copyImage.targetId"].valid
 MOVE_VALID = ID_INPUTS["moveImage.targetId"].valid
 
+
+def _conflict(name: str, document: str, code: str, field: str, variables: Vars) -> Any:
+    return pytest.param(Refusal(document, variables, code, [field]), id=name)
+
+
 CONFLICTS = [
-    pytest.param(
-        Refusal(
-            SELECT_FRAME_IMAGE,
-            lambda w: {"frameId": w.frame, "imageId": w.other_image},
-            "NOT_IN_PLACE",
-            ["imageId"],
-        ),
-        id="selectFrameImage-not-in-frame",
+    _conflict(
+        "selectFrameImage-not-in-frame",
+        SELECT_FRAME_IMAGE,
+        "NOT_IN_PLACE",
+        "imageId",
+        lambda w: {"frameId": w.frame, "imageId": w.other_image},
     ),
-    pytest.param(
-        Refusal(
-            MOVE_IMAGE,
-            lambda w: {"imageId": w.image, "sourceId": w.other_frame, "targetId": w.project},
-            "NOT_IN_PLACE",
-            ["sourceId"],
-        ),
-        id="moveImage-not-in-source",
+    _conflict(
+        "moveImage-not-in-source",
+        MOVE_IMAGE,
+        "NOT_IN_PLACE",
+        "sourceId",
+        lambda w: {"imageId": w.image, "sourceId": w.other_frame, "targetId": w.project},
     ),
-    pytest.param(
-        Refusal(
-            MOVE_IMAGE,
-            lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.frame},
-            "SAME_PLACE",
-            ["targetId"],
-        ),
-        id="moveImage-same-place",
+    _conflict(
+        "moveImage-same-place",
+        MOVE_IMAGE,
+        "SAME_PLACE",
+        "targetId",
+        lambda w: {"imageId": w.image, "sourceId": w.frame, "targetId": w.frame},
     ),
-    pytest.param(
-        Refusal(
-            REMOVE_IMAGE,
-            lambda w: {"imageId": w.image, "sourceId": w.video.context_id},
-            "NOT_IN_PLACE",
-            ["sourceId"],
-        ),
-        id="removeImage-not-in-source",
+    _conflict(
+        "removeImage-not-in-source",
+        REMOVE_IMAGE,
+        "NOT_IN_PLACE",
+        "sourceId",
+        lambda w: {"imageId": w.image, "sourceId": w.video.context_id},
     ),
     *[
         _unknown_place(COPY_IMAGE, "targetId", type_name, COPY_VALID)
@@ -522,10 +442,10 @@ REFUSALS = [*_text_refusals(), *_id_refusals(), *CONFLICTS]
 
 @pytest.mark.parametrize("name", list(ID_INPUTS))
 async def test_the_valid_call_behind_each_id_refusal_is_accepted(
-    gql: GraphQLClient, services: Services, name: str
+    gql: GraphQLClient, seeds: Seeds, name: str
 ) -> None:
     # given
-    world = await _world(gql, services)
+    world = await _world(gql, seeds)
 
     # when
     data = await gql.data(ID_INPUTS[name].document, ID_INPUTS[name].valid(world))
@@ -537,23 +457,18 @@ async def test_the_valid_call_behind_each_id_refusal_is_accepted(
 
 @pytest.mark.parametrize("refusal", REFUSALS)
 async def test_a_refused_mutation_reports_why_and_changes_nothing(
-    gql: GraphQLClient, services: Services, refusal: Refusal
+    gql: GraphQLClient, seeds: Seeds, refusal: Refusal
 ) -> None:
     # given
-    world = await _world(gql, services)
-    before = await state(gql)
+    world = await _world(gql, seeds)
 
     # when
-    body = await gql.execute(refusal.document, refusal.variables(world))
+    payload, error = await refused(gql, refusal.document, refusal.variables(world))
 
     # then
-    assert "errors" not in body, body["errors"]
-    (payload,) = body["data"].values()
-    (error,) = payload["userErrors"]
     assert (error["code"], error["field"]) == (refusal.code, refusal.field)
     assert error["message"]
     assert all(value is None for key, value in payload.items() if key != "userErrors")
-    assert await state(gql) == before
 
 
 MALFORMED_IDS = [
@@ -575,10 +490,10 @@ MALFORMED_IDS = [
 
 @pytest.mark.parametrize("malformed", MALFORMED_IDS)
 async def test_every_malformed_id_is_refused_as_invalid(
-    gql: GraphQLClient, services: Services, malformed: str
+    gql: GraphQLClient, seeds: Seeds, malformed: str
 ) -> None:
     # given
-    await _world(gql, services)
+    await _world(gql, seeds)
     before = await state(gql)
 
     # when
@@ -636,7 +551,7 @@ async def test_a_refused_mutation_does_not_stop_the_next_one(gql: GraphQLClient)
 
     # then
     assert first["updateVideo"]["userErrors"][0]["code"] == "BLANK"
-    assert second["updateVideo"] == {"video": {"id": video.id}, "userErrors": []}
+    assert second["updateVideo"] == {"video": {"id": video.id, "name": "Renamed"}, "userErrors": []}
 
 
 # --- queries ----------------------------------------------------------------------------------

@@ -6,55 +6,24 @@ from typing import Any
 
 import pytest
 
-from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import (
-    add_image,
+from tests.support.clients import GraphQLClient
+from tests.support.documents import (
+    CLEAR_CONTEXT_HISTORY,
+    CLEAR_FRAME_HISTORY,
+    CLEAR_MAIN_CHAT_HISTORY,
+    DELETE_IMAGE,
+    UPDATE_CONTEXT,
+)
+from tests.support.scenes import (
     copy_image,
     create_frame,
     create_frames,
-    generate,
     ids,
-    post_message,
+    seed_frame,
     seed_video,
     select_image,
 )
-
-CLEAR_FRAME_HISTORY = """
-mutation Clear($id: ID!) {
-  clearFrameHistory(input: {id: $id}) {
-    frame { id messageCount imageCount selectedImage { id } images { nodes { id } } }
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
-
-CLEAR_CONTEXT_HISTORY = """
-mutation Clear($id: ID!) {
-  clearContextHistory(input: {id: $id}) {
-    context { id content messageCount imageCount images { nodes { id } } }
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
-
-CLEAR_MAIN_CHAT_HISTORY = """
-mutation Clear($id: ID!) {
-  clearMainChatHistory(input: {id: $id}) {
-    mainChat { id name messageCount imageCount images { nodes { id } } }
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
-
-UPDATE_CONTEXT = """
-mutation Update($id: ID!, $content: String!) {
-  updateContext(input: {id: $id, content: $content}) { userErrors { code } }
-}
-"""
+from tests.support.seeds import Seeds, add_image, generate, post_message
 
 CHAT = """
 fragment ChatParts on Chat {
@@ -106,12 +75,6 @@ query Project($id: ID!) {
 }
 """
 
-DELETE_IMAGE = """
-mutation Delete($id: ID!) {
-  deleteImage(input: {id: $id}) { userErrors { field message code } }
-}
-"""
-
 FRAME = """
 query Frame($id: ID!) {
   frame(id: $id) { id selectedImage { id } }
@@ -129,22 +92,22 @@ async def _chats(gql: GraphQLClient, frame: str, context: str, main_chat: str) -
 
 
 async def test_clear_frame_history_deletes_its_messages_images_and_selection(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a frame with two messages and three images, one selected and one also in the gallery
     video = await seed_video(gql)
     frame_id, other_frame = await create_frames(gql, video.id, ["cleared", "other"])
-    _, first = await generate(services, frame_id, images=2)
-    _, second = await generate(services, frame_id, images=1)
+    _, first = await generate(seeds, frame_id, images=2)
+    _, second = await generate(seeds, frame_id, images=1)
     await select_image(gql, frame_id, first[1])
     await copy_image(gql, second[0], video.project_id)
     # and images that were not made there: shown in the frame, or made in another frame
-    _, shown = await generate(services, video.main_chat_id)
+    _, shown = await generate(seeds, video.main_chat_id)
     await copy_image(gql, shown[0], frame_id)
-    _, others = await generate(services, other_frame)
+    _, others = await generate(seeds, other_frame)
     # and a message that attached an image of the gallery as a reference
-    reference = await add_image(services, video.project_id)
-    await post_message(services, frame_id, attached_image_ids=[reference])
+    reference = await add_image(seeds, video.project_id)
+    await post_message(seeds, frame_id, attached_image_ids=[reference])
 
     # when
     payload = await gql.mutate(CLEAR_FRAME_HISTORY, {"id": frame_id})
@@ -168,12 +131,11 @@ async def test_clear_frame_history_deletes_its_messages_images_and_selection(
 
 
 async def test_clear_frame_history_unselects_an_image_it_did_not_make(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a frame whose selected image was copied in from the gallery
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    gallery_image = await add_image(services, video.project_id)
+    video, frame_id = await seed_frame(gql)
+    gallery_image = await add_image(seeds, video.project_id)
     await copy_image(gql, gallery_image, frame_id)
     await select_image(gql, frame_id, gallery_image)
 
@@ -187,16 +149,16 @@ async def test_clear_frame_history_unselects_an_image_it_did_not_make(
 
 
 async def test_clear_context_history_deletes_its_messages_and_their_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a context with text, two messages and their images, and a reference image
     video = await seed_video(gql)
     await gql.data(UPDATE_CONTEXT, {"id": video.context_id, "content": "Noir, rain"})
-    await generate(services, video.context_id, images=2)
-    await post_message(services, video.context_id, "failed")
-    reference = await add_image(services, video.context_id)
+    await generate(seeds, video.context_id, images=2)
+    await post_message(seeds, video.context_id, "failed")
+    reference = await add_image(seeds, video.context_id)
     frame_id = await create_frame(gql, video.id)
-    _, kept = await generate(services, frame_id)
+    _, kept = await generate(seeds, frame_id)
 
     # when
     payload = await gql.mutate(CLEAR_CONTEXT_HISTORY, {"id": video.context_id})
@@ -213,16 +175,15 @@ async def test_clear_context_history_deletes_its_messages_and_their_images(
 
 
 async def test_clear_main_chat_history_deletes_its_messages_and_their_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a main chat with two messages, one image of which was copied into a frame
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, made = await generate(services, video.main_chat_id, images=2)
-    await generate(services, video.main_chat_id, images=1)
+    video, frame_id = await seed_frame(gql)
+    _, made = await generate(seeds, video.main_chat_id, images=2)
+    await generate(seeds, video.main_chat_id, images=1)
     await copy_image(gql, made[0], frame_id)
     await select_image(gql, frame_id, made[0])
-    _, in_context = await generate(services, video.context_id)
+    _, in_context = await generate(seeds, video.context_id)
 
     # when
     payload = await gql.mutate(CLEAR_MAIN_CHAT_HISTORY, {"id": video.main_chat_id})
@@ -249,8 +210,7 @@ async def test_clearing_an_empty_history_counts_nothing(
     gql: GraphQLClient, document: str, chat: str
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
+    video, frame_id = await seed_frame(gql)
     chat_id = {"frame": frame_id, "context": video.context_id, "main chat": video.main_chat_id}
 
     # when
@@ -261,13 +221,13 @@ async def test_clearing_an_empty_history_counts_nothing(
 
 
 async def test_clearing_one_video_s_chat_leaves_another_video_alone(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql, "Cleared")
     other = await seed_video(gql, "Other")
-    await generate(services, video.context_id)
-    await generate(services, other.context_id, images=2)
+    await generate(seeds, video.context_id)
+    await generate(seeds, other.context_id, images=2)
 
     # when
     payload = await gql.mutate(CLEAR_CONTEXT_HISTORY, {"id": video.context_id})
@@ -282,14 +242,11 @@ async def test_clearing_one_video_s_chat_leaves_another_video_alone(
 # --- messages ---------------------------------------------------------------------------------
 
 
-async def test_chat_messages_are_listed_newest_first(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_chat_messages_are_listed_newest_first(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
+    video, frame_id = await seed_frame(gql)
     prompts = ["first", "second", "third"]
-    posted = [await post_message(services, frame_id, prompt) for prompt in prompts]
+    posted = [await post_message(seeds, frame_id, prompt) for prompt in prompts]
 
     # when
     chats = await _chats(gql, frame_id, video.context_id, video.main_chat_id)
@@ -305,21 +262,20 @@ async def test_chat_messages_are_listed_newest_first(
 
 
 async def test_a_message_shows_its_prompt_images_attachments_and_chat(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given references in the context and the gallery, and a frame message attaching both
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    reference = await add_image(services, video.context_id)
-    gallery_image = await add_image(services, video.project_id)
+    video, frame_id = await seed_frame(gql)
+    reference = await add_image(seeds, video.context_id)
+    gallery_image = await add_image(seeds, video.project_id)
     message_id = await post_message(
-        services,
+        seeds,
         frame_id,
         "  a lighthouse at dusk  ",
         with_context=True,
         attached_image_ids=[gallery_image, reference, gallery_image],
     )
-    made = [await add_image(services, frame_id, message_id=message_id) for _ in range(3)]
+    made = [await add_image(seeds, frame_id, message_id=message_id) for _ in range(3)]
 
     # when
     data = await gql.data(MESSAGE, {"id": message_id})
@@ -336,14 +292,13 @@ async def test_a_message_shows_its_prompt_images_attachments_and_chat(
 
 
 async def test_every_kind_of_chat_lists_its_messages_and_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a message with images in each kind of chat
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    in_frame = await generate(services, frame_id, "frame prompt", images=1)
-    in_context = await generate(services, video.context_id, "context prompt", images=2)
-    in_main_chat = await generate(services, video.main_chat_id, "main prompt", images=3)
+    video, frame_id = await seed_frame(gql)
+    in_frame = await generate(seeds, frame_id, "frame prompt", images=1)
+    in_context = await generate(seeds, video.context_id, "context prompt", images=2)
+    in_main_chat = await generate(seeds, video.main_chat_id, "main prompt", images=3)
 
     # when
     chats = await _chats(gql, frame_id, video.context_id, video.main_chat_id)
@@ -367,16 +322,15 @@ async def test_every_kind_of_chat_lists_its_messages_and_images(
         assert ids(chat["images"]["nodes"]) == list(reversed(images))
 
 
-async def test_with_context_is_kept_only_for_frames(gql: GraphQLClient, services: Services) -> None:
+async def test_with_context_is_kept_only_for_frames(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
+    video, frame_id = await seed_frame(gql)
 
     # when
-    with_ = await post_message(services, frame_id, "with", with_context=True)
-    without = await post_message(services, frame_id, "without", with_context=False)
-    in_context = await post_message(services, video.context_id, "c", with_context=True)
-    in_main_chat = await post_message(services, video.main_chat_id, "m", with_context=True)
+    with_ = await post_message(seeds, frame_id, "with", with_context=True)
+    without = await post_message(seeds, frame_id, "without", with_context=False)
+    in_context = await post_message(seeds, video.context_id, "c", with_context=True)
+    in_main_chat = await post_message(seeds, video.main_chat_id, "m", with_context=True)
 
     # then
     flags = {}
@@ -385,16 +339,12 @@ async def test_with_context_is_kept_only_for_frames(gql: GraphQLClient, services
     assert flags == {with_: True, without: False, in_context: False, in_main_chat: False}
 
 
-async def test_a_deleted_image_leaves_its_message_s_lists(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_a_deleted_image_leaves_its_message_s_lists(gql: GraphQLClient, seeds: Seeds) -> None:
     # given a message that produced two images and attached a third
     video = await seed_video(gql)
-    reference = await add_image(services, video.context_id)
-    message_id = await post_message(
-        services, video.main_chat_id, "p", attached_image_ids=[reference]
-    )
-    made = [await add_image(services, video.main_chat_id, message_id=message_id) for _ in "ab"]
+    reference = await add_image(seeds, video.context_id)
+    message_id = await post_message(seeds, video.main_chat_id, "p", attached_image_ids=[reference])
+    made = [await add_image(seeds, video.main_chat_id, message_id=message_id) for _ in "ab"]
 
     # when
     for image_id in [made[0], reference]:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from storyframe.domain.ports import Blob, BlobStorage
 from storyframe.storage.cloudinary import CloudinaryStorage, StorageError
-from tests.fake_cloudinary import FakeCloudinary, fake_cloudinary_fixture  # noqa: F401
+from tests.support.fake_cloudinary import FakeCloudinary, fake_cloudinary_fixture  # noqa: F401
 
 
 def _image(
@@ -30,16 +30,32 @@ async def _put(storage: BlobStorage, path: Path, checksum: str) -> Blob:
     return await storage.put(path, checksum=checksum, content_type="image/png", thumbnail=b"")
 
 
+async def _stored(
+    storage: BlobStorage,
+    directory: Path,
+    name: str,
+    color: tuple[int, int, int],
+    size: tuple[int, int] = (40, 30),
+) -> tuple[Path, Blob]:
+    """An image file, and what `storage` made of it."""
+    path, checksum = _image(directory, name, color, size)
+    return path, await _put(storage, path, checksum)
+
+
+@pytest.fixture
+def storage(fake_cloudinary: FakeCloudinary) -> CloudinaryStorage:
+    return CloudinaryStorage(fake_cloudinary.url)
+
+
 async def _fetch(url: str) -> httpx.Response:
     async with httpx.AsyncClient() as client:
         return await client.get(url)
 
 
 async def test_put_returns_a_blob_whose_url_serves_the_file(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
     path, checksum = _image(tmp_path, "red.png", (255, 0, 0))
-    storage = CloudinaryStorage(fake_cloudinary.url)
 
     blob = await _put(storage, path, checksum)
 
@@ -64,12 +80,11 @@ async def test_put_returns_a_blob_whose_url_serves_the_file(
 
 
 async def test_putting_the_same_bytes_again_is_idempotent(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
     path, checksum = _image(tmp_path, "a.png", (0, 128, 0))
     copy = tmp_path / "copy-of-a.png"
     copy.write_bytes(path.read_bytes())
-    storage = CloudinaryStorage(fake_cloudinary.url)
 
     first = await _put(storage, path, checksum)
     second = await _put(storage, copy, checksum)
@@ -107,11 +122,9 @@ async def test_a_private_cdn_in_the_url_serves_thumbnails(fake_cloudinary: FakeC
 
 
 async def test_delete_removes_the_asset_and_ignores_unknown_keys(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
-    path, checksum = _image(tmp_path, "gone.png", (9, 9, 9))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    _, blob = await _stored(storage, tmp_path, "gone.png", (9, 9, 9))
 
     await storage.delete(blob.key)
     await storage.delete(blob.key)
@@ -130,10 +143,9 @@ async def test_delete_removes_the_asset_and_ignores_unknown_keys(
 
 
 async def test_keys_pages_through_the_folder(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
     fake_cloudinary.page_size = 2
-    storage = CloudinaryStorage(fake_cloudinary.url)
     other_folder = CloudinaryStorage(fake_cloudinary.url, folder="elsewhere")
     images = [_image(tmp_path, f"{shade}.png", (shade, shade, 0)) for shade in range(5)]
 
@@ -157,8 +169,9 @@ async def test_keys_of_an_empty_folder(fake_cloudinary: FakeCloudinary) -> None:
     assert await CloudinaryStorage(fake_cloudinary.url).keys() == []
 
 
-async def test_exists(fake_cloudinary: FakeCloudinary, tmp_path: Path) -> None:
-    storage = CloudinaryStorage(fake_cloudinary.url)
+async def test_exists(
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
     blob = await _put(storage, *_image(tmp_path, "here.png", (5, 6, 7)))
 
     assert await storage.exists(blob.key)
@@ -175,11 +188,9 @@ def _lookups(fake: FakeCloudinary) -> list[str]:
 
 
 async def test_read_with_the_stored_url_costs_one_delivery_and_no_admin_call(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
-    path, checksum = _image(tmp_path, "read.png", (9, 8, 7))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    path, blob = await _stored(storage, tmp_path, "read.png", (9, 8, 7))
     fake_cloudinary.requests.clear()
 
     data = await storage.read(blob.key, url=blob.url)
@@ -190,11 +201,9 @@ async def test_read_with_the_stored_url_costs_one_delivery_and_no_admin_call(
 
 
 async def test_read_without_a_url_looks_the_asset_up(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
-    path, checksum = _image(tmp_path, "lookup.png", (7, 8, 9))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    path, blob = await _stored(storage, tmp_path, "lookup.png", (7, 8, 9))
     fake_cloudinary.requests.clear()
 
     data = await storage.read(blob.key)
@@ -216,11 +225,9 @@ async def test_read_without_a_url_looks_the_asset_up(
     ],
 )
 async def test_read_never_fetches_a_url_that_is_not_the_keys(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path, url: str
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path, url: str
 ) -> None:
-    path, checksum = _image(tmp_path, "foreign.png", (1, 2, 3))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    path, blob = await _stored(storage, tmp_path, "foreign.png", (1, 2, 3))
     fake_cloudinary.requests.clear()
 
     data = await storage.read(blob.key, url=url.format(base=fake_cloudinary.base_url, key=blob.key))
@@ -232,11 +239,10 @@ async def test_read_never_fetches_a_url_that_is_not_the_keys(
 
 
 async def test_read_falls_back_to_a_lookup_when_the_url_serves_nothing(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
     # given an asset destroyed and uploaded again: same key, a new version and URL
     path, checksum = _image(tmp_path, "again.png", (3, 3, 3))
-    storage = CloudinaryStorage(fake_cloudinary.url)
     old = await _put(storage, path, checksum)
     await storage.delete(old.key)
     new = await _put(storage, path, checksum)
@@ -256,11 +262,9 @@ async def test_read_falls_back_to_a_lookup_when_the_url_serves_nothing(
 
 
 async def test_read_of_a_destroyed_asset_raises_file_not_found(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, tmp_path: Path
 ) -> None:
-    path, checksum = _image(tmp_path, "gone.png", (4, 4, 4))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    _, blob = await _stored(storage, tmp_path, "gone.png", (4, 4, 4))
     await storage.delete(blob.key)
 
     with pytest.raises(FileNotFoundError):
@@ -270,11 +274,9 @@ async def test_read_of_a_destroyed_asset_raises_file_not_found(
 
 
 async def test_read_reports_a_failing_delivery_as_storage_error(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
 ) -> None:
-    path, checksum = _image(tmp_path, "broken.png", (6, 6, 6))
-    storage = CloudinaryStorage(fake_cloudinary.url)
-    blob = await _put(storage, path, checksum)
+    _, blob = await _stored(storage, tmp_path, "broken.png", (6, 6, 6))
     fake_cloudinary.deliver_with = 503
 
     with pytest.raises(StorageError, match="503"):
@@ -303,10 +305,9 @@ async def test_a_bad_api_secret_raises_storage_error(
 
 @pytest.mark.parametrize("status", [400, 500, 502])
 async def test_server_failures_raise_storage_error(
-    fake_cloudinary: FakeCloudinary, tmp_path: Path, status: int
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path, status: int
 ) -> None:
     path, checksum = _image(tmp_path, "fail.png", (2, 2, 2))
-    storage = CloudinaryStorage(fake_cloudinary.url)
     fake_cloudinary.fail_with = status
 
     with pytest.raises(StorageError):

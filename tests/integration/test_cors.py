@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from storyframe.app import create_app
 from storyframe.settings import Settings
-from tests.integration.scenes import BASE_URL, app_with
+from tests.support.apps import app_with, settings_for
+from tests.support.clients import preflight
 
 ORIGIN = "https://app.storyframe.test"
 # What Apollo Client, OpenTelemetry, Sentry and request-id middleware add to requests.
@@ -28,19 +27,6 @@ FRONTEND_HEADERS = [
 ]
 
 
-async def _preflight(app: Starlette, requested: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        return await http.options(
-            "/graphql",
-            headers={
-                "Origin": ORIGIN,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": requested,
-            },
-        )
-
-
 def _allowed(response: httpx.Response) -> set[str]:
     listed = response.headers.get("access-control-allow-headers", "")
     return {name.strip().lower() for name in listed.split(",") if name.strip()}
@@ -53,7 +39,7 @@ async def test_a_preflight_asking_for_a_frontend_header_is_allowed(
 ) -> None:
     async with app_with(settings, cors_origins=[ORIGIN]) as app:
         # when
-        response = await _preflight(app, header)
+        response = await preflight(app, ORIGIN, header)
 
     # then
     assert response.status_code == 200, response.text
@@ -65,7 +51,7 @@ async def test_a_preflight_asking_for_a_frontend_header_is_allowed(
 async def test_a_preflight_asking_for_all_of_them_at_once_is_allowed(settings: Settings) -> None:
     async with app_with(settings, cors_origins=[ORIGIN]) as app:
         # when
-        response = await _preflight(app, ", ".join(FRONTEND_HEADERS))
+        response = await preflight(app, ORIGIN, ", ".join(FRONTEND_HEADERS))
 
     # then
     assert response.status_code == 200, response.text
@@ -76,7 +62,7 @@ async def test_a_preflight_asking_for_all_of_them_at_once_is_allowed(settings: S
 async def test_a_preflight_asking_for_an_unknown_header_is_refused(settings: Settings) -> None:
     async with app_with(settings, cors_origins=[ORIGIN]) as app:
         # when
-        response = await _preflight(app, "traceparent, x-tenant")
+        response = await preflight(app, ORIGIN, "traceparent, x-tenant")
 
     # then
     assert response.status_code == 400
@@ -89,18 +75,12 @@ async def test_a_configured_header_is_allowed_besides_the_default_ones(
 ) -> None:
     # given
     monkeypatch.setenv("CORS_ALLOW_HEADERS", "X-Tenant, x-feature-flags")
-    configured = Settings(
-        database_url=settings.database_url, data_dir=settings.data_dir, cors_origins=[ORIGIN]
-    )
-    app = create_app(configured)
-
-    try:
+    configured = settings_for(settings.database_url, settings.data_dir, cors_origins=[ORIGIN])
+    async with app_with(configured) as app:
         # when
-        tenant = await _preflight(app, "x-tenant")
-        both = await _preflight(app, "x-feature-flags, x-tenant, traceparent")
-        other = await _preflight(app, "x-tenant, x-unknown")
-    finally:
-        await app.state.runtime.aclose()
+        tenant = await preflight(app, ORIGIN, "x-tenant")
+        both = await preflight(app, ORIGIN, "x-feature-flags, x-tenant, traceparent")
+        other = await preflight(app, ORIGIN, "x-tenant, x-unknown")
 
     # then
     assert tenant.status_code == 200, tenant.text

@@ -16,8 +16,8 @@ import uvicorn
 from starlette.applications import Starlette
 
 from storyframe.settings import Settings
-from tests.integration.scenes import app_with
-from tests.integration.uploading import image_bytes
+from tests.support.apps import app_with
+from tests.support.images import image_bytes
 
 BOUNDARY = "storyframe-test-boundary"
 CHUNK = 64 * 1024

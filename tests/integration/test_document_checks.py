@@ -18,9 +18,11 @@ from storyframe.api_schema import build_schema, document_checks
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.scenes import a_full_project, app_with, client_of
-from tests.integration.test_server import running_server
+from tests.support.apps import app_with
+from tests.support.clients import GraphQLClient, client_of
+from tests.support.scenes import a_full_project
+from tests.support.seeds import Seeds
+from tests.support.servers import running_server
 
 WATCHDOG_SECONDS = 120
 """Only a check that walks every spread again would come near this: the documents below
@@ -159,8 +161,8 @@ async def test_aliases_count_every_use_of_a_fragment(
 
 
 @pytest.fixture
-async def video_id(services: Services) -> str:
-    ids = await a_full_project(services, "Cyclic")
+async def video_id(services: Services, seeds: Seeds) -> str:
+    ids = await a_full_project(services, seeds, "Cyclic")
     return ids.video
 
 

@@ -15,23 +15,17 @@ from storyframe.cli import main
 from storyframe.schema.ids import encode_id
 from storyframe.settings import Settings
 from storyframe.storage.local import key_for
-from tests.conftest import GraphQLClient
-from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
-from tests.integration.helpers import (
-    copy_image,
-    create_frame,
-    pk_of,
-    seed_video,
-    select_image,
-)
-from tests.integration.uploading import (
+from tests.support.clients import GraphQLClient
+from tests.support.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
+from tests.support.ids import pk_of
+from tests.support.images import image_bytes, sha256
+from tests.support.scenes import copy_image, create_frame, seed_video, select_image
+from tests.support.uploading import (
     File,
     Stack,
     generated_image,
-    image_bytes,
     images_in,
     media_files,
-    sha256,
     stack_fixture,  # noqa: F401
     upload_ok,
 )
@@ -157,7 +151,7 @@ async def test_clearing_a_chat_deletes_the_files_of_the_images_it_made(
     }[which]
     made_path = tmp_path / "made.png"
     PILImage.new("RGB", (30, 20), (250, 10, 10)).save(made_path, format="PNG")
-    made_id, made_key = await generated_image(stack.services, stack.storage, chat, made_path)
+    made_id, made_key = await generated_image(stack.seeds, stack.storage, chat, made_path)
     if which == "frame":
         await select_image(stack.gql, chat, made_id)
     uploaded_data = image_bytes(color=(10, 250, 10))
@@ -189,7 +183,7 @@ async def test_deleting_a_container_deletes_the_files_of_the_images_it_deletes(
     frame = await create_frame(stack.gql, video.id, "Dawn")
     made_path = tmp_path / "made.png"
     PILImage.new("RGB", (30, 20), (5, 10, 250)).save(made_path, format="PNG")
-    _, made_key = await generated_image(stack.services, stack.storage, frame, made_path)
+    _, made_key = await generated_image(stack.seeds, stack.storage, frame, made_path)
     data = image_bytes(color=(20, 30, 40))
     uploaded = await _one(stack, frame, data)
     target = {"deleteFrame": frame, "deleteVideo": video.id, "deleteProject": video.project_id}

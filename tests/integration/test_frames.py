@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import (
-    add_image,
+from tests.support.clients import GraphQLClient
+from tests.support.documents import (
+    CREATE_FRAME,
+    DELETE_FRAME,
+    REORDER_FRAME,
+    SELECT_FRAME_IMAGE,
+    UPDATE_FRAME,
+)
+from tests.support.scenes import (
     copy_image,
     create_frame,
     create_frames,
     frame_orders,
-    generate,
-    post_message,
+    refused,
+    seed_frame,
     seed_video,
     select_image,
-    state,
 )
-
-CREATE_FRAME = """
-mutation Create($videoId: ID!, $title: String!, $order: Int) {
-  createFrame(input: {videoId: $videoId, title: $title, order: $order}) {
-    frame {
-      id title order messageCount imageCount selectedImage { id }
-      video { id frameCount }
-    }
-    userErrors { field message code }
-  }
-}
-"""
+from tests.support.seeds import Seeds, add_image, generate, post_message
 
 CREATE_FRAME_UNTITLED = """
 mutation Create($videoId: ID!) {
@@ -49,45 +42,6 @@ mutation Two($videoId: ID!) {
   second: createFrame(input: {videoId: $videoId, title: "second", order: 0}) {
     frame { order video { frames { title } } }
     userErrors { code }
-  }
-}
-"""
-
-UPDATE_FRAME = """
-mutation Update($id: ID!, $title: String!) {
-  updateFrame(input: {id: $id, title: $title}) {
-    frame { id title order }
-    userErrors { field message code }
-  }
-}
-"""
-
-REORDER_FRAME = """
-mutation Reorder($id: ID!, $newOrder: Int!) {
-  reorderFrame(input: {id: $id, newOrder: $newOrder}) {
-    frame { id title order }
-    video { id frames { title order } }
-    userErrors { field message code }
-  }
-}
-"""
-
-DELETE_FRAME = """
-mutation Delete($id: ID!) {
-  deleteFrame(input: {id: $id}) {
-    deletedId
-    deleted { videos frames messages images }
-    video { id frameCount frames { title order } }
-    userErrors { field message code }
-  }
-}
-"""
-
-SELECT_FRAME_IMAGE = """
-mutation Select($frameId: ID!, $imageId: ID) {
-  selectFrameImage(input: {frameId: $frameId, imageId: $imageId}) {
-    frame { id selectedImage { id url } }
-    userErrors { field message code }
   }
 }
 """
@@ -260,8 +214,7 @@ async def test_update_frame_retitles_trimmed_and_keeps_the_order(gql: GraphQLCli
 
 async def test_update_frame_may_blank_the_title(gql: GraphQLClient) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id, "Titled")
+    _, frame_id = await seed_frame(gql, "Titled")
 
     # when
     payload = await gql.mutate(UPDATE_FRAME, {"id": frame_id, "title": "   "})
@@ -330,8 +283,7 @@ async def test_reorder_frame_clamps_the_new_order(
 
 async def test_reordering_the_only_frame_keeps_it_at_zero(gql: GraphQLClient) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id, "solo")
+    video, frame_id = await seed_frame(gql, "solo")
 
     # when
     payload = await gql.mutate(REORDER_FRAME, {"id": frame_id, "newOrder": 7})
@@ -416,15 +368,15 @@ async def test_delete_frame_closes_the_gap(
 
 
 async def test_delete_frame_counts_its_messages_and_their_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a frame with three messages (three images) and an image it only shows
     video = await seed_video(gql)
     frame_id, other_frame = await create_frames(gql, video.id, ["doomed", "kept"])
-    _, produced = await generate(services, frame_id, images=2)
-    await generate(services, frame_id, images=1)
-    await post_message(services, frame_id, "refused by the provider")
-    _, elsewhere = await generate(services, video.main_chat_id)
+    _, produced = await generate(seeds, frame_id, images=2)
+    await generate(seeds, frame_id, images=1)
+    await post_message(seeds, frame_id, "refused by the provider")
+    _, elsewhere = await generate(seeds, video.main_chat_id)
     await copy_image(gql, elsewhere[0], frame_id)
     await copy_image(gql, produced[0], other_frame)
     await select_image(gql, other_frame, produced[0])
@@ -445,12 +397,11 @@ async def test_delete_frame_counts_its_messages_and_their_images(
 
 
 async def test_select_frame_image_selects_one_of_its_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, images = await generate(services, frame_id, images=2)
+    _, frame_id = await seed_frame(gql)
+    _, images = await generate(seeds, frame_id, images=2)
 
     # when
     payload = await gql.mutate(SELECT_FRAME_IMAGE, {"frameId": frame_id, "imageId": images[1]})
@@ -461,13 +412,10 @@ async def test_select_frame_image_selects_one_of_its_images(
     assert (await gql.data(FRAME, {"id": frame_id}))["frame"]["selectedImage"] == {"id": images[1]}
 
 
-async def test_select_frame_image_replaces_the_selection(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_select_frame_image_replaces_the_selection(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, images = await generate(services, frame_id, images=2)
+    _, frame_id = await seed_frame(gql)
+    _, images = await generate(seeds, frame_id, images=2)
     await select_image(gql, frame_id, images[0])
 
     # when
@@ -479,12 +427,11 @@ async def test_select_frame_image_replaces_the_selection(
 
 
 async def test_an_image_copied_into_the_frame_can_be_selected(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    gallery_image = await add_image(services, video.project_id)
+    video, frame_id = await seed_frame(gql)
+    gallery_image = await add_image(seeds, video.project_id)
     await copy_image(gql, gallery_image, frame_id)
 
     # when
@@ -495,12 +442,11 @@ async def test_an_image_copied_into_the_frame_can_be_selected(
 
 
 async def test_select_frame_image_with_null_clears_the_selection(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, images = await generate(services, frame_id)
+    _, frame_id = await seed_frame(gql)
+    _, images = await generate(seeds, frame_id)
     await select_image(gql, frame_id, images[0])
 
     # when
@@ -513,43 +459,39 @@ async def test_select_frame_image_with_null_clears_the_selection(
 
 
 async def test_selecting_an_image_of_another_frame_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a frame with a selection, and an image of the same video shown elsewhere
     video = await seed_video(gql)
     frame_id, other_frame = await create_frames(gql, video.id, ["a", "b"])
-    _, mine = await generate(services, frame_id)
-    _, theirs = await generate(services, other_frame)
+    _, mine = await generate(seeds, frame_id)
+    _, theirs = await generate(seeds, other_frame)
     await select_image(gql, frame_id, mine[0])
-    before = await state(gql)
 
     # when
-    data = await gql.data(SELECT_FRAME_IMAGE, {"frameId": frame_id, "imageId": theirs[0]})
+    payload, error = await refused(
+        gql, SELECT_FRAME_IMAGE, {"frameId": frame_id, "imageId": theirs[0]}
+    )
 
     # then
-    payload = data["selectFrameImage"]
     assert payload["frame"] is None
-    (error,) = payload["userErrors"]
     assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["imageId"])
     assert error["message"]
-    assert await state(gql) == before
     selected = (await gql.data(FRAME, {"id": frame_id}))["frame"]["selectedImage"]
     assert selected == {"id": mine[0]}
 
 
 async def test_selecting_an_image_of_the_gallery_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    gallery_image = await add_image(services, video.project_id)
-    before = await state(gql)
+    video, frame_id = await seed_frame(gql)
+    gallery_image = await add_image(seeds, video.project_id)
 
     # when
-    data = await gql.data(SELECT_FRAME_IMAGE, {"frameId": frame_id, "imageId": gallery_image})
+    _, error = await refused(
+        gql, SELECT_FRAME_IMAGE, {"frameId": frame_id, "imageId": gallery_image}
+    )
 
     # then
-    (error,) = data["selectFrameImage"]["userErrors"]
     assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["imageId"])
-    assert await state(gql) == before

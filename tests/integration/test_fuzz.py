@@ -15,7 +15,8 @@ from hypothesis_graphql import Mode, mutations, nodes, queries
 
 from storyframe.api_schema import build_schema
 from storyframe.services.container import Services
-from tests.integration.scenes import a_full_project
+from tests.support.scenes import a_full_project
+from tests.support.seeds import Seeds
 
 EXAMPLES = 100
 """Per database and mode: enough to reach every root field several times in a minute or so."""
@@ -58,9 +59,9 @@ def _check(response: httpx.Response, document: str) -> None:
 
 
 @pytest.fixture
-async def seeded(services: Services) -> None:
+async def seeded(services: Services, seeds: Seeds) -> None:
     """Real objects for the generated IDs to find: the first of each kind is the owner's."""
-    await a_full_project(services, "Fuzzed")
+    await a_full_project(services, seeds, "Fuzzed")
 
 
 @pytest.mark.usefixtures("seeded")

@@ -21,21 +21,16 @@ from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
 from storyframe.services.generation import Generated, GenerationRequest
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.generating import (
+from tests.support.clients import GraphQLClient
+from tests.support.generating import (
     chat_image_ids,
     chat_messages,
     generate_ok,
     set_context,
 )
-from tests.integration.helpers import (
-    create_frame,
-    place_of,
-    seed_video,
-    state,
-    unknown_id,
-)
-from tests.integration.uploading import originals
+from tests.support.ids import place_of, unknown_id
+from tests.support.scenes import create_frame, seed_frame, seed_video, state
+from tests.support.uploading import originals
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
@@ -51,8 +46,7 @@ async def test_a_frame_prompt_makes_distinct_stored_placeholder_images(
     gql: GraphQLClient, http: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Opening shot")
+    _, frame = await seed_frame(gql, "Opening shot")
 
     # when
     payload = await generate_ok(gql, "Frame", frame, "a red fox at dawn", imageCount=3)
@@ -93,8 +87,7 @@ async def test_the_message_and_its_generation_are_listed_in_the_chat_and_refetch
     gql: GraphQLClient,
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
     first = await generate_ok(gql, "Frame", frame, "first")
     second = await generate_ok(gql, "Frame", frame, "second", imageCount=2)
 
@@ -218,8 +211,7 @@ async def test_bad_input_is_refused_and_changes_nothing(
     field: list[str],
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
     before = await state(gql)
     variables = {"frameId": frame, "prompt": "a prompt", **extra}
 
@@ -249,8 +241,7 @@ async def test_clearing_a_frame_deletes_its_generations_and_their_files(
     gql: GraphQLClient, runtime: Runtime
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
     made = await generate_ok(gql, "Frame", frame, "a prompt", imageCount=2)
 
     # when
@@ -378,8 +369,7 @@ async def test_every_generation_writes_one_structured_log_line(
     gql: GraphQLClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
 
     # when
     with caplog.at_level(logging.INFO, logger="storyframe.generation"):
@@ -403,8 +393,7 @@ async def test_the_work_is_separate_from_the_request_and_runs_once(
     gql: GraphQLClient, services: Services
 ) -> None:
     # given a generation prepared (message saved, QUEUED) but not run
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
     generation_id = await services.generation.prepare(
         GenerationRequest(chat=place_of(frame), prompt="later", image_count=2)
     )
@@ -430,8 +419,7 @@ async def test_two_workers_running_one_generation_run_it_once(
     gql: GraphQLClient, services: Services
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
     generation_id = await services.generation.prepare(
         GenerationRequest(chat=place_of(frame), prompt="once", image_count=2)
     )
@@ -490,8 +478,7 @@ async def test_an_unforeseen_fault_in_one_call_keeps_the_other_calls_images(
 ) -> None:
     # given a provider of one image per call, whose second call fails as nobody foresaw
     provider.failing_call = 2
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Shot")
+    _, frame = await seed_frame(gql, "Shot")
 
     # when
     with caplog.at_level(logging.ERROR, logger="storyframe"):

@@ -18,8 +18,10 @@ from storyframe.domain.ports import Blob, Doomed
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.deletion import doom_chat_history, doom_files
 from storyframe.services.generation import GenerationRequest
-from tests.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
-from tests.integration.generating import (
+from storyframe.settings import Settings
+from storyframe.storage.local import LocalStorage
+from tests.support.fake_openai import IMAGE_OUTPUT_TOKENS, fake_openai_fixture  # noqa: F401
+from tests.support.generating import (
     OpenAIStack,
     Start,
     chat_messages,
@@ -29,21 +31,10 @@ from tests.integration.generating import (
     openai_stack_fixture,  # noqa: F401
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import (
-    SeededVideo,
-    create_frame,
-    pk_of,
-    place_of,
-    seed_video,
-    until_waiting_for_locks,
-)
-
-
-async def _until(condition: Any, seconds: float = 10.0) -> None:
-    """Wait until `condition()` holds (polling the fake server's counters)."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - the fake's counters live in another thread
-            await asyncio.sleep(0.01)
+from tests.support.ids import pk_of, place_of
+from tests.support.polling import until
+from tests.support.scenes import SeededVideo, create_frame, seed_video
+from tests.support.sql import until_waiting_for_locks
 
 
 async def _generations(stack: OpenAIStack) -> list[Generation]:
@@ -62,7 +53,7 @@ async def test_a_generation_finishes_when_its_client_goes_away(stack: OpenAIStac
             generate_document("Frame"), {"input": {"frameId": frame, "prompt": "owls"}}
         )
     )
-    await _until(lambda: stack.fake.in_flight == 1)
+    await until(lambda: stack.fake.in_flight == 1)
 
     # when the client gives up while OpenAI is working
     request.cancel()
@@ -85,7 +76,7 @@ async def test_shutdown_waits_for_running_generations(stack: OpenAIStack) -> Non
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
     )
-    await _until(lambda: stack.fake.requests_to("images"))
+    await until(lambda: stack.fake.requests_to("images"))
 
     # when
     await stack.runtime.generator.drain(10)
@@ -107,7 +98,7 @@ async def test_shutdown_cancels_what_outlasts_the_wait_and_keeps_what_was_made(
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
     )
-    await _until(lambda: len(stack.fake.requests_to("images")) == 2 and len(stack.media()) == 1)
+    await until(lambda: len(stack.fake.requests_to("images")) == 2 and len(stack.media()) == 1)
 
     # when
     await stack.runtime.generator.drain(0.05)
@@ -141,7 +132,7 @@ async def test_shutdown_cancels_a_generation_that_made_nothing_yet_and_records_i
     request = asyncio.create_task(
         generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
     )
-    await _until(lambda: stack.fake.in_flight == 1)
+    await until(lambda: stack.fake.in_flight == 1)
 
     # when
     await stack.runtime.generator.drain(0.05)
@@ -193,22 +184,24 @@ async def test_calls_to_the_provider_may_outlast_the_request_time_limit(start: S
     assert status["openAIStatus"] == {"configured": True, "error": None}
 
 
-async def test_an_image_that_cannot_be_stored_is_reported_and_the_rest_kept(
-    stack: OpenAIStack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given storage that fails on the second image it is given
-    storage = stack.runtime.generator.storage
-    put = storage.put
+class _FlakyStorage(LocalStorage):
+    """Local storage that fails on the second file it is given."""
+
     calls = 0
 
-    async def flaky_put(source: Path, **kwargs: Any) -> Blob:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
+    async def put(self, source: Path, **kwargs: Any) -> Blob:
+        self.calls += 1
+        if self.calls == 2:
             raise OSError("disk full")
-        return await put(source, **kwargs)
+        return await super().put(source, **kwargs)
 
-    monkeypatch.setattr(storage, "put", flaky_put)
+
+async def test_an_image_that_cannot_be_stored_is_reported_and_the_rest_kept(
+    start: Start, settings: Settings
+) -> None:
+    # given storage that fails on the second image it is given
+    storage = _FlakyStorage(settings.media_dir, settings.resolved_public_url)
+    stack: OpenAIStack = await start(storage=storage)
     video = await seed_video(stack.gql)
 
     # when
@@ -248,7 +241,7 @@ async def _at_work_in_a_frame(stack: OpenAIStack) -> tuple[SeededVideo, str, Tas
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
     request = asyncio.create_task(generate(stack.gql, "Frame", frame, "owls", imageCount=2))
-    await _until(lambda: stack.fake.in_flight == 1)
+    await until(lambda: stack.fake.in_flight == 1)
     return video, frame, request
 
 
@@ -537,7 +530,7 @@ async def test_a_generation_the_sweep_gave_up_on_is_recorded_as_it_ends(
     stack.fake.pause()
     video = await seed_video(stack.gql)
     request = asyncio.create_task(generate(stack.gql, "MainChat", video.main_chat_id, "owls"))
-    await _until(lambda: stack.fake.in_flight == 1)
+    await until(lambda: stack.fake.in_flight == 1)
     sweep = stack.runtime.sweep
     later = datetime.now(UTC) + sweep.stale_after + timedelta(seconds=1)
     (swept,) = await sweep.once(later)
@@ -557,26 +550,33 @@ async def test_a_generation_the_sweep_gave_up_on_is_recorded_as_it_ends(
     assert (generation.id, generation.status, generation.errors) == (swept, "SUCCEEDED", [])
 
 
-async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
-    stack: OpenAIStack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # given storage whose put goes on when its caller stops waiting (as a thread does), and
-    # does not end before the generation's deadline
-    storage = stack.runtime.generator.storage
-    put = storage.put
-    may_finish = asyncio.Event()
-    finished: list[str] = []
+class _SlowStorage(LocalStorage):
+    """Local storage whose put goes on when its caller stops waiting (as a thread does), and
+    ends only once allowed to."""
 
-    async def slow_put(source: Path, **kwargs: Any) -> Blob:
+    def __init__(self, root: Path, public_url: str) -> None:
+        super().__init__(root, public_url)
+        self.may_finish = asyncio.Event()
+        self.finished: list[str] = []
+
+    async def put(self, source: Path, **kwargs: Any) -> Blob:
+        put = super().put
+
         async def work() -> Blob:
-            await may_finish.wait()
+            await self.may_finish.wait()
             blob = await put(source, **kwargs)
-            finished.append(blob.key)
+            self.finished.append(blob.key)
             return blob
 
         return await asyncio.shield(asyncio.ensure_future(work()))
 
-    monkeypatch.setattr(storage, "put", slow_put)
+
+async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
+    start: Start, settings: Settings
+) -> None:
+    # given storage whose put does not end before the generation's deadline
+    storage = _SlowStorage(settings.media_dir, settings.resolved_public_url)
+    stack: OpenAIStack = await start(storage=storage)
     stack.runtime.generator.budget_seconds = 2.0
     video = await seed_video(stack.gql)
 
@@ -586,7 +586,7 @@ async def test_an_image_stored_after_the_deadline_is_not_left_in_storage(
     # then the image is reported late
     assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_TIMEOUT"]
     # and once the put has ended, its file is released, not left unrecorded
-    may_finish.set()
-    await _until(lambda: len(finished) == 1)
+    storage.may_finish.set()
+    await until(lambda: len(storage.finished) == 1)
     await stack.runtime.generator.drain(5)
     assert stack.media() == []

@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fake_openai import (
+from tests.support.fake_openai import (
     IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS,
     FakeOpenAI,
     fake_openai_fixture,  # noqa: F401
     image_urls,
 )
-from tests.integration.generating import (
+from tests.support.generating import (
     OpenAIStack,
     chat_messages,
     generate,
@@ -30,7 +30,7 @@ from tests.integration.generating import (
     set_context,
     start_fixture,  # noqa: F401
 )
-from tests.integration.helpers import create_frame, seed_video
+from tests.support.scenes import create_frame, seed_video
 
 CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
 DEFAULT_MODEL = "gpt-image-2.6-flare"

@@ -6,10 +6,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
-from tests.integration.generating import generate_ok
-from tests.integration.helpers import create_frame, seed_video
-from tests.integration.uploading import Stack, stack_fixture  # noqa: F401
+from tests.support.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
+from tests.support.generating import generate_ok
+from tests.support.scenes import create_frame, seed_video
+from tests.support.uploading import Stack, stack_fixture  # noqa: F401
 
 TIMES = "\N{MULTIPLICATION SIGN}"
 

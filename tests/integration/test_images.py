@@ -11,102 +11,39 @@ from storyframe.db.repository import SqlUnitOfWork
 from storyframe.domain.ports import Doomed
 from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
-from storyframe.services.container import Services
 from storyframe.services.deletion import doom_chat_history, doom_files
-from tests.conftest import GraphQLClient
-from tests.integration.generating import generate_document
-from tests.integration.helpers import (
+from tests.support.clients import GraphQLClient
+from tests.support.documents import (
+    COPY_IMAGE,
+    DELETE_IMAGE,
+    DELETE_PROJECT,
+    IMAGE_PARTS,
+    MOVE_IMAGE,
+    REMOVE_IMAGE,
     SELECT_FRAME_IMAGE,
+)
+from tests.support.generating import generate_document
+from tests.support.ids import pk_of, place_of
+from tests.support.scenes import (
     SeededVideo,
-    add_image,
     copy_image,
     create_frame,
     create_frames,
     create_project,
     create_video,
-    generate,
     ids,
-    pk_of,
-    place_of,
     places,
+    refused,
+    seed_frame,
     seed_video,
     select_image,
     state,
-    until_waiting_for_locks,
 )
-
-IMAGE_FIELDS = """
-fragment ImageParts on Image {
-  id url width height contentType byteSize
-  project { id }
-  message { id }
-  appearsIn { __typename ... on Node { id } }
-}
-"""
-
-COPY_IMAGE = (
-    IMAGE_FIELDS
-    + """
-mutation Copy($imageId: ID!, $targetId: ID!) {
-  copyImage(input: {imageId: $imageId, targetId: $targetId}) {
-    image { ...ImageParts }
-    source { __typename }
-    target { __typename ... on Node { id } }
-    userErrors { field message code }
-  }
-}
-"""
-)
-
-MOVE_IMAGE = (
-    IMAGE_FIELDS
-    + """
-mutation Move($imageId: ID!, $sourceId: ID!, $targetId: ID!) {
-  moveImage(input: {imageId: $imageId, sourceId: $sourceId, targetId: $targetId}) {
-    image { ...ImageParts }
-    source { __typename ... on Node { id } }
-    target { __typename ... on Node { id } }
-    userErrors { field message code }
-  }
-}
-"""
-)
-
-REMOVE_IMAGE = (
-    IMAGE_FIELDS
-    + """
-mutation Remove($imageId: ID!, $sourceId: ID!) {
-  removeImage(input: {imageId: $imageId, sourceId: $sourceId}) {
-    image { ...ImageParts }
-    source { __typename ... on Node { id } }
-    target { __typename }
-    userErrors { field message code }
-  }
-}
-"""
-)
-
-DELETE_IMAGE = """
-mutation Delete($id: ID!) {
-  deleteImage(input: {id: $id}) {
-    deletedId
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
-
-DELETE_PROJECT = """
-mutation Delete($id: ID!) {
-  deleteProject(input: {id: $id}) {
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
+from tests.support.seeds import Seeds, add_image, generate
+from tests.support.sql import until_waiting_for_locks
 
 IMAGE = (
-    IMAGE_FIELDS
+    IMAGE_PARTS
     + """
 query Image($id: ID!) {
   image(id: $id) { ...ImageParts }
@@ -162,11 +99,10 @@ async def _places(gql: GraphQLClient, image_id: str) -> set[tuple[str, str]]:
 # --- appearsIn --------------------------------------------------------------------------------
 
 
-async def test_appears_in_lists_every_kind_of_place(gql: GraphQLClient, services: Services) -> None:
+async def test_appears_in_lists_every_kind_of_place(gql: GraphQLClient, seeds: Seeds) -> None:
     # given an image made in a frame
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
 
     # when it is copied to a context, a main chat and the gallery
     for target in [video.context_id, video.main_chat_id, video.project_id]:
@@ -186,13 +122,11 @@ async def test_appears_in_lists_every_kind_of_place(gql: GraphQLClient, services
 # --- copying ----------------------------------------------------------------------------------
 
 
-async def test_copy_image_within_a_project_adds_a_place(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_copy_image_within_a_project_adds_a_place(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
     video = await seed_video(gql)
     source, target = await create_frames(gql, video.id, ["source", "target"])
-    message_id, (image_id,) = await generate(services, source)
+    message_id, (image_id,) = await generate(seeds, source)
 
     # when
     payload = await gql.mutate(COPY_IMAGE, {"imageId": image_id, "targetId": target})
@@ -211,12 +145,11 @@ async def test_copy_image_within_a_project_adds_a_place(
 
 
 async def test_copy_image_twice_to_the_same_place_changes_nothing(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.project_id)
     before = await state(gql)
 
@@ -232,11 +165,11 @@ async def test_copy_image_twice_to_the_same_place_changes_nothing(
 
 
 async def test_copy_image_to_a_place_it_was_made_in_changes_nothing(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql)
-    _, (image_id,) = await generate(services, video.main_chat_id)
+    _, (image_id,) = await generate(seeds, video.main_chat_id)
     before = await state(gql)
 
     # when
@@ -248,13 +181,13 @@ async def test_copy_image_to_a_place_it_was_made_in_changes_nothing(
 
 
 async def test_copy_image_across_projects_makes_a_new_image_of_the_target(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given an image of one project, and a frame of another
     source = await seed_video(gql, "Source")
     target = await seed_video(gql, "Target")
     target_frame = await create_frame(gql, target.id)
-    message_id, (image_id,) = await generate(services, source.main_chat_id)
+    message_id, (image_id,) = await generate(seeds, source.main_chat_id)
     original = await _image(gql, image_id)
 
     # when
@@ -284,12 +217,12 @@ async def test_copy_image_across_projects_makes_a_new_image_of_the_target(
 
 
 async def test_a_copy_across_projects_outlives_its_original(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     source = await seed_video(gql, "Source")
     target = await seed_video(gql, "Target")
-    image_id = await add_image(services, source.project_id)
+    image_id = await add_image(seeds, source.project_id)
     copy_id = await copy_image(gql, image_id, target.project_id)
 
     # when
@@ -304,11 +237,10 @@ async def test_a_copy_across_projects_outlives_its_original(
 # --- moving -----------------------------------------------------------------------------------
 
 
-async def test_move_image_within_a_project(gql: GraphQLClient, services: Services) -> None:
+async def test_move_image_within_a_project(gql: GraphQLClient, seeds: Seeds) -> None:
     # given an image in a frame and the main chat
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    message_id, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    message_id, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.main_chat_id)
 
     # when it moves from the frame to the gallery
@@ -330,14 +262,12 @@ async def test_move_image_within_a_project(gql: GraphQLClient, services: Service
     assert counts["project"]["imageCount"] == 1
 
 
-async def test_move_image_between_videos_of_a_project(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_move_image_between_videos_of_a_project(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
     project_id = (await seed_video(gql, "First")).project_id
     first = await create_video(gql, project_id, "A")
     second = await create_video(gql, project_id, "B")
-    _, (image_id,) = await generate(services, first.context_id)
+    _, (image_id,) = await generate(seeds, first.context_id)
 
     # when
     payload = await gql.mutate(
@@ -351,12 +281,12 @@ async def test_move_image_between_videos_of_a_project(
 
 
 async def test_moving_the_selected_image_out_of_a_frame_unselects_it(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given two frames showing an image, selected in both
     video = await seed_video(gql)
     source, other = await create_frames(gql, video.id, ["source", "other"])
-    _, (image_id,) = await generate(services, source)
+    _, (image_id,) = await generate(seeds, source)
     await copy_image(gql, image_id, other)
     await select_image(gql, source, image_id)
     await select_image(gql, other, image_id)
@@ -371,16 +301,14 @@ async def test_moving_the_selected_image_out_of_a_frame_unselects_it(
     assert [f["selectedImage"] for f in frames] == [None, {"id": image_id}]
 
 
-async def test_move_image_across_projects_hands_it_over(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_move_image_across_projects_hands_it_over(gql: GraphQLClient, seeds: Seeds) -> None:
     # given an image shown in several places of its project and selected in two frames
     old = await seed_video(gql, "Old")
     new = await seed_video(gql, "New")
     old_frame, selecting = await create_frames(gql, old.id, ["made", "selecting"])
     new_frame = await create_frame(gql, new.id)
-    message_id, (image_id,) = await generate(services, old_frame)
-    _, (sibling,) = await generate(services, old_frame)
+    message_id, (image_id,) = await generate(seeds, old_frame)
+    _, (sibling,) = await generate(seeds, old_frame)
     for target in [selecting, old.main_chat_id, old.project_id]:
         await copy_image(gql, image_id, target)
     await select_image(gql, old_frame, image_id)
@@ -415,12 +343,12 @@ async def test_move_image_across_projects_hands_it_over(
 
 
 async def test_an_image_moved_across_projects_survives_its_old_project(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given an image made in one project and moved to another's gallery
     old = await seed_video(gql, "Old")
     new = await seed_video(gql, "New")
-    _, (image_id,) = await generate(services, old.context_id)
+    _, (image_id,) = await generate(seeds, old.context_id)
     await gql.mutate(
         MOVE_IMAGE,
         {"imageId": image_id, "sourceId": old.context_id, "targetId": new.project_id},
@@ -435,80 +363,67 @@ async def test_an_image_moved_across_projects_survives_its_old_project(
 
 
 async def test_moving_an_image_from_a_place_it_is_not_in_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql)
     frame_id, other = await create_frames(gql, video.id, ["a", "b"])
-    _, (image_id,) = await generate(services, frame_id)
-    before = await state(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
 
     # when
-    data = await gql.data(
-        MOVE_IMAGE, {"imageId": image_id, "sourceId": other, "targetId": video.project_id}
+    payload, error = await refused(
+        gql, MOVE_IMAGE, {"imageId": image_id, "sourceId": other, "targetId": video.project_id}
     )
 
     # then
-    payload = data["moveImage"]
     assert (payload["image"], payload["source"], payload["target"]) == (None, None, None)
-    (error,) = payload["userErrors"]
     assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
-    assert await state(gql) == before
 
 
 async def test_moving_across_projects_from_a_place_it_is_not_in_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given an image in a frame, and a move naming the gallery as its source
     old = await seed_video(gql, "Old")
     new = await seed_video(gql, "New")
     frame_id = await create_frame(gql, old.id)
-    _, (image_id,) = await generate(services, frame_id)
+    _, (image_id,) = await generate(seeds, frame_id)
     await select_image(gql, frame_id, image_id)
-    before = await state(gql)
+    move = {"imageId": image_id, "sourceId": old.project_id, "targetId": new.project_id}
 
-    # when
-    data = await gql.data(
-        MOVE_IMAGE, {"imageId": image_id, "sourceId": old.project_id, "targetId": new.project_id}
-    )
+    # when nothing is handed over
+    _, error = await refused(gql, MOVE_IMAGE, move)
 
-    # then nothing was handed over
-    (error,) = data["moveImage"]["userErrors"]
+    # then
     assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
-    assert await state(gql) == before
 
 
 @pytest.mark.parametrize("place", ["frame", "gallery"])
 async def test_moving_an_image_to_where_it_is_is_refused(
-    gql: GraphQLClient, services: Services, place: str
+    gql: GraphQLClient, seeds: Seeds, place: str
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.project_id)
     place_id = frame_id if place == "frame" else video.project_id
-    before = await state(gql)
 
     # when
-    data = await gql.data(
-        MOVE_IMAGE, {"imageId": image_id, "sourceId": place_id, "targetId": place_id}
+    payload, error = await refused(
+        gql, MOVE_IMAGE, {"imageId": image_id, "sourceId": place_id, "targetId": place_id}
     )
 
     # then
-    (error,) = data["moveImage"]["userErrors"]
     assert (error["code"], error["field"]) == ("SAME_PLACE", ["targetId"])
-    assert data["moveImage"]["image"] is None
-    assert await state(gql) == before
+    assert payload["image"] is None
 
 
 async def test_moving_to_a_place_that_already_shows_it_leaves_one_placement(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.project_id)
 
     # when
@@ -528,12 +443,11 @@ async def test_moving_to_a_place_that_already_shows_it_leaves_one_placement(
 
 
 async def test_remove_image_takes_it_out_of_one_place_only(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    message_id, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    message_id, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.project_id)
 
     # when
@@ -551,11 +465,11 @@ async def test_remove_image_takes_it_out_of_one_place_only(
 
 
 async def test_an_image_removed_from_its_last_place_stays_in_its_project(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql)
-    image_id = await add_image(services, video.project_id)
+    image_id = await add_image(seeds, video.project_id)
 
     # when
     payload = await gql.mutate(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.project_id})
@@ -569,12 +483,11 @@ async def test_an_image_removed_from_its_last_place_stays_in_its_project(
 
 
 async def test_removing_the_selected_image_from_its_frame_unselects_it(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given an image selected in a frame and also in the gallery
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    _, (image_id,) = await generate(services, frame_id)
+    video, frame_id = await seed_frame(gql)
+    _, (image_id,) = await generate(seeds, frame_id)
     await copy_image(gql, image_id, video.project_id)
     await select_image(gql, frame_id, image_id)
 
@@ -592,34 +505,32 @@ async def test_removing_the_selected_image_from_its_frame_unselects_it(
 
 
 async def test_removing_an_image_from_a_place_it_is_not_in_is_refused(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql)
-    _, (image_id,) = await generate(services, video.context_id)
-    before = await state(gql)
+    _, (image_id,) = await generate(seeds, video.context_id)
 
     # when
-    data = await gql.data(REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.main_chat_id})
+    payload, error = await refused(
+        gql, REMOVE_IMAGE, {"imageId": image_id, "sourceId": video.main_chat_id}
+    )
 
     # then
-    payload = data["removeImage"]
     assert payload["image"] is None
-    (error,) = payload["userErrors"]
     assert (error["code"], error["field"]) == ("NOT_IN_PLACE", ["sourceId"])
-    assert await state(gql) == before
 
 
 # --- deleting ---------------------------------------------------------------------------------
 
 
 async def test_delete_image_removes_it_everywhere_and_clears_selections(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given an image shown in two frames (selected in both), the context and the gallery
     video = await seed_video(gql)
     made_in, other = await create_frames(gql, video.id, ["made", "other"])
-    message_id, (image_id, sibling) = await generate(services, made_in, images=2)
+    message_id, (image_id, sibling) = await generate(seeds, made_in, images=2)
     for target in [other, video.context_id, video.project_id]:
         await copy_image(gql, image_id, target)
     await select_image(gql, made_in, image_id)
@@ -640,14 +551,12 @@ async def test_delete_image_removes_it_everywhere_and_clears_selections(
     assert ids((await gql.data(MESSAGE, {"id": message_id}))["node"]["images"]) == [sibling]
 
 
-async def test_delete_image_leaves_other_images_selected(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_delete_image_leaves_other_images_selected(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
     video = await seed_video(gql)
     first, second = await create_frames(gql, video.id, ["a", "b"])
-    _, (doomed,) = await generate(services, first)
-    _, (kept,) = await generate(services, second)
+    _, (doomed,) = await generate(seeds, first)
+    _, (kept,) = await generate(seeds, second)
     await select_image(gql, first, doomed)
     await select_image(gql, second, kept)
 
@@ -659,13 +568,11 @@ async def test_delete_image_leaves_other_images_selected(
     assert [f["selectedImage"] for f in frames] == [None, {"id": kept}]
 
 
-async def _image_in_a_frame(
-    gql: GraphQLClient, services: Services
-) -> tuple[SeededVideo, str, str, str]:
+async def _image_in_a_frame(gql: GraphQLClient, seeds: Seeds) -> tuple[SeededVideo, str, str, str]:
     """A video; its frames "source", holding an image, and "target"; and the image."""
     video = await seed_video(gql)
     source, target = await create_frames(gql, video.id, ["source", "target"])
-    _, (image_id,) = await generate(services, source)
+    _, (image_id,) = await generate(seeds, source)
     return video, source, target, image_id
 
 
@@ -673,13 +580,13 @@ async def _image_in_a_frame(
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
 async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
     gql: GraphQLClient,
-    services: Services,
+    seeds: Seeds,
     runtime: Runtime,
     owner: AccountSession,
     operation: str,
 ) -> None:
     # given an image in one frame, and another frame whose deletion is under way
-    video, source, target, image_id = await _image_in_a_frame(gql, services)
+    video, source, target, image_id = await _image_in_a_frame(gql, seeds)
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
         await repo.lock_video(pk_of(video.id))
@@ -715,13 +622,13 @@ async def test_an_image_going_into_a_frame_being_deleted_is_refused_cleanly(
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
 async def test_what_would_refer_to_an_image_being_deleted_is_refused_cleanly(
     gql: GraphQLClient,
-    services: Services,
+    seeds: Seeds,
     runtime: Runtime,
     owner: AccountSession,
     operation: str,
 ) -> None:
     # given an image in a frame, whose deletion is under way
-    _, source, target, image_id = await _image_in_a_frame(gql, services)
+    _, source, target, image_id = await _image_in_a_frame(gql, seeds)
     elsewhere = await create_project(gql, "Elsewhere")
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
@@ -768,10 +675,10 @@ async def test_what_would_refer_to_an_image_being_deleted_is_refused_cleanly(
 
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)  # SQLite serialises writes
 async def test_an_image_deleted_while_it_moves_goes_after_the_move(
-    gql: GraphQLClient, services: Services, runtime: Runtime, owner: AccountSession
+    gql: GraphQLClient, seeds: Seeds, runtime: Runtime, owner: AccountSession
 ) -> None:
     # given an image being moved: held, and out of its first frame
-    _, source, target, image_id = await _image_in_a_frame(gql, services)
+    _, source, target, image_id = await _image_in_a_frame(gql, seeds)
     assert owner.user.id is not None
     async with SqlUnitOfWork(runtime.sessions, owner.user.id)() as repo:
         assert await repo.lock_images([pk_of(image_id)], exclusive=False)

@@ -13,9 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.guards import BodyLimit, TimeLimit
 from storyframe.runtime import Runtime
@@ -23,8 +22,11 @@ from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.scenes import BASE_URL, a_full_project, app_with, client_of, dump
+from tests.support.apps import app_with
+from tests.support.clients import GraphQLClient, client_of, http_client, preflight
+from tests.support.scenes import a_full_project
+from tests.support.seeds import Seeds
+from tests.support.sql import dump
 
 # With max_query_depth=3: the root field is at depth 0.
 DEPTH_3 = "query AtTheLimit { projects { nodes { videos { totalCount } } } }"
@@ -133,8 +135,8 @@ async def test_the_limits_follow_the_settings(gql: GraphQLClient) -> None:
 
 
 @pytest.fixture
-async def owned_ids(services: Services) -> dict[str, str]:
-    ids = await a_full_project(services, "Paged")
+async def owned_ids(services: Services, seeds: Seeds) -> dict[str, str]:
+    ids = await a_full_project(services, seeds, "Paged")
     return {"project": ids.project, "frame": ids.frame}
 
 
@@ -187,13 +189,12 @@ async def test_more_than_a_hundred_ids_at_once_are_refused(
 async def small_bodies(
     settings: Settings, owner: AccountSession
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with app_with(settings, max_body_bytes=1024) as app:
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {owner.token}", "Content-Type": "application/json"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers=headers
-        ) as http:
-            yield http
+    json = {"Content-Type": "application/json"}
+    async with (
+        app_with(settings, max_body_bytes=1024) as app,
+        http_client(app, owner.token, headers=json) as http,
+    ):
+        yield http
 
 
 def _body_of(size: int) -> bytes:
@@ -289,9 +290,8 @@ async def _answers(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"done"})
 
 
-async def _post(app: Any) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+async def _post(app: ASGIApp) -> httpx.Response:
+    async with http_client(app) as http:
         return await http.post("/graphql", json={"query": "{ __typename }"})
 
 
@@ -332,14 +332,12 @@ async def test_a_request_within_the_time_limit_passes() -> None:
 
 async def test_the_app_guards_its_requests_as_the_settings_say(settings: Settings) -> None:
     # given
-    changed = settings.model_copy(update={"request_timeout_seconds": 7.5, "max_body_bytes": 4096})
-
-    # when
-    app = create_app(changed)
-    await app.state.runtime.engine.dispose()
+    async with app_with(settings, request_timeout_seconds=7.5, max_body_bytes=4096) as app:
+        # when
+        guards: dict[object, dict[str, Any]] = {m.cls: dict(m.kwargs) for m in app.user_middleware}
+        changed = app.state.runtime.settings
 
     # then
-    guards: dict[object, dict[str, Any]] = {m.cls: dict(m.kwargs) for m in app.user_middleware}
     assert guards[TimeLimit] == {"seconds": 7.5}
     assert guards[BodyLimit] == {
         "max_bytes": 4096,
@@ -387,11 +385,9 @@ async def test_graphiql_is_served_by_default(anonymous_http: httpx.AsyncClient) 
 
 async def test_graphiql_is_not_served_when_turned_off(settings: Settings) -> None:
     # given
-    async with app_with(settings, graphiql=False) as app:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-            # when
-            response = await http.get("/graphql", headers={"Accept": "text/html"})
+    async with app_with(settings, graphiql=False) as app, http_client(app) as http:
+        # when
+        response = await http.get("/graphql", headers={"Accept": "text/html"})
 
     # then
     assert response.status_code == 404
@@ -407,22 +403,9 @@ async def cors_app(settings: Settings) -> AsyncIterator[Starlette]:
         yield app
 
 
-async def _preflight(app: Starlette, origin: str) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        return await http.options(
-            "/graphql",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, content-type",
-            },
-        )
-
-
 async def test_a_preflight_from_an_allowed_origin_is_allowed(cors_app: Starlette) -> None:
     # when
-    response = await _preflight(cors_app, ALLOWED_ORIGIN)
+    response = await preflight(cors_app, ALLOWED_ORIGIN, "authorization, content-type")
 
     # then
     assert response.status_code == 200
@@ -435,7 +418,7 @@ async def test_a_preflight_from_an_allowed_origin_is_allowed(cors_app: Starlette
 
 async def test_a_preflight_from_another_origin_is_not_allowed(cors_app: Starlette) -> None:
     # when
-    response = await _preflight(cors_app, FOREIGN_ORIGIN)
+    response = await preflight(cors_app, FOREIGN_ORIGIN, "authorization, content-type")
 
     # then
     assert response.status_code == 400
@@ -446,14 +429,9 @@ async def test_a_preflight_from_another_origin_is_not_allowed(cors_app: Starlett
 async def test_a_response_names_only_an_allowed_origin(
     cors_app: Starlette, origin: str, allowed: bool
 ) -> None:
-    # given
-    transport = httpx.ASGITransport(app=cors_app)
-
     # when
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        response = await http.post(
-            "/graphql", json={"query": INTROSPECTION}, headers={"Origin": origin}
-        )
+    async with http_client(cors_app, headers={"Origin": origin}) as http:
+        response = await http.post("/graphql", json={"query": INTROSPECTION})
 
     # then
     assert response.status_code == 200

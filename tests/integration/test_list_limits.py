@@ -12,44 +12,31 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Frame, MainChat
 from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
-from storyframe.services.container import Services
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import (
-    COPY_IMAGE,
-    CREATE_FRAME,
-    CREATE_MAIN_CHAT,
+from tests.support.apps import app_with, seeds_of
+from tests.support.clients import GraphQLClient, client_of
+from tests.support.documents import COPY_IMAGE, CREATE_FRAME, CREATE_MAIN_CHAT, MOVE_IMAGE
+from tests.support.ids import known, pk_of, place_of
+from tests.support.scenes import (
     SeededVideo,
-    add_image,
     copy_image,
     create_frame,
     create_main_chat,
     create_project,
     create_video,
-    pk_of,
-    place_of,
     places,
+    seed_frame,
     seed_video,
-    until_waiting_for_locks,
 )
-from tests.integration.scenes import app_with, client_of, dump
+from tests.support.seeds import Seeds, add_image
+from tests.support.sql import dump, until_waiting_for_locks
 
 LIMIT = 2
-
-MOVE_IMAGE = """
-mutation Move($imageId: ID!, $sourceId: ID!, $targetId: ID!) {
-  moveImage(input: {imageId: $imageId, sourceId: $sourceId, targetId: $targetId}) {
-    image { id appearsIn { __typename ... on Node { id } } }
-    userErrors { field message code }
-  }
-}
-"""
 
 IMAGE = """
 query($id: ID!) { node(id: $id) { ... on Image { appearsIn { __typename ... on Node { id } } } } }
@@ -58,10 +45,10 @@ query($id: ID!) { node(id: $id) { ... on Image { appearsIn { __typename ... on N
 
 @dataclass(frozen=True, slots=True)
 class Limited:
-    """The owner's client and services of an app whose lists are bounded at LIMIT."""
+    """The owner's client and seeds of an app whose lists are bounded at LIMIT."""
 
     gql: GraphQLClient
-    services: Services
+    seeds: Seeds
     runtime: Runtime
     owner_id: int
 
@@ -72,16 +59,22 @@ class Limited:
 
 @pytest.fixture
 async def limited(settings: Settings, owner: AccountSession) -> AsyncIterator[Limited]:
-    limits = {
-        "max_frames_per_video": LIMIT,
-        "max_main_chats_per_video": LIMIT,
-        "max_image_places": LIMIT,
-    }
-    app: Starlette
-    async with app_with(settings, **limits) as app, client_of(app, owner.token) as gql:
+    async with (
+        app_with(
+            settings,
+            max_frames_per_video=LIMIT,
+            max_main_chats_per_video=LIMIT,
+            max_image_places=LIMIT,
+        ) as app,
+        client_of(app, owner.token) as gql,
+    ):
         runtime: Runtime = app.state.runtime
-        assert owner.user.id is not None
-        yield Limited(gql, runtime.services_for(owner.user.id), runtime, owner.user.id)
+        yield Limited(
+            gql,
+            seeds_of(runtime, owner),
+            runtime,
+            known(owner.user.id),
+        )
 
 
 def payload_of(result: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +102,16 @@ async def main_chat_names(gql: GraphQLClient, video_id: str) -> list[str]:
     return [chat["name"] for chat in data["video"]["mainChats"]]
 
 
+async def refused_at_the_limit(
+    limited: Limited, document: str, variables: dict[str, Any]
+) -> dict[str, Any]:
+    """The payload of a mutation refused at a bound, which changed no row."""
+    before = await dump(limited.runtime.engine)
+    payload = payload_of(await limited.gql.execute(document, variables))
+    assert await dump(limited.runtime.engine) == before
+    return payload
+
+
 # frames of a video
 
 
@@ -121,18 +124,14 @@ async def test_a_frame_beyond_the_limit_is_refused_and_changes_nothing(
     video = await seed_video(gql)
     for title in ("one", "two"):
         await create_frame(gql, video.id, title)
-    before = await dump(limited.runtime.engine)
 
     # when
-    result = await gql.execute(
-        CREATE_FRAME, {"videoId": video.id, "title": "three", "order": order}
-    )
+    variables = {"videoId": video.id, "title": "three", "order": order}
+    payload = await refused_at_the_limit(limited, CREATE_FRAME, variables)
 
     # then
-    payload = payload_of(result)
     assert payload["frame"] is None
     assert payload["userErrors"] == limit_reached("videoId", "a video has at most 2 frames")
-    assert await dump(limited.runtime.engine) == before
 
 
 async def test_each_video_has_its_own_frames_and_a_deleted_frame_makes_room(
@@ -218,16 +217,14 @@ async def test_a_main_chat_beyond_the_limit_is_refused_and_changes_nothing(
     gql = limited.gql
     video = await seed_video(gql)
     await create_main_chat(gql, video.id, "Second")
-    before = await dump(limited.runtime.engine)
 
     # when
-    result = await gql.execute(CREATE_MAIN_CHAT, {"videoId": video.id, "name": "Third"})
+    variables = {"videoId": video.id, "name": "Third"}
+    payload = await refused_at_the_limit(limited, CREATE_MAIN_CHAT, variables)
 
     # then
-    payload = payload_of(result)
     assert payload["mainChat"] is None
     assert payload["userErrors"] == limit_reached("videoId", "a video has at most 2 main chats")
-    assert await dump(limited.runtime.engine) == before
 
 
 async def test_each_video_has_its_own_main_chats_and_a_deleted_one_makes_room(
@@ -283,7 +280,7 @@ async def image_in_two_places(limited: Limited) -> tuple[SeededVideo, str, str]:
     """A video, and an image appearing in a frame of it and in its project's gallery."""
     video = await seed_video(limited.gql)
     frame = await create_frame(limited.gql, video.id, "shot")
-    image = await add_image(limited.services, frame)
+    image = await add_image(limited.seeds, frame)
     await copy_image(limited.gql, image, video.project_id)
     return video, frame, image
 
@@ -296,18 +293,15 @@ async def test_copying_an_image_into_one_place_too_many_is_refused_and_changes_n
     limited: Limited,
 ) -> None:
     # given
-    gql = limited.gql
     video, _, image = await image_in_two_places(limited)
-    before = await dump(limited.runtime.engine)
 
     # when
-    result = await gql.execute(COPY_IMAGE, {"imageId": image, "targetId": video.context_id})
+    variables = {"imageId": image, "targetId": video.context_id}
+    payload = await refused_at_the_limit(limited, COPY_IMAGE, variables)
 
     # then
-    payload = payload_of(result)
     assert payload["image"] is None
     assert payload["userErrors"] == limit_reached("imageId", "an image appears in at most 2 places")
-    assert await dump(limited.runtime.engine) == before
 
 
 async def test_an_image_at_the_limit_is_still_copied_where_it_is_or_to_another_project(
@@ -352,9 +346,8 @@ async def test_a_place_added_while_a_copy_waits_for_the_image_is_counted(
     # given an image one place short of its limit, being copied into a frame of another video
     # by another request
     gql = limited.gql
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "shot")
-    image = await add_image(limited.services, frame)
+    video, frame = await seed_frame(gql, "shot")
+    image = await add_image(limited.seeds, frame)
     other = await create_video(gql, video.project_id, "Other")
     elsewhere = await create_frame(gql, other.id, "there")
     async with limited.transaction()() as repo:

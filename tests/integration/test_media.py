@@ -6,9 +6,10 @@ import httpx
 import pytest
 
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import seed_video
-from tests.integration.uploading import File, image_bytes, sha256, upload_ok
+from tests.support.clients import GraphQLClient
+from tests.support.images import image_bytes, sha256
+from tests.support.scenes import seed_video
+from tests.support.uploading import File, upload_ok
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 

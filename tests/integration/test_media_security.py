@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import seed_video
-from tests.integration.uploading import File, image_bytes, upload_ok
+from tests.support.clients import GraphQLClient
+from tests.support.images import image_bytes
+from tests.support.scenes import seed_video
+from tests.support.uploading import File, upload_ok
 
 HTML = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
 NOSNIFF = "nosniff"

@@ -28,7 +28,7 @@ from storyframe.domain.image_provider import (
 )
 from storyframe.domain.model_catalogue import image_model
 from storyframe.providers.openai import OpenAIProvider, build_openai_provider
-from tests.fake_openai import (
+from tests.support.fake_openai import (
     CHAT_IMAGE_TOKENS,
     IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS,

@@ -18,37 +18,25 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from storyframe.app import create_app
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
-from storyframe.settings import Settings
 from storyframe.view import RETRY_AFTER_SECONDS
-from tests.integration.helpers import until_waiting_for_locks
-from tests.integration.scenes import BASE_URL
 from tests.postgres import PostgresServer, PostgresUnavailable, own_postgres_server
+from tests.support.apps import app_with, settings_for
+from tests.support.clients import http_client
+from tests.support.documents import CREATE_PROJECT, LOG_IN, SIGN_UP
+from tests.support.sql import until_waiting_for_locks
 
 EMAIL = "outage@storyframe.test"
 PASSWORD = "a long and quiet river"
-SIGN_UP = """
-mutation($email: String!, $password: String!) {
-  signUp(input: {email: $email, password: $password}) { token userErrors { code } }
-}
-"""
-LOG_IN = """
-mutation($email: String!, $password: String!) {
-  logIn(input: {email: $email, password: $password}) { token userErrors { code } }
-}
-"""
-CREATE_PROJECT = """
-mutation { createProject(input: {name: "Harbour"}) { project { id } userErrors { code } } }
-"""
 PROJECTS = "query { projects { totalCount } viewer { email } }"
 PROJECT_COUNT = "query { projects { totalCount } }"
 TERMINATE_WAITING = text(
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
     " WHERE wait_event_type = 'Lock' AND datname = current_database()"
 )
-CREDENTIALS = {"email": EMAIL, "password": PASSWORD}
+CREDENTIALS = {"input": {"email": EMAIL, "password": PASSWORD}}
+HARBOUR = {"name": "Harbour"}
 
 
 @pytest.fixture
@@ -69,26 +57,14 @@ async def app(own_postgres: PostgresServer, tmp_path: Path) -> AsyncIterator[Sta
         await upgrade(engine)
     finally:
         await engine.dispose()
-    settings = Settings(
-        database_url=own_postgres.url,
-        data_dir=tmp_path / "data",
-        argon2_time_cost=1,
-        argon2_memory_kib=1024,
-        openai_api_key=None,
-    )
-    application = create_app(settings)
-    try:
+    async with app_with(settings_for(own_postgres.url, tmp_path / "data")) as application:
         yield application
-    finally:
-        await application.state.runtime.aclose()
 
 
 async def _post(
     app: Starlette, query: str, variables: dict[str, Any] | None = None, token: str | None = None
 ) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers=headers) as http:
+    async with http_client(app, token) as http:
         return await http.post("/graphql", json={"query": query, "variables": variables})
 
 
@@ -114,14 +90,14 @@ async def test_requests_get_503_while_the_database_is_down_and_succeed_once_it_i
     # given: an account with a project, and a server that then stops
     signed_up = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]
     token = signed_up["token"]
-    assert (await _post(app, CREATE_PROJECT, token=token)).status_code == 200
+    assert (await _post(app, CREATE_PROJECT, HARBOUR, token=token)).status_code == 200
     caplog.set_level(logging.INFO)
     own_postgres.stop()
 
     # when: requests with a token (read before anything runs) and without (whose fields then
     # need the database), each more than once
     with_token = [await _post(app, PROJECTS, token=token) for _ in range(3)]
-    mutation_with_token = await _post(app, CREATE_PROJECT, token=token)
+    mutation_with_token = await _post(app, CREATE_PROJECT, HARBOUR, token=token)
     without_token = [await _post(app, LOG_IN, CREDENTIALS) for _ in range(2)]
 
     # then: 503 JSON with a code and Retry-After; one warning, no stack trace
@@ -163,7 +139,7 @@ async def test_a_connection_lost_under_a_statement_is_an_outage_until_the_next_c
 ) -> None:
     # given: a request whose statement waits for a lock this test holds
     token = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]["token"]
-    assert (await _post(app, CREATE_PROJECT, token=token)).status_code == 200
+    assert (await _post(app, CREATE_PROJECT, HARBOUR, token=token)).status_code == 200
     caplog.set_level(logging.INFO)
     locker = create_engine(own_postgres.url)
     try:

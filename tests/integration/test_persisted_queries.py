@@ -16,9 +16,9 @@ from strawberry.types import ExecutionResult
 
 from storyframe.persisted import PersistedQueries, Refusal
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import create_project
-from tests.integration.scenes import app_with, client_of
+from tests.support.apps import app_with
+from tests.support.clients import GraphQLClient, client_of
+from tests.support.scenes import create_project
 
 PROJECT_NAME = "query ProjectName($id: ID!) { project(id: $id) { name } }"
 PROJECTS = "query Projects { projects(first: 10) { totalCount } }"

@@ -2,50 +2,32 @@
 
 from __future__ import annotations
 
-from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import (
-    add_image,
+from tests.support.clients import GraphQLClient
+from tests.support.documents import (
+    CREATE_MAIN_CHAT,
+    CREATE_PROJECT,
+    CREATE_VIDEO,
+    DELETE_MAIN_CHAT,
+    DELETE_PROJECT,
+    DELETE_VIDEO,
+    NODE,
+    UPDATE_CONTEXT,
+    UPDATE_MAIN_CHAT,
+    UPDATE_PROJECT,
+    UPDATE_VIDEO,
+)
+from tests.support.scenes import (
     copy_image,
     create_frame,
     create_frames,
     create_main_chat,
     create_project,
     create_video,
-    generate,
     ids,
-    post_message,
     seed_video,
     select_image,
 )
-
-CREATE_PROJECT = """
-mutation Create($name: String!) {
-  createProject(input: {name: $name}) {
-    project { id name videoCount imageCount galleryCount }
-    userErrors { field message code }
-  }
-}
-"""
-
-UPDATE_PROJECT = """
-mutation Update($id: ID!, $name: String!) {
-  updateProject(input: {id: $id, name: $name}) {
-    project { id name }
-    userErrors { field message code }
-  }
-}
-"""
-
-DELETE_PROJECT = """
-mutation Delete($id: ID!) {
-  deleteProject(input: {id: $id}) {
-    deletedId
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
+from tests.support.seeds import Seeds, add_image, generate, post_message
 
 PROJECT = """
 query Project($id: ID!) {
@@ -62,46 +44,6 @@ query Projects {
 }
 """
 
-NODE = """
-query Node($id: ID!) {
-  node(id: $id) { __typename id }
-}
-"""
-
-CREATE_VIDEO = """
-mutation Create($projectId: ID!, $name: String!) {
-  createVideo(input: {projectId: $projectId, name: $name}) {
-    video {
-      id name frameCount imageCount
-      project { id }
-      context { id content messageCount imageCount video { id } }
-      mainChats { id name messageCount imageCount video { id } }
-      frames { id }
-    }
-    userErrors { field message code }
-  }
-}
-"""
-
-UPDATE_VIDEO = """
-mutation Update($id: ID!, $name: String!) {
-  updateVideo(input: {id: $id, name: $name}) {
-    video { id name }
-    userErrors { field message code }
-  }
-}
-"""
-
-DELETE_VIDEO = """
-mutation Delete($id: ID!) {
-  deleteVideo(input: {id: $id}) {
-    deletedId
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
-}
-"""
-
 VIDEO = """
 query Video($id: ID!) {
   video(id: $id) {
@@ -113,46 +55,9 @@ query Video($id: ID!) {
 }
 """
 
-UPDATE_CONTEXT = """
-mutation Update($id: ID!, $content: String!) {
-  updateContext(input: {id: $id, content: $content}) {
-    context { id content video { id } }
-    userErrors { field message code }
-  }
-}
-"""
-
 CONTEXT = """
 query Context($id: ID!) {
   context(id: $id) { id content }
-}
-"""
-
-CREATE_MAIN_CHAT = """
-mutation Create($videoId: ID!, $name: String!) {
-  createMainChat(input: {videoId: $videoId, name: $name}) {
-    mainChat { id name messageCount video { id } }
-    userErrors { field message code }
-  }
-}
-"""
-
-UPDATE_MAIN_CHAT = """
-mutation Update($id: ID!, $name: String!) {
-  updateMainChat(input: {id: $id, name: $name}) {
-    mainChat { id name }
-    userErrors { field message code }
-  }
-}
-"""
-
-DELETE_MAIN_CHAT = """
-mutation Delete($id: ID!) {
-  deleteMainChat(input: {id: $id}) {
-    deletedId
-    deleted { videos frames messages images }
-    userErrors { field message code }
-  }
 }
 """
 
@@ -208,7 +113,7 @@ async def test_update_project_renames_with_the_name_trimmed(gql: GraphQLClient) 
 
 
 async def test_delete_project_counts_everything_that_went_with_it(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a project with two videos, three frames, messages and images in every kind of place
     project_id = await create_project(gql, "Doomed")
@@ -216,17 +121,17 @@ async def test_delete_project_counts_everything_that_went_with_it(
     second = await create_video(gql, project_id, "Second")
     frames = await create_frames(gql, first.id, ["a", "b"])
     await create_frame(gql, second.id, "c")
-    _, frame_images = await generate(services, frames[0], images=2)  # 1 message, 2 images
-    await generate(services, first.context_id)  # 1 message, 1 image
-    await generate(services, second.main_chat_id, images=3)  # 1 message, 3 images
-    await post_message(services, frames[1])  # 1 message, nothing produced
-    await add_image(services, project_id)  # 1 upload to the gallery
-    await add_image(services, frames[1])  # 1 upload to a frame
+    _, frame_images = await generate(seeds, frames[0], images=2)  # 1 message, 2 images
+    await generate(seeds, first.context_id)  # 1 message, 1 image
+    await generate(seeds, second.main_chat_id, images=3)  # 1 message, 3 images
+    await post_message(seeds, frames[1])  # 1 message, nothing produced
+    await add_image(seeds, project_id)  # 1 upload to the gallery
+    await add_image(seeds, frames[1])  # 1 upload to a frame
     await copy_image(gql, frame_images[0], project_id)  # still one image
     # and a project that must survive
     survivor = await seed_video(gql, "Survivor")
     survivor_frame = await create_frame(gql, survivor.id, "kept")
-    _, kept_images = await generate(services, survivor_frame)
+    _, kept_images = await generate(seeds, survivor_frame)
 
     # when
     payload = await gql.mutate(DELETE_PROJECT, {"id": project_id})
@@ -313,7 +218,7 @@ async def test_update_video_renames_with_the_name_trimmed(gql: GraphQLClient) ->
 
 
 async def test_delete_video_counts_exactly_and_spares_its_siblings(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a video with frames, two main chats, messages and images
     project_id = await create_project(gql)
@@ -321,13 +226,13 @@ async def test_delete_video_counts_exactly_and_spares_its_siblings(
     sibling = await create_video(gql, project_id, "Sibling")
     frames = await create_frames(gql, doomed.id, ["a", "b", "c"])
     extra_chat = await create_main_chat(gql, doomed.id, "Extra")
-    _, selected = await generate(services, frames[0], images=2)
+    _, selected = await generate(seeds, frames[0], images=2)
     await select_image(gql, frames[0], selected[0])
-    await generate(services, doomed.context_id)
-    await generate(services, extra_chat, images=2)
-    await add_image(services, frames[2])  # an upload to the video
-    _, sibling_images = await generate(services, sibling.main_chat_id)
-    gallery_image = await add_image(services, project_id)
+    await generate(seeds, doomed.context_id)
+    await generate(seeds, extra_chat, images=2)
+    await add_image(seeds, frames[2])  # an upload to the video
+    _, sibling_images = await generate(seeds, sibling.main_chat_id)
+    gallery_image = await add_image(seeds, project_id)
     await copy_image(gql, gallery_image, frames[1])  # a gallery image shown in the video
 
     # when
@@ -418,14 +323,14 @@ async def test_update_main_chat_renames_with_the_name_trimmed(gql: GraphQLClient
 
 
 async def test_delete_main_chat_counts_its_messages_and_their_images(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a main chat with two messages (three images), and an image only shown there
     video = await seed_video(gql)
     extra = await create_main_chat(gql, video.id, "Extra")
-    await generate(services, extra, images=2)
-    await generate(services, extra, images=1)
-    _, kept = await generate(services, video.main_chat_id)
+    await generate(seeds, extra, images=2)
+    await generate(seeds, extra, images=1)
+    _, kept = await generate(seeds, video.main_chat_id)
     await copy_image(gql, kept[0], extra)
 
     # when

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient
 
 CREATE_PROJECT = """
 mutation($name: String!) {

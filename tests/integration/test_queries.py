@@ -8,22 +8,21 @@ import pytest
 
 from storyframe.schema.ids import encode_cursor
 from storyframe.services.container import Services
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import (
-    add_image,
+from tests.support.clients import GraphQLClient
+from tests.support.ids import unknown_id
+from tests.support.scenes import (
+    a_full_project,
     copy_image,
     create_frame,
     create_frames,
     create_main_chat,
     create_project,
     create_video,
-    generate,
     ids,
-    post_message,
+    seed_frame,
     seed_video,
-    unknown_id,
 )
-from tests.integration.scenes import a_full_project
+from tests.support.seeds import Seeds, add_image, generate, post_message
 
 PAGE_INFO = "pageInfo { hasNextPage hasPreviousPage startCursor endCursor }"
 
@@ -337,10 +336,10 @@ async def test_after_the_last_cursor_comes_an_empty_page(
 
 @pytest.mark.parametrize("pk", [2**31, 2**32, 10**18 - 1], ids=str)
 async def test_a_cursor_beyond_every_id_starts_from_the_newest(
-    gql: GraphQLClient, services: Services, pk: int
+    gql: GraphQLClient, services: Services, seeds: Seeds, pk: int
 ) -> None:
     # given: something in every connection, and a cursor no row's id can reach
-    owned = (await a_full_project(services, "Owned")).variables()
+    owned = (await a_full_project(services, seeds, "Owned")).variables()
     from_the_start = await gql.data(EVERY_CONNECTION, owned)
 
     # when
@@ -373,11 +372,10 @@ async def test_paging_is_stable_while_projects_come_and_go(
 # --- paging nested connections ----------------------------------------------------------------
 
 
-async def test_chat_messages_page_newest_first(gql: GraphQLClient, services: Services) -> None:
+async def test_chat_messages_page_newest_first(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
-    posted = [await post_message(services, frame_id, f"m{n}") for n in range(5)]
+    _, frame_id = await seed_frame(gql)
+    posted = [await post_message(seeds, frame_id, f"m{n}") for n in range(5)]
 
     # when
     first = (await gql.data(FRAME_MESSAGES, {"id": frame_id, "first": 3}))["frame"]["messages"]
@@ -400,12 +398,12 @@ async def test_chat_messages_page_newest_first(gql: GraphQLClient, services: Ser
 
 
 async def test_project_videos_gallery_and_images_page_newest_first(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given three videos, and three images in the gallery
     project_id = await create_project(gql)
     videos = [(await create_video(gql, project_id, f"v{n}")).id for n in range(3)]
-    images = [await add_image(services, project_id) for _ in range(3)]
+    images = [await add_image(seeds, project_id) for _ in range(3)]
 
     # when
     first = (await gql.data(PROJECT_CONNECTIONS, {"id": project_id, "first": 2}))["project"]
@@ -423,10 +421,10 @@ async def test_project_videos_gallery_and_images_page_newest_first(
         assert first[key]["totalCount"] == second[key]["totalCount"] == 3
 
 
-async def test_chat_images_page_newest_first(gql: GraphQLClient, services: Services) -> None:
+async def test_chat_images_page_newest_first(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
     video = await seed_video(gql)
-    _, images = await generate(services, video.context_id, images=4)
+    _, images = await generate(seeds, video.context_id, images=4)
 
     # when
     first = (await gql.data(CONTEXT_IMAGES, {"id": video.context_id, "first": 3}))["context"]
@@ -441,7 +439,7 @@ async def test_chat_images_page_newest_first(gql: GraphQLClient, services: Servi
 
 
 async def test_pages_of_several_parents_in_one_query_stay_apart(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given two frames with interleaved messages
     video = await seed_video(gql)
@@ -449,9 +447,9 @@ async def test_pages_of_several_parents_in_one_query_stay_apart(
     in_a: list[str] = []
     in_b: list[str] = []
     for _ in range(3):
-        in_a.append(await post_message(services, a))
-        in_b.append(await post_message(services, b))
-    in_b.append(await post_message(services, b))
+        in_a.append(await post_message(seeds, a))
+        in_b.append(await post_message(seeds, b))
+    in_b.append(await post_message(seeds, b))
 
     # when
     first = await gql.data(TWO_FRAMES, {"a": a, "b": b})
@@ -466,16 +464,14 @@ async def test_pages_of_several_parents_in_one_query_stay_apart(
     assert ids(second["b"]["messages"]["nodes"]) == [in_b[1], in_b[0]]
 
 
-async def test_a_list_of_frames_pages_each_frame_s_chat(
-    gql: GraphQLClient, services: Services
-) -> None:
+async def test_a_list_of_frames_pages_each_frame_s_chat(gql: GraphQLClient, seeds: Seeds) -> None:
     # given frames with 3, 0 and 1 messages
     video = await seed_video(gql)
     frames = await create_frames(gql, video.id, ["a", "b", "c"])
     made: dict[str, list[str]] = {frame: [] for frame in frames}
     for frame, count in zip(frames, [3, 0, 1], strict=True):
         for _ in range(count):
-            message_id, _images = await generate(services, frame, images=2)
+            message_id, _images = await generate(seeds, frame, images=2)
             made[frame].append(message_id)
 
     # when
@@ -494,11 +490,11 @@ async def test_a_list_of_frames_pages_each_frame_s_chat(
 
 
 async def test_one_connection_asked_for_with_different_arguments(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given
     video = await seed_video(gql)
-    posted = [await post_message(services, video.main_chat_id) for _ in range(3)]
+    posted = [await post_message(seeds, video.main_chat_id) for _ in range(3)]
 
     # when
     chat = (await gql.data(ALIASED_PAGES, {"id": video.main_chat_id}))["mainChat"]
@@ -519,14 +515,14 @@ async def test_one_connection_asked_for_with_different_arguments(
     }
 
 
-async def test_project_images_of_one_video(gql: GraphQLClient, services: Services) -> None:
+async def test_project_images_of_one_video(gql: GraphQLClient, seeds: Seeds) -> None:
     # given images made in two videos and one uploaded to the gallery
     project_id = await create_project(gql)
     first = await create_video(gql, project_id, "first")
     second = await create_video(gql, project_id, "second")
-    _, in_first = await generate(services, first.main_chat_id, images=2)
-    _, in_second = await generate(services, second.context_id)
-    in_gallery = await add_image(services, project_id)
+    _, in_first = await generate(seeds, first.main_chat_id, images=2)
+    _, in_second = await generate(seeds, second.context_id)
+    in_gallery = await add_image(seeds, project_id)
     await copy_image(gql, in_first[0], second.context_id)  # shown in, not made in, the second
 
     # when
@@ -566,12 +562,12 @@ async def test_project_images_of_an_empty_video_id_is_refused(gql: GraphQLClient
 
 
 async def test_several_projects_asking_for_the_images_of_one_video(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given two projects, and images made in a video of the second
     first = await seed_video(gql, "First")
     second = await seed_video(gql, "Second")
-    _, made = await generate(services, second.main_chat_id, images=2)
+    _, made = await generate(seeds, second.main_chat_id, images=2)
 
     # when every project lists the images of that video, in one batch
     data = await gql.data(PROJECTS_IMAGES_OF_VIDEO, {"videoId": second.id})
@@ -588,11 +584,11 @@ async def test_several_projects_asking_for_the_images_of_one_video(
 # --- refetching -------------------------------------------------------------------------------
 
 
-async def test_node_refetches_every_kind_of_object(gql: GraphQLClient, services: Services) -> None:
+async def test_node_refetches_every_kind_of_object(gql: GraphQLClient, seeds: Seeds) -> None:
     # given
     video = await seed_video(gql, "Clip")
     frame_id = await create_frame(gql, video.id, "Opening")
-    message_id, (image_id,) = await generate(services, frame_id, "a prompt")
+    message_id, (image_id,) = await generate(seeds, frame_id, "a prompt")
     expected: dict[str, dict[str, Any]] = {
         video.project_id: {"__typename": "Project", "name": "Clip project"},
         video.id: {"__typename": "Video", "name": "Clip", "frames": [{"id": frame_id}]},
@@ -632,8 +628,7 @@ async def test_nodes_answers_in_order_with_nulls_where_there_is_nothing(
     gql: GraphQLClient,
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id, "Scene")
+    video, frame_id = await seed_frame(gql, "Scene")
     asked = [frame_id, unknown_id("Frame"), video.project_id, frame_id, unknown_id("Nope")]
 
     # when
@@ -664,8 +659,7 @@ async def test_nodes_of_nothing_is_an_empty_list(gql: GraphQLClient) -> None:
 
 async def test_a_deleted_object_refetches_as_null(gql: GraphQLClient) -> None:
     # given
-    video = await seed_video(gql)
-    frame_id = await create_frame(gql, video.id)
+    video, frame_id = await seed_frame(gql)
     await gql.mutate(DELETE_FRAME, {"id": frame_id})
 
     # when
@@ -699,7 +693,7 @@ async def test_main_chats_oldest_first_and_videos_newest_first(gql: GraphQLClien
 
 
 async def test_counts_of_every_level_are_exact_and_kept_apart(
-    gql: GraphQLClient, services: Services
+    gql: GraphQLClient, seeds: Seeds
 ) -> None:
     # given a busy project and a quiet one
     busy = await create_project(gql, "busy")
@@ -708,12 +702,12 @@ async def test_counts_of_every_level_are_exact_and_kept_apart(
     other = await create_video(gql, busy, "other video")
     await create_video(gql, quiet, "quiet video")
     frames = await create_frames(gql, video.id, ["a", "b", "c"])
-    _, made = await generate(services, frames[0], images=2)
-    await generate(services, frames[0], images=1)
-    await post_message(services, frames[1])
-    await generate(services, video.context_id, images=1)
-    await generate(services, other.main_chat_id, images=4)
-    gallery = await add_image(services, busy)
+    _, made = await generate(seeds, frames[0], images=2)
+    await generate(seeds, frames[0], images=1)
+    await post_message(seeds, frames[1])
+    await generate(seeds, video.context_id, images=1)
+    await generate(seeds, other.main_chat_id, images=4)
+    gallery = await add_image(seeds, busy)
     await copy_image(gql, gallery, frames[2])
     await copy_image(gql, made[0], busy)
 

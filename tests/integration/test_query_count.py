@@ -5,23 +5,22 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from itertools import count
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
 from storyframe.api_schema import build_schema
-from storyframe.app import create_app
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place, PlaceKind
 from storyframe.schema.ids import encode_id
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.services.generation import GenerationRequest
-from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient, StatementCounter
+from tests.support.apps import app_with
+from tests.support.clients import GraphQLClient, client_of
+from tests.support.images import stored_image
+from tests.support.seeds import Seeds, a_storyboard
+from tests.support.sql import StatementCounter, counting
 
 STORYBOARD = """
 query Storyboard($id: ID!) {
@@ -47,46 +46,18 @@ query {
 MESSAGES_PER_FRAME = 4
 IMAGES_PER_MESSAGE = 2
 
-_serial = count()
 
-
-def _stored() -> StoredImage:
-    n = next(_serial)
-    return StoredImage(
-        url=f"https://media.test/{n}.png",
-        storage_key=f"{n}.png",
-        width=64,
-        height=64,
-        content_type="image/png",
-        byte_size=100,
-    )
-
-
-async def _seed_video(services: Services, frames: int) -> int:
+async def _seed_video(services: Services, seeds: Seeds, frames: int) -> int:
     """A video whose every frame has an uploaded reference image, messages attaching it, the
     images they produced, and one of them selected."""
-    project = await services.projects.create("Storyboard")
-    assert project.id is not None
-    video = await services.videos.create(project.id, "Video")
-    assert video.id is not None
-    for index in range(frames):
-        frame = await services.frames.create(video.id, f"Frame {index}")
-        assert frame.id is not None
-        place = Place(PlaceKind.FRAME, frame.id)
-        reference = await services.images.add(place, _stored())
-        assert reference.id is not None
-        produced: list[int] = []
-        for turn in range(MESSAGES_PER_FRAME):
-            message = await services.chats.post_message(
-                place, f"prompt {index}.{turn}", attached_image_ids=[reference.id]
-            )
-            assert message.id is not None
-            for _ in range(IMAGES_PER_MESSAGE):
-                image = await services.images.add(place, _stored(), message_id=message.id)
-                assert image.id is not None
-                produced.append(image.id)
-        await services.frames.select_image(frame.id, produced[0])
-    return video.id
+    return await a_storyboard(
+        services,
+        seeds,
+        frames,
+        messages=MESSAGES_PER_FRAME,
+        images=IMAGES_PER_MESSAGE,
+        stored=lambda: stored_image(width=64, height=64, byte_size=100),
+    )
 
 
 async def _seed_projects(services: Services, projects: int) -> None:
@@ -119,10 +90,10 @@ async def _storyboard_statements(
 
 
 async def test_the_storyboard_query_runs_as_many_statements_for_50_frames_as_for_2(
-    gql: GraphQLClient, services: Services, sql_counter: StatementCounter
+    gql: GraphQLClient, services: Services, seeds: Seeds, sql_counter: StatementCounter
 ) -> None:
-    small = await _seed_video(services, 2)
-    large = await _seed_video(services, 50)
+    small = await _seed_video(services, seeds, 2)
+    large = await _seed_video(services, seeds, 50)
 
     few = await _storyboard_statements(gql, sql_counter, small, 2)
     many = await _storyboard_statements(gql, sql_counter, large, 50)
@@ -217,25 +188,19 @@ class Wrapped:
 
 @pytest.fixture
 async def wrapped(settings: Settings, owner: AccountSession) -> AsyncIterator[Wrapped]:
-    application: Starlette = create_app(settings, build_schema(settings, direct_relations=False))
-    counter = StatementCounter()
-    counter.attach(application.state.runtime.engine)
-    transport = httpx.ASGITransport(app=application)
-    try:
-        async with httpx.AsyncClient(
-            transport=transport,
-            base_url="http://wrapped.test",
-            headers={"Authorization": f"Bearer {owner.token}"},
-        ) as http:
-            yield Wrapped(GraphQLClient(http), counter)
-    finally:
-        await application.state.runtime.engine.dispose()
+    schema = build_schema(settings, direct_relations=False)
+    async with app_with(settings, schema=schema) as app, client_of(app, owner.token) as gql:
+        yield Wrapped(gql, counting(app.state.runtime.engine))
 
 
 async def test_relations_resolved_directly_answer_as_strawberry_would(
-    gql: GraphQLClient, wrapped: Wrapped, services: Services, sql_counter: StatementCounter
+    gql: GraphQLClient,
+    wrapped: Wrapped,
+    services: Services,
+    seeds: Seeds,
+    sql_counter: StatementCounter,
 ) -> None:
-    video_pk = await _seed_video(services, 3)
+    video_pk = await _seed_video(services, seeds, 3)
     await _seed_projects(services, 2)
     frame_pk, message_pk = await _first_frame_and_message(services, video_pk)
     cursor = await gql.data(

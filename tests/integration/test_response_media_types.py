@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"

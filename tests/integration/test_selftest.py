@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from storyframe.cli import main
-from tests.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
 
 def _selftest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

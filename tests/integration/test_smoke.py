@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import GraphQLClient
+from tests.support.clients import GraphQLClient
 
 
 async def test_a_project_round_trips(gql: GraphQLClient) -> None:

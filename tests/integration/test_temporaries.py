@@ -18,10 +18,11 @@ from storyframe.cli import main
 from storyframe.domain.ports import Blob
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage, key_for
-from tests.conftest import GraphQLClient
-from tests.integration.generating import generate_ok
-from tests.integration.helpers import create_frame, seed_video
-from tests.integration.uploading import File, image_bytes, sha256, upload_ok
+from tests.support.clients import GraphQLClient
+from tests.support.generating import generate_ok
+from tests.support.images import image_bytes, sha256
+from tests.support.scenes import seed_frame, seed_video
+from tests.support.uploading import File, upload_ok
 
 HOURS = 3600.0
 
@@ -67,8 +68,7 @@ async def test_a_generation_writes_its_temporary_files_in_the_data_directory(
     gql: GraphQLClient, settings: Settings, system_temp: Path, puts: list[Path]
 ) -> None:
     # given
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Opening shot")
+    _, frame = await seed_frame(gql, "Opening shot")
 
     # when
     payload = await generate_ok(gql, "Frame", frame, "a lighthouse at dusk", imageCount=2)

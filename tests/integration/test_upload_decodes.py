@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,20 +15,13 @@ import pytest
 from storyframe.runtime import Runtime
 from storyframe.services.decoding import DecodeSlots
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.generating import generate_ok
-from tests.integration.helpers import seed_video
-from tests.integration.scenes import app_with, client_of, dump, sign_up
-from tests.integration.uploading import image_file, media_files, upload, upload_ok
-
-PASSWORD = "a long and quiet river"
-
-
-async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait until `condition()` holds; the slots' counters change as the app's tasks run."""
-    async with asyncio.timeout(seconds):
-        while not condition():  # noqa: ASYNC110 - the counters belong to the app's tasks
-            await asyncio.sleep(0.01)
+from tests.support.apps import owned_app
+from tests.support.clients import GraphQLClient
+from tests.support.generating import generate_ok
+from tests.support.polling import until
+from tests.support.scenes import seed_video
+from tests.support.sql import dump
+from tests.support.uploading import image_file, media_files, upload, upload_ok
 
 
 class Holds:
@@ -43,7 +36,7 @@ class Holds:
     async def take(self, count: int) -> None:
         busy = self.slots.busy
         self.tasks += [asyncio.create_task(self.slots.run(self.gate.wait)) for _ in range(count)]
-        await _until(lambda: self.slots.busy == busy + count)
+        await until(lambda: self.slots.busy == busy + count)
 
     async def release(self) -> None:
         self.gate.set()
@@ -52,11 +45,8 @@ class Holds:
 
 @asynccontextmanager
 async def _app(settings: Settings, decodes: int) -> AsyncIterator[tuple[Runtime, GraphQLClient]]:
-    async with app_with(settings, max_concurrent_decodes=decodes) as app:
-        async with client_of(app) as anonymous:
-            token = await sign_up(anonymous, "decodes@storyframe.test", PASSWORD)
-        async with client_of(app, token) as gql:
-            yield app.state.runtime, gql
+    async with owned_app(settings, max_concurrent_decodes=decodes) as owned:
+        yield owned.runtime, owned.gql
 
 
 @asynccontextmanager
@@ -90,7 +80,7 @@ async def test_uploads_wait_while_every_decode_slot_is_taken_then_all_go_through
         ]
 
         # then all four wait for a slot: none decodes, nothing is stored
-        await _until(lambda: slots.waiting == 4)
+        await until(lambda: slots.waiting == 4)
         assert slots.busy == 3
         assert not any(task.done() for task in uploads)
         assert await dump(runtime.engine) == before
@@ -120,7 +110,7 @@ async def test_a_single_slot_lets_one_decode_through_at_a_time(settings: Setting
             )
             for i in range(2)
         ]
-        await _until(lambda: slots.waiting == 2)
+        await until(lambda: slots.waiting == 2)
 
         # when the slot is freed, then they pass one after the other
         await holds.release()
@@ -146,7 +136,7 @@ async def test_a_cancelled_decode_keeps_its_slot_until_its_thread_is_done(
 
         # when an upload arrives, then it waits: the cancelled work still holds the slot
         uploading = asyncio.create_task(upload(gql.http, target, [image_file("late.png")]))
-        await _until(lambda: slots.waiting == 1)
+        await until(lambda: slots.waiting == 1)
         assert slots.busy == 1
         assert not uploading.done()
 
@@ -169,7 +159,7 @@ async def test_a_generated_image_waits_for_a_decode_slot_too(settings: Settings)
 
         # when a generation makes its image, then it waits for the slot to check it
         generating = asyncio.create_task(generate_ok(gql, "MainChat", chat, "lanterns"))
-        await _until(lambda: slots.waiting == 1)
+        await until(lambda: slots.waiting == 1)
         assert not generating.done()
 
         # when the slot is freed, then the image is checked and stored

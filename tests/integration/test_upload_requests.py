@@ -13,10 +13,11 @@ import pytest
 
 from storyframe.runtime import Runtime
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.integration.helpers import seed_video
-from tests.integration.scenes import dump
-from tests.integration.uploading import UPLOAD_IMAGES, image_bytes, media_files
+from tests.support.clients import GraphQLClient
+from tests.support.images import image_bytes
+from tests.support.scenes import seed_video
+from tests.support.sql import dump
+from tests.support.uploading import UPLOAD_IMAGES, media_files
 
 PREFLIGHT = {"Apollo-Require-Preflight": "true"}
 BOUNDARY = "storyframe-test-boundary"

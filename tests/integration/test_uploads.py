@@ -13,28 +13,23 @@ from starlette.applications import Starlette
 from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.settings import Settings
-from tests.conftest import GraphQLClient
-from tests.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
-from tests.integration.helpers import (
-    add_image,
-    create_frame,
-    seed_video,
-    state,
-    unknown_id,
-)
-from tests.integration.scenes import app_with, client_of, dump, sign_up
-from tests.integration.uploading import (
+from tests.support.clients import GraphQLClient, client_of
+from tests.support.fake_cloudinary import fake_cloudinary_fixture  # noqa: F401
+from tests.support.ids import unknown_id
+from tests.support.images import image_bytes, png_claiming, sha256
+from tests.support.scenes import seed_frame, state
+from tests.support.seeds import add_image
+from tests.support.sql import dump
+from tests.support.uploading import (
     File,
     Stack,
-    image_bytes,
     image_file,
     images_in,
     media_files,
     originals,
-    pixel_bomb,
     post_upload,
-    sha256,
     stack_fixture,  # noqa: F401
+    stack_on,
     upload,
     upload_ok,
 )
@@ -44,8 +39,7 @@ FORMATS = [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("WEBP", "image/webp")]
 
 
 async def _targets(gql: GraphQLClient) -> dict[str, str]:
-    video = await seed_video(gql)
-    frame = await create_frame(gql, video.id, "Dawn")
+    video, frame = await seed_frame(gql, "Dawn")
     return {
         "frame": frame,
         "context": video.context_id,
@@ -196,7 +190,9 @@ async def test_a_pixel_bomb_is_refused(stack: Stack) -> None:
     target = (await _targets(stack.gql))["mainChat"]
 
     # when
-    error = await _refused(stack, target, [File("bomb.png", pixel_bomb())], "TOO_LARGE")
+    error = await _refused(
+        stack, target, [File("bomb.png", png_claiming(100_000, 100_000))], "TOO_LARGE"
+    )
 
     # then
     assert "bomb.png" in error["message"]
@@ -204,67 +200,47 @@ async def test_a_pixel_bomb_is_refused(stack: Stack) -> None:
 
 async def test_an_image_over_the_pixel_limit_is_refused(settings: Settings) -> None:
     # given
-    async with app_with(settings, max_image_pixels=1000) as app:
-        async with client_of(app) as anonymous:
-            token = await sign_up(anonymous, "pixels@storyframe.test", "a long and quiet river")
-        async with client_of(app, token) as gql:
-            target = (await _targets(gql))["frame"]
-            before = await dump(app.state.runtime.engine)
+    async with stack_on(settings, max_image_pixels=1000) as stack:
+        target = (await _targets(stack.gql))["frame"]
 
-            # when
-            payload = await upload(gql.http, target, [image_file("wide.png", size=(100, 11))])
+        # when
+        wide = image_file("wide.png", size=(100, 11))
+        error = await _refused(stack, target, [wide], "TOO_LARGE")
 
-            # then
-            (error,) = payload["userErrors"]
-            assert error["code"] == "TOO_LARGE"
-            assert "wide.png" in error["message"]
-            assert await dump(app.state.runtime.engine) == before
-            assert media_files(settings.media_dir) == []
+    # then
+    assert "wide.png" in error["message"]
+    assert media_files(settings.media_dir) == []
 
 
 async def test_an_oversized_file_is_refused(settings: Settings) -> None:
     # given
-    async with app_with(settings, max_image_bytes=2048) as app:
-        async with client_of(app) as anonymous:
-            token = await sign_up(anonymous, "bytes@storyframe.test", "a long and quiet river")
-        async with client_of(app, token) as gql:
-            target = (await _targets(gql))["gallery"]
-            noisy = PILImage.effect_noise((100, 100), 64).convert("RGB")
-            buffer = io.BytesIO()
-            noisy.save(buffer, format="PNG")
-            assert len(buffer.getvalue()) > 2048
-            before = await dump(app.state.runtime.engine)
+    noisy = PILImage.effect_noise((100, 100), 64).convert("RGB")
+    buffer = io.BytesIO()
+    noisy.save(buffer, format="PNG")
+    assert len(buffer.getvalue()) > 2048
+    async with stack_on(settings, max_image_bytes=2048) as stack:
+        target = (await _targets(stack.gql))["gallery"]
 
-            # when
-            payload = await upload(gql.http, target, [File("huge.png", buffer.getvalue())])
+        # when
+        error = await _refused(stack, target, [File("huge.png", buffer.getvalue())], "TOO_LARGE")
 
-            # then
-            (error,) = payload["userErrors"]
-            assert error["code"] == "TOO_LARGE"
-            assert "huge.png" in error["message"]
-            assert await dump(app.state.runtime.engine) == before
-            assert media_files(settings.media_dir) == []
+    # then
+    assert "huge.png" in error["message"]
+    assert media_files(settings.media_dir) == []
 
 
 async def test_too_many_files_are_refused(settings: Settings) -> None:
     # given
-    async with app_with(settings, max_upload_files=2) as app:
-        async with client_of(app) as anonymous:
-            token = await sign_up(anonymous, "many@storyframe.test", "a long and quiet river")
-        async with client_of(app, token) as gql:
-            target = (await _targets(gql))["frame"]
-            files = [image_file(f"{i}.png", color=(i, i, i)) for i in range(3)]
-            before = await dump(app.state.runtime.engine)
+    async with stack_on(settings, max_upload_files=2) as stack:
+        target = (await _targets(stack.gql))["frame"]
+        files = [image_file(f"{i}.png", color=(i, i, i)) for i in range(3)]
 
-            # when
-            payload = await upload(gql.http, target, files)
+        # when
+        error = await _refused(stack, target, files, "INVALID")
 
-            # then
-            (error,) = payload["userErrors"]
-            assert error["code"] == "INVALID"
-            assert error["field"] == ["files"]
-            assert await dump(app.state.runtime.engine) == before
-            assert media_files(settings.media_dir) == []
+    # then
+    assert error["field"] == ["files"]
+    assert media_files(settings.media_dir) == []
 
 
 async def test_zero_files_are_refused(stack: Stack) -> None:
@@ -317,7 +293,7 @@ async def test_a_multipart_request_without_the_csrf_header_is_refused(
 async def test_a_bad_target_is_a_user_error(stack: Stack, which: str) -> None:
     # given
     targets = await _targets(stack.gql)
-    image = await add_image(stack.services, targets["frame"])
+    image = await add_image(stack.seeds, targets["frame"])
     target = {"wrongType": image, "unknown": unknown_id("Frame"), "malformed": "nope"}[which]
     before = await dump(stack.runtime.engine)
 
@@ -410,19 +386,17 @@ async def test_a_multipart_body_over_the_limit_is_refused_before_graphql(
     settings: Settings,
 ) -> None:
     # given
-    changes = {"max_image_bytes": 1024, "max_upload_files": 1, "max_body_bytes": 1024}
-    async with app_with(settings, **changes) as app:
-        async with client_of(app) as anonymous:
-            token = await sign_up(anonymous, "body@storyframe.test", "a long and quiet river")
-        async with client_of(app, token) as gql:
-            target = (await _targets(gql))["frame"]
-            before = await dump(app.state.runtime.engine)
+    async with stack_on(
+        settings, max_image_bytes=1024, max_upload_files=1, max_body_bytes=1024
+    ) as stack:
+        target = (await _targets(stack.gql))["frame"]
+        before = await dump(stack.runtime.engine)
 
-            # when
-            response = await post_upload(gql.http, target, [File("big.png", b"\0" * 4096)])
+        # when
+        response = await post_upload(stack.http, target, [File("big.png", b"\0" * 4096)])
 
-            # then
-            assert response.status_code == 413
-            assert "REQUEST_TOO_LARGE" in response.text
-            assert await dump(app.state.runtime.engine) == before
-            assert media_files(settings.media_dir) == []
+        # then
+        assert response.status_code == 413
+        assert "REQUEST_TOO_LARGE" in response.text
+        assert await dump(stack.runtime.engine) == before
+        assert media_files(settings.media_dir) == []

@@ -16,11 +16,9 @@ from storyframe.db.tables import (
 )
 from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.domain.places import Place, PlaceKind
-from storyframe.services.chats import MAX_ATTACHMENTS, ChatService, ContextService, MainChatService
+from storyframe.services.chats import MAX_ATTACHMENTS
 from storyframe.services.deletion import Deleted
-from storyframe.services.limits import ListLimits
-from tests.fakes import FakeUnitOfWork, RecordingReleaser
-from tests.unit.builders import (
+from tests.support.builders import (
     VideoScene,
     a_frame,
     a_generation,
@@ -28,9 +26,9 @@ from tests.unit.builders import (
     a_video,
     an_image,
     domain,
-    known,
     message_ids,
 )
+from tests.support.ids import known
 
 # ContextService.update
 
@@ -93,18 +91,6 @@ async def test_update_context_refuses_content_too_long() -> None:
     assert stored.content == "Harbour"
 
 
-async def test_update_unknown_context_is_not_found() -> None:
-    # given
-    contexts = ContextService(FakeUnitOfWork())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await contexts.update(404, "Harbour")
-
-    # then
-    assert raised.value.field == ["id"]
-
-
 # MainChatService
 
 
@@ -120,20 +106,6 @@ async def test_create_main_chat_in_a_video() -> None:
     assert chat.name == "Ideas"
     assert chat.video_id == scene.video_id
     assert sorted(c.name for c in d.uow.all(MainChat)) == ["Ideas", "Main chat"]
-
-
-async def test_create_main_chat_in_unknown_video_is_not_found() -> None:
-    # given
-    uow = FakeUnitOfWork()
-    chats = MainChatService(uow, RecordingReleaser(), ListLimits())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await chats.create(404, "Ideas")
-
-    # then
-    assert raised.value.field == ["videoId"]
-    assert uow.all(MainChat) == []
 
 
 @pytest.mark.parametrize(
@@ -165,18 +137,6 @@ async def test_rename_main_chat() -> None:
     # then
     assert chat.name == "Storyboard"
     assert [c.name for c in d.uow.all(MainChat)] == ["Storyboard"]
-
-
-async def test_rename_unknown_main_chat_is_not_found() -> None:
-    # given
-    chats = MainChatService(FakeUnitOfWork(), RecordingReleaser(), ListLimits())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await chats.rename(404, "Storyboard")
-
-    # then
-    assert raised.value.field == ["id"]
 
 
 @pytest.mark.parametrize(
@@ -217,22 +177,6 @@ async def test_delete_main_chat_takes_its_messages_and_their_images() -> None:
     assert d.uow.places_of(uploaded) == set()
 
 
-async def test_delete_unknown_main_chat_is_not_found_and_changes_nothing() -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    await a_generation(d, scene.main_chat)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.main_chats.delete(404)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before
-
-
 # ChatService.post_message
 
 
@@ -249,7 +193,7 @@ async def test_post_message_records_the_prompt_in_the_chat(kind: PlaceKind) -> N
     chat = next(c for c in chats_of(scene, frame) if c.kind is kind)
 
     # when
-    message = await d.chats.post_message(chat, "  a lighthouse in fog  ")
+    message = await d.seeds.post_message(chat, "  a lighthouse in fog  ")
 
     # then
     assert message.prompt == "a lighthouse in fog"
@@ -277,7 +221,7 @@ async def test_post_message_keeps_with_context_only_for_frames(kind: PlaceKind, 
     chat = next(c for c in chats_of(scene, frame) if c.kind is kind)
 
     # when
-    message = await d.chats.post_message(chat, "a lighthouse", with_context=True)
+    message = await d.seeds.post_message(chat, "a lighthouse", with_context=True)
 
     # then
     assert message.with_context is kept
@@ -292,7 +236,7 @@ async def test_post_message_without_context_in_a_frame() -> None:
     frame = await a_frame(d, (await a_video(d)).video_id)
 
     # when
-    message = await d.chats.post_message(frame, "a lighthouse")
+    message = await d.seeds.post_message(frame, "a lighthouse")
 
     # then
     assert message.with_context is False
@@ -309,7 +253,7 @@ async def test_post_message_attaches_images_of_the_project_in_order_once_each() 
     in_other_video = await an_image(d, other_video.main_chat)
 
     # when
-    message = await d.chats.post_message(
+    message = await d.seeds.post_message(
         frame, "like these", attached_image_ids=[in_gallery, in_frame, in_gallery, in_other_video]
     )
 
@@ -328,7 +272,7 @@ async def test_post_message_refuses_an_image_of_another_project() -> None:
 
     # when
     with pytest.raises(NotFound) as raised:
-        await d.chats.post_message(scene.main_chat, "like these", attached_image_ids=[mine, theirs])
+        await d.seeds.post_message(scene.main_chat, "like these", attached_image_ids=[mine, theirs])
 
     # then
     assert raised.value.field == ["contextImageIds"]
@@ -342,7 +286,7 @@ async def test_post_message_refuses_an_unknown_image() -> None:
 
     # when
     with pytest.raises(NotFound) as raised:
-        await d.chats.post_message(scene.context, "like this", attached_image_ids=[404])
+        await d.seeds.post_message(scene.context, "like this", attached_image_ids=[404])
 
     # then
     assert raised.value.field == ["contextImageIds"]
@@ -356,7 +300,7 @@ async def test_post_message_accepts_the_maximum_number_of_attachments() -> None:
     images = [await an_image(d, scene.gallery) for _ in range(MAX_ATTACHMENTS)]
 
     # when
-    message = await d.chats.post_message(scene.main_chat, "all", attached_image_ids=images)
+    message = await d.seeds.post_message(scene.main_chat, "all", attached_image_ids=images)
 
     # then
     assert d.uow.attachments_of(known(message.id)) == images
@@ -370,7 +314,7 @@ async def test_post_message_refuses_too_many_attachments() -> None:
 
     # when
     with pytest.raises(DomainError) as raised:
-        await d.chats.post_message(scene.main_chat, "all", attached_image_ids=images)
+        await d.seeds.post_message(scene.main_chat, "all", attached_image_ids=images)
 
     # then
     assert raised.value.code is ErrorCode.INVALID
@@ -388,33 +332,12 @@ async def test_post_message_refuses_an_invalid_prompt(prompt: str, code: ErrorCo
 
     # when
     with pytest.raises(DomainError) as raised:
-        await d.chats.post_message(scene.main_chat, prompt)
+        await d.seeds.post_message(scene.main_chat, prompt)
 
     # then
     assert raised.value.code is code
     assert raised.value.field == ["prompt"]
     assert message_ids(d) == set()
-
-
-@pytest.mark.parametrize(
-    ("kind", "field"),
-    [
-        (PlaceKind.FRAME, "frameId"),
-        (PlaceKind.CONTEXT, "contextId"),
-        (PlaceKind.MAIN_CHAT, "mainChatId"),
-        (PlaceKind.GALLERY, "galleryId"),
-    ],
-)
-async def test_post_message_in_unknown_chat_is_not_found(kind: PlaceKind, field: str) -> None:
-    # given
-    chats = ChatService(FakeUnitOfWork(), RecordingReleaser())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await chats.post_message(Place(kind, 404), "a lighthouse")
-
-    # then
-    assert raised.value.field == [field]
 
 
 async def test_post_message_in_a_gallery_is_refused() -> None:
@@ -424,7 +347,7 @@ async def test_post_message_in_a_gallery_is_refused() -> None:
 
     # when
     with pytest.raises(NotFound) as raised:
-        await d.chats.post_message(scene.gallery, "a lighthouse")
+        await d.seeds.post_message(scene.gallery, "a lighthouse")
 
     # then
     assert raised.value.field == ["galleryId"]
@@ -487,7 +410,7 @@ async def test_clear_history_takes_the_images_out_of_every_place_and_attachment(
     await d.images.copy(made, other_frame)
     await d.images.copy(made, scene.gallery)
     await d.frames.select_image(other_frame.id, made)
-    referencing = await d.chats.post_message(scene.main_chat, "like", attached_image_ids=[made])
+    referencing = await d.seeds.post_message(scene.main_chat, "like", attached_image_ids=[made])
 
     # when
     deleted = await d.chats.clear_history(frame)
@@ -553,20 +476,3 @@ async def test_clear_empty_history_counts_nothing() -> None:
 
     # then
     assert deleted == Deleted()
-
-
-@pytest.mark.parametrize("kind", [PlaceKind.FRAME, PlaceKind.CONTEXT, PlaceKind.MAIN_CHAT])
-async def test_clear_history_of_unknown_chat_is_not_found(kind: PlaceKind) -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    await a_generation(d, scene.main_chat)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.chats.clear_history(Place(kind, 404))
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before

@@ -7,7 +7,12 @@ import pytest
 from storyframe.db.tables import Context, Frame, Project, Video
 from storyframe.domain.places import Place, PlaceKind, PlaceOwner
 from storyframe.domain.ports import Doomed
-from tests.fakes import ConstraintViolation, FakeRepository, FakeUnitOfWork, RepositoryClosed
+from tests.support.fakes import (
+    ConstraintViolation,
+    FakeRepository,
+    FakeUnitOfWork,
+    RepositoryClosed,
+)
 
 
 async def test_add_assigns_ids() -> None:

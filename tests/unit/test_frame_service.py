@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from storyframe.db.tables import TITLE_MAX, Frame, Image, Message
-from storyframe.domain.errors import DomainError, ErrorCode, NotFound
+from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.services.deletion import Deleted
 from storyframe.services.frames import FrameService
 from storyframe.services.limits import ListLimits
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork, RecordingReleaser
-from tests.unit.builders import (
+from tests.support.builders import (
     Domain,
     a_frame,
     a_generation,
@@ -19,8 +18,9 @@ from tests.unit.builders import (
     a_video,
     an_image,
     domain,
-    known,
 )
+from tests.support.fakes import FakeUnitOfWork, RecordingReleaser
+from tests.support.ids import known
 
 
 def titles(d: Domain, video_id: int) -> list[str]:
@@ -135,20 +135,6 @@ async def test_create_leaves_the_frames_of_other_videos_alone() -> None:
     assert titles(d, other_id) == ["X", "Y"]
 
 
-async def test_create_in_unknown_video_is_not_found() -> None:
-    # given
-    uow = FakeUnitOfWork()
-    frames = FrameService(uow, RecordingReleaser(), ListLimits())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await frames.create(404, "A")
-
-    # then
-    assert raised.value.field == ["videoId"]
-    assert uow.all(Frame) == []
-
-
 async def test_create_refuses_a_title_too_long() -> None:
     # given
     d = domain()
@@ -192,18 +178,6 @@ async def test_rename_to_blank_clears_the_title() -> None:
     # then
     assert frame.title == ""
     assert titles(d, video_id) == [""]
-
-
-async def test_rename_unknown_frame_is_not_found() -> None:
-    # given
-    frames = FrameService(FakeUnitOfWork(), RecordingReleaser(), ListLimits())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await frames.rename(404, "A")
-
-    # then
-    assert raised.value.field == ["id"]
 
 
 async def test_rename_refuses_a_title_too_long() -> None:
@@ -276,20 +250,6 @@ async def test_reorder_leaves_other_videos_alone() -> None:
     # then
     assert titles(d, video_id) == ["B", "A"]
     assert titles(d, other_id) == ["X", "Y"]
-
-
-async def test_reorder_unknown_frame_is_not_found() -> None:
-    # given
-    d = domain()
-    video_id, _ = await video_with_frames(d, "A", "B")
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.frames.reorder(404, 0)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert titles(d, video_id) == ["A", "B"]
 
 
 # select_image
@@ -379,33 +339,6 @@ async def test_select_image_of_the_same_project_gallery_is_not_in_the_frame() ->
     assert raised.value.code is ErrorCode.NOT_IN_PLACE
 
 
-async def test_select_unknown_image_is_not_found() -> None:
-    # given
-    d = domain()
-    frame = await a_frame(d, (await a_video(d)).video_id)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.frames.select_image(frame.id, 404)
-
-    # then
-    assert raised.value.field == ["imageId"]
-
-
-async def test_select_image_of_unknown_frame_is_not_found() -> None:
-    # given
-    d = domain()
-    frame = await a_frame(d, (await a_video(d)).video_id)
-    image_id = await an_image(d, frame)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.frames.select_image(404, image_id)
-
-    # then
-    assert raised.value.field == ["frameId"]
-
-
 # delete
 
 
@@ -487,21 +420,6 @@ async def test_delete_clears_selections_of_the_images_it_takes() -> None:
     assert stored is not None
     assert stored.selected_image_id is None
     assert stored.order == 0
-
-
-async def test_delete_unknown_frame_is_not_found_and_changes_nothing() -> None:
-    # given
-    d = domain()
-    await video_with_frames(d, "A", "B")
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.frames.delete(404)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before
 
 
 async def test_frames_created_after_a_delete_continue_the_orders() -> None:

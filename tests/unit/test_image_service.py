@@ -8,20 +8,17 @@ from storyframe.db.tables import Frame, Image, Message
 from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.domain.places import Place, PlaceKind
 from storyframe.services.deletion import Deleted
-from storyframe.services.image_places import ImageService
-from storyframe.services.limits import ListLimits
-from tests.fakes import FakeUnitOfWork, RecordingReleaser
-from tests.unit.builders import (
+from tests.support.builders import (
     Domain,
     a_frame,
     a_generation,
     a_video,
     an_image,
     domain,
-    known,
     message_ids,
-    stored,
 )
+from tests.support.ids import known
+from tests.support.images import stored_image
 
 ALL_KINDS = [PlaceKind.FRAME, PlaceKind.CONTEXT, PlaceKind.MAIN_CHAT, PlaceKind.GALLERY]
 
@@ -46,10 +43,10 @@ async def test_add_to_a_frame_records_an_image_of_its_project_and_video() -> Non
     d = domain()
     scene = await a_video(d)
     frame = await a_frame(d, scene.video_id)
-    bytes_ = stored("kite.png")
+    bytes_ = stored_image("kite.png")
 
     # when
-    added = await d.images.add(frame, bytes_)
+    added = await d.seeds.add_image(frame, bytes_)
 
     # then
     image_id = known(added.id)
@@ -75,7 +72,7 @@ async def test_add_to_a_gallery_records_an_image_of_no_video() -> None:
     scene = await a_video(d)
 
     # when
-    added = await d.images.add(scene.gallery, stored())
+    added = await d.seeds.add_image(scene.gallery, stored_image())
 
     # then
     assert added.project_id == scene.project_id
@@ -91,7 +88,7 @@ async def test_add_to_a_chat_of_the_video(kind: PlaceKind) -> None:
     place = scene.context if kind is PlaceKind.CONTEXT else scene.main_chat
 
     # when
-    added = await d.images.add(place, stored())
+    added = await d.seeds.add_image(place, stored_image())
 
     # then
     assert added.video_id == scene.video_id
@@ -102,29 +99,14 @@ async def test_add_made_by_a_message_remembers_it() -> None:
     # given
     d = domain()
     scene = await a_video(d)
-    message = await d.chats.post_message(scene.main_chat, "a kite")
+    message = await d.seeds.post_message(scene.main_chat, "a kite")
 
     # when
-    added = await d.images.add(scene.main_chat, stored(), known(message.id))
+    added = await d.seeds.add_image(scene.main_chat, stored_image(), known(message.id))
 
     # then
     assert added.message_id == message.id
     assert image(d, known(added.id)).message_id == message.id
-
-
-@pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_add_to_unknown_place_is_not_found(kind: PlaceKind) -> None:
-    # given
-    uow = FakeUnitOfWork()
-    images = ImageService(uow, RecordingReleaser(), ListLimits())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await images.add(Place(kind, 404), stored())
-
-    # then
-    assert raised.value.field == ["targetId"]
-    assert uow.all(Image) == []
 
 
 # copy
@@ -256,37 +238,6 @@ async def test_a_cross_project_copy_outlives_the_original_project() -> None:
     assert d.uow.places_of(copy_id) == {target.gallery}
 
 
-async def test_copy_unknown_image_is_not_found() -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.copy(404, scene.gallery)
-
-    # then
-    assert raised.value.field == ["imageId"]
-
-
-@pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_copy_to_unknown_place_is_not_found_and_changes_nothing(kind: PlaceKind) -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    await an_image(d, scene.gallery)
-    image_id = await an_image(d, scene.gallery)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.copy(image_id, Place(kind, 404))
-
-    # then
-    assert raised.value.field == ["targetId"]
-    assert d.uow.snapshot() == before
-
-
 # move within a project
 
 
@@ -382,53 +333,6 @@ async def test_move_from_a_place_the_image_is_not_in_is_refused_and_changes_noth
     assert raised.value.field == ["sourceId"]
     assert d.uow.snapshot() == before
     assert d.uow.places_of(image_id) == {frame, scene.context}
-
-
-async def test_move_unknown_image_is_not_found() -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.move(404, scene.context, scene.gallery)
-
-    # then
-    assert raised.value.field == ["imageId"]
-
-
-@pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_move_from_unknown_place_is_not_found(kind: PlaceKind) -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    image_id = await an_image(d, scene.context)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.move(image_id, Place(kind, 404), scene.context)
-
-    # then
-    assert raised.value.field == ["sourceId"]
-    assert d.uow.snapshot() == before
-
-
-@pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_move_to_unknown_place_is_not_found_and_changes_nothing(kind: PlaceKind) -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    image_id = await an_image(d, scene.context)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.move(image_id, scene.context, Place(kind, 404))
-
-    # then
-    assert raised.value.field == ["targetId"]
-    assert d.uow.snapshot() == before
 
 
 # move across projects
@@ -645,35 +549,6 @@ async def test_remove_from_a_place_the_image_is_not_in_is_refused() -> None:
     assert d.uow.snapshot() == before
 
 
-async def test_remove_unknown_image_is_not_found() -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.remove(404, scene.gallery)
-
-    # then
-    assert raised.value.field == ["imageId"]
-
-
-@pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_remove_from_unknown_place_is_not_found(kind: PlaceKind) -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    image_id = await an_image(d, scene.gallery)
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.remove(image_id, Place(kind, 404))
-
-    # then
-    assert raised.value.field == ["sourceId"]
-    assert d.uow.places_of(image_id) == {scene.gallery}
-
-
 # delete
 
 
@@ -686,7 +561,7 @@ async def test_delete_takes_the_image_out_of_everything() -> None:
     kept = await an_image(d, frame)
     await d.images.copy(image_id, scene.gallery)
     await d.frames.select_image(frame.id, image_id)
-    referencing = await d.chats.post_message(
+    referencing = await d.seeds.post_message(
         scene.main_chat, "like these", attached_image_ids=[image_id, kept]
     )
 
@@ -701,22 +576,6 @@ async def test_delete_takes_the_image_out_of_everything() -> None:
     assert d.uow.attachments_of(known(referencing.id)) == [kept]
     assert message_ids(d) == {message_id, known(referencing.id)}
     assert d.uow.images_in(frame) == {kept}
-
-
-async def test_delete_unknown_image_is_not_found_and_changes_nothing() -> None:
-    # given
-    d = domain()
-    scene = await a_video(d)
-    await an_image(d, scene.gallery)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.images.delete(404)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before
 
 
 async def test_a_deleted_image_can_no_longer_be_selected() -> None:

@@ -10,7 +10,8 @@ from storyframe.domain.errors import ErrorCode, LimitReached
 from storyframe.domain.places import Place
 from storyframe.services.limits import ListLimits
 from storyframe.settings import Settings
-from tests.unit.builders import Domain, a_frame, a_project, a_video, an_image, domain, known
+from tests.support.builders import Domain, a_frame, a_project, a_video, an_image, domain
+from tests.support.ids import known
 
 # the limits themselves
 

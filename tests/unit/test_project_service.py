@@ -8,16 +8,9 @@ from storyframe.db.tables import NAME_MAX, Context, Frame, Image, MainChat, Mess
 from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.services.deletion import Deleted
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork, RecordingReleaser
-from tests.unit.builders import (
-    a_frame,
-    a_generation,
-    a_project,
-    a_video,
-    an_image,
-    domain,
-    known,
-)
+from tests.support.builders import a_frame, a_generation, a_project, a_video, an_image, domain
+from tests.support.fakes import FakeUnitOfWork, RecordingReleaser
+from tests.support.ids import known
 
 # ProjectService.create
 
@@ -107,19 +100,6 @@ async def test_rename_project_changes_its_name() -> None:
     assert stored.name == "New"
 
 
-async def test_rename_unknown_project_is_not_found() -> None:
-    # given
-    projects = ProjectService(FakeUnitOfWork(), RecordingReleaser())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await projects.rename(404, "New")
-
-    # then
-    assert raised.value.code is ErrorCode.NOT_FOUND
-    assert raised.value.field == ["id"]
-
-
 @pytest.mark.parametrize(
     ("name", "code"), [(" ", ErrorCode.BLANK), ("n" * (NAME_MAX + 1), ErrorCode.TOO_LONG)]
 )
@@ -204,21 +184,6 @@ async def test_delete_empty_project_counts_nothing() -> None:
     assert d.uow.get(Project, project_id) is None
 
 
-async def test_delete_unknown_project_is_not_found_and_changes_nothing() -> None:
-    # given
-    d = domain()
-    await a_video(d)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.projects.delete(404)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before
-
-
 # VideoService.create
 
 
@@ -259,22 +224,6 @@ async def test_create_video_gives_every_video_its_own_context() -> None:
     )
 
 
-async def test_create_video_in_unknown_project_is_not_found_and_adds_nothing() -> None:
-    # given
-    uow = FakeUnitOfWork()
-    videos = VideoService(uow, RecordingReleaser())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await videos.create(404, "Opening")
-
-    # then
-    assert raised.value.field == ["projectId"]
-    assert uow.all(Video) == []
-    assert uow.all(Context) == []
-    assert uow.all(MainChat) == []
-
-
 @pytest.mark.parametrize(
     ("name", "code"), [("", ErrorCode.BLANK), ("v" * (NAME_MAX + 1), ErrorCode.TOO_LONG)]
 )
@@ -309,18 +258,6 @@ async def test_rename_video_changes_its_name() -> None:
     stored = d.uow.get(Video, scene.video_id)
     assert stored is not None
     assert stored.name == "Finale"
-
-
-async def test_rename_unknown_video_is_not_found() -> None:
-    # given
-    videos = VideoService(FakeUnitOfWork(), RecordingReleaser())
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await videos.rename(404, "Finale")
-
-    # then
-    assert raised.value.field == ["id"]
 
 
 @pytest.mark.parametrize(
@@ -404,21 +341,6 @@ async def test_delete_video_takes_its_images_out_of_the_gallery_too() -> None:
     # then
     assert deleted.images == 1
     assert d.uow.images_in(scene.gallery) == set()
-
-
-async def test_delete_unknown_video_is_not_found_and_changes_nothing() -> None:
-    # given
-    d = domain()
-    await a_frame(d, (await a_video(d)).video_id)
-    before = d.uow.snapshot()
-
-    # when
-    with pytest.raises(NotFound) as raised:
-        await d.videos.delete(404)
-
-    # then
-    assert raised.value.field == ["id"]
-    assert d.uow.snapshot() == before
 
 
 async def test_a_deleted_video_is_gone_for_later_work() -> None:

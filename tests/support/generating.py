@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
+from pydantic import SecretStr
 
-from storyframe.app import create_app
 from storyframe.runtime import Runtime
 from storyframe.settings import Settings
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
-from tests.fake_openai import FakeOpenAI
-from tests.integration.uploading import originals
-
-BASE_URL = "http://storyframe.test"
+from tests.support.apps import OwnedApp, owned_app
+from tests.support.clients import GraphQLClient
+from tests.support.documents import UPDATE_CONTEXT
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.uploading import originals
 
 GENERATION = """
   id status provider placeholder model visionModel size quality
@@ -89,13 +89,6 @@ async def chat_image_ids(gql: GraphQLClient, chat_id: str) -> list[str]:
     return [image["id"] for image in data["node"]["images"]["nodes"]]
 
 
-UPDATE_CONTEXT = """
-mutation($id: ID!, $content: String!) {
-  updateContext(input: {id: $id, content: $content}) { context { id } userErrors { code } }
-}
-"""
-
-
 async def set_context(gql: GraphQLClient, context_id: str, content: str) -> None:
     await gql.mutate(UPDATE_CONTEXT, {"id": context_id, "content": content})
 
@@ -120,38 +113,23 @@ async def start_fixture(
 ) -> AsyncIterator[Callable[..., Any]]:
     """Starts the app against the fake OpenAI, with setting overrides; signs the owner up (or, for
     a second app on the same database, in)."""
-    apps: list[Starlette] = []
-    clients: list[httpx.AsyncClient] = []
+    launched: list[OwnedApp] = []
+    async with AsyncExitStack() as apps:
 
-    async def launch(**overrides: Any) -> OpenAIStack:
-        changes: dict[str, Any] = {
-            "openai_api_key": fake_openai.api_key,
-            "openai_base_url": fake_openai.base_url,
-            "openai_max_retry_wait_seconds": 1.0,
-            **overrides,
-        }
-        app = create_app(Settings(**{**settings.model_dump(), **changes}))
-        apps.append(app)
-        runtime: Runtime = app.state.runtime
-        # A second app on the same database logs the owner in.
-        owner = await (runtime.accounts.log_in if apps[:-1] else runtime.accounts.sign_up)(
-            OWNER_EMAIL, OWNER_PASSWORD, "tests"
-        )
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=BASE_URL,
-            headers={"Authorization": f"Bearer {owner.token}"},
-        )
-        clients.append(http)
-        return OpenAIStack(runtime, http, GraphQLClient(http), fake_openai)
+        async def launch(**overrides: Any) -> OpenAIStack:
+            changes: dict[str, Any] = {
+                "openai_api_key": SecretStr(fake_openai.api_key),
+                "openai_base_url": fake_openai.base_url,
+                "openai_max_retry_wait_seconds": 1.0,
+                **overrides,
+            }
+            owned = await apps.enter_async_context(
+                owned_app(settings, new_owner=not launched, **changes)
+            )
+            launched.append(owned)
+            return OpenAIStack(owned.runtime, owned.http, owned.gql, fake_openai)
 
-    try:
         yield launch
-    finally:
-        for client in clients:
-            await client.aclose()
-        for app in apps:
-            await app.state.runtime.aclose()
 
 
 @pytest.fixture(name="stack")

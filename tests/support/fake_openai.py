@@ -34,14 +34,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
-from types import TracebackType
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
+
+from tests.support.loopback import Answer, LoopbackServer, Request
 
 DEFAULT_API_KEY = "sk-fake-openai-key-0123456789"
 IMAGE_SIDE = 64
@@ -193,8 +192,9 @@ class FakeOpenAI:
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
         self._ids = itertools.count(1)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(
+            self._serve, name="fake OpenAI", thread_name="fake-openai", quiet=True
+        )
 
     def pause(self, *image_calls: int) -> None:
         """API requests from now on (or only the k-th image requests, from 1, if numbers are
@@ -215,9 +215,7 @@ class FakeOpenAI:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the fake OpenAI is not running")
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def origin(self) -> str:
@@ -269,33 +267,17 @@ class FakeOpenAI:
             return [r for r in self.requests if endpoint in _groups(r.endpoint)]
 
     def __enter__(self) -> FakeOpenAI:
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-openai",
-        )
-        self._thread.start()
+        self._server.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
+    def __exit__(self, *_: object) -> None:
         self.resume()  # a test that failed while paused holds no request thread
-        server.shutdown()
-        server.server_close()  # joins the request threads
-        thread.join(timeout=5)
-        if thread.is_alive():
-            raise RuntimeError("the fake OpenAI did not stop")
-        self._thread = None
+        self._server.__exit__()
 
     # Requests -------------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> Answer:
+        return self.handle(request.method, request.path, request.headers, request.body)
 
     def handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -516,48 +498,6 @@ def image_urls(request: RecordedRequest) -> list[str]:
             if isinstance(part, dict) and part.get("type") == "image_url":
                 urls.append(str(part.get("image_url", {}).get("url", "")))
     return urls
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # so that server_close() joins every request thread
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], fake: FakeOpenAI) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up (a timed-out call) is no error of the fake's
-
-
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 5  # a silent client cannot hold the server past teardown
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def _answer(self, method: str) -> None:
-        fake = cast(_Server, self.server).fake
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, answer_headers, payload = fake.handle(
-            method, unquote(urlsplit(self.path).path), headers, body
-        )
-        try:
-            self.send_response(status)
-            for name, value in answer_headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up waiting
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 # Helpers ------------------------------------------------------------------------------------

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from storyframe.db.tables import Context, MainChat, Message
 from storyframe.domain.places import Place, PlaceKind
 from storyframe.services.chats import ChatService, ContextService, MainChatService
 from storyframe.services.frames import FrameService
-from storyframe.services.image_places import ImageService, StoredImage
+from storyframe.services.image_places import ImageService
 from storyframe.services.limits import ListLimits
 from storyframe.services.projects import ProjectService, VideoService
-from tests.fakes import FakeUnitOfWork, RecordingReleaser
-
-_keys = itertools.count(1)
+from tests.support.fakes import FakeUnitOfWork, RecordingReleaser
+from tests.support.ids import known
+from tests.support.images import stored_image
+from tests.support.seeds import Seeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +30,7 @@ class Domain:
     main_chats: MainChatService
     chats: ChatService
     images: ImageService
+    seeds: Seeds
 
 
 def domain(limits: ListLimits | None = None) -> Domain:
@@ -47,13 +48,8 @@ def domain(limits: ListLimits | None = None) -> Domain:
         main_chats=MainChatService(uow, files, limits),
         chats=ChatService(uow, files),
         images=ImageService(uow, files, limits),
+        seeds=Seeds(uow),
     )
-
-
-def known(id: int | None) -> int:
-    """The id of a row that has been added."""
-    assert id is not None
-    return id
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +87,13 @@ async def a_frame(d: Domain, video_id: int, title: str = "Shot") -> Place:
     return Place(PlaceKind.FRAME, known((await d.frames.create(video_id, title)).id))
 
 
-def stored(name: str = "") -> StoredImage:
-    key = name or f"image-{next(_keys)}.png"
-    return StoredImage(
-        url=f"https://media.test/{key}",
-        storage_key=key,
-        width=1024,
-        height=768,
-        content_type="image/png",
-        byte_size=2048,
-    )
-
-
 async def an_image(d: Domain, place: Place, message_id: int | None = None) -> int:
     """A new image, appearing in `place`."""
-    return known((await d.images.add(place, stored(), message_id)).id)
+    return known((await d.seeds.add_image(place, stored_image(), message_id)).id)
 
 
 async def a_message(d: Domain, chat: Place, prompt: str = "a red kite") -> int:
-    return known((await d.chats.post_message(chat, prompt)).id)
+    return known((await d.seeds.post_message(chat, prompt)).id)
 
 
 async def a_generation(d: Domain, chat: Place, images: int = 1) -> tuple[int, list[int]]:

@@ -1,15 +1,12 @@
-"""What the upload, media and file-lifecycle tests share: images made with Pillow, multipart
-requests per the GraphQL multipart request spec, and the app on either storage backend."""
+"""What the upload, media and file-lifecycle tests share: multipart requests per the GraphQL
+multipart request spec, what the media directory holds, and the app on either storage backend."""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import json
-import struct
-import zlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,20 +15,19 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from PIL import Image
-from starlette.applications import Starlette
 
-from storyframe.app import create_app
 from storyframe.domain.ports import BlobStorage
 from storyframe.runtime import Runtime
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
-from storyframe.services.image_places import StoredImage
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
-from tests.conftest import OWNER_EMAIL, OWNER_PASSWORD, GraphQLClient
-from tests.fake_cloudinary import FakeCloudinary
-from tests.integration.helpers import pk_of, place_of, post_message
-from tests.integration.scenes import BASE_URL
+from tests.support.apps import owned_app
+from tests.support.clients import GraphQLClient
+from tests.support.fake_cloudinary import FakeCloudinary
+from tests.support.ids import known, pk_of, place_of
+from tests.support.images import image_bytes, sha256, stored_image
+from tests.support.seeds import Seeds, post_message
 
 CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
@@ -75,14 +71,6 @@ class File:
     content_type: str = "image/png"
 
 
-def image_bytes(
-    fmt: str = "PNG", color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (64, 48)
-) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, color).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
 def image_file(
     name: str,
     fmt: str = "PNG",
@@ -90,24 +78,6 @@ def image_file(
     size: tuple[int, int] = (64, 48),
 ) -> File:
     return File(name, image_bytes(fmt, color, size), CONTENT_TYPES[fmt])
-
-
-def pixel_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A small, valid-looking PNG whose header declares a huge image."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00" * 64)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def multipart(target_id: str, files: Sequence[File]) -> tuple[dict[str, str], list[Any]]:
@@ -187,6 +157,7 @@ class Stack:
     http: httpx.AsyncClient
     gql: GraphQLClient
     services: Services
+    seeds: Seeds
     fake: FakeCloudinary | None
 
     @property
@@ -220,63 +191,55 @@ class Stack:
 BACKENDS = ["local", "cloudinary"]
 
 
+@asynccontextmanager
+async def stack_on(
+    settings: Settings, fake: FakeCloudinary | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """The app on local storage, or on the fake Cloudinary when one is given, with `overrides`."""
+    if fake is not None:
+        overrides |= {"storage_backend": "cloudinary", "cloudinary_url": fake.url}
+    else:
+        overrides |= {"public_url": "https://media.storyframe.test/"}
+    async with owned_app(settings, **overrides) as owned:
+        yield Stack(
+            backend="local" if fake is None else "cloudinary",
+            runtime=owned.runtime,
+            http=owned.http,
+            gql=owned.gql,
+            services=owned.services,
+            seeds=owned.seeds,
+            fake=fake,
+        )
+
+
 @pytest.fixture(name="stack", params=BACKENDS)
 async def stack_fixture(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[Stack]:
-    fake: FakeCloudinary | None = None
-    if request.param == "cloudinary":
-        fake = request.getfixturevalue("fake_cloudinary")
-        assert fake is not None
-        changes: dict[str, Any] = {"storage_backend": "cloudinary", "cloudinary_url": fake.url}
-    else:
-        changes = {"public_url": "https://media.storyframe.test/"}
-    app: Starlette = create_app(settings.model_copy(update=changes))
-    runtime: Runtime = app.state.runtime
-    try:
-        owner = await runtime.accounts.sign_up(OWNER_EMAIL, OWNER_PASSWORD, "tests")
-        assert owner.user.id is not None
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {owner.token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url=BASE_URL, headers=headers
-        ) as http:
-            yield Stack(
-                backend=str(request.param),
-                runtime=runtime,
-                http=http,
-                gql=GraphQLClient(http),
-                services=runtime.services_for(owner.user.id),
-                fake=fake,
-            )
-    finally:
-        await runtime.engine.dispose()
+    fake = request.getfixturevalue("fake_cloudinary") if request.param == "cloudinary" else None
+    async with stack_on(settings, fake) as stack:
+        yield stack
 
 
 async def generated_image(
-    services: Services, storage: BlobStorage, chat_id: str, path: Path
+    seeds: Seeds, storage: BlobStorage, chat_id: str, path: Path
 ) -> tuple[str, str]:
     """An image a message in the chat made, with a real stored file: (image ID, storage key)."""
-    message_id = await post_message(services, chat_id, "make it so")
+    message_id = await post_message(seeds, chat_id, "make it so")
     data = await asyncio.to_thread(path.read_bytes)
     checksum = sha256(data)
     blob = await storage.put(path, checksum=checksum, content_type="image/png", thumbnail=b"")
     with Image.open(path) as opened:
         width, height = opened.size
-    image = await services.images.add(
-        place_of(chat_id),
-        StoredImage(
-            url=blob.url,
-            storage_key=blob.key,
-            width=width,
-            height=height,
-            content_type="image/png",
-            byte_size=len(data),
-            thumbnail_url=blob.thumbnail_url,
-            checksum=checksum,
-        ),
-        message_id=pk_of(message_id),
+    stored = stored_image(
+        blob.key,
+        url=blob.url,
+        width=width,
+        height=height,
+        byte_size=len(data),
+        thumbnail_url=blob.thumbnail_url,
+        checksum=checksum,
     )
-    assert image.id is not None
-    return encode_id("Image", image.id), blob.key
+    image = await seeds.add_image(place_of(chat_id), stored, pk_of(message_id))
+    return encode_id("Image", known(image.id)), blob.key
 
 
 def local(storage: BlobStorage) -> LocalStorage:

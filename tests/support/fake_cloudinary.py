@@ -29,14 +29,14 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
-from types import TracebackType
 from typing import Any, cast
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from urllib.parse import parse_qs, quote
 
 import pytest
 from PIL import Image, UnidentifiedImageError
+
+from tests.support.loopback import Answer, LoopbackServer, Request
 
 _UNSIGNED = frozenset({"file", "api_key", "resource_type", "cloud_name", "signature"})
 _ADMIN_MAX_RESULTS = 500
@@ -93,14 +93,13 @@ class FakeCloudinary:
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
         self._versions = itertools.count(1_700_000_000)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server = LoopbackServer(
+            self._serve, name="fake Cloudinary", thread_name=f"fake-cloudinary-{cloud_name}"
+        )
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the fake Cloudinary is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     @property
     def url(self) -> str:
@@ -118,32 +117,19 @@ class FakeCloudinary:
             return [request for request in self.requests if request.path.endswith(path_suffix)]
 
     def __enter__(self) -> FakeCloudinary:
-        self._server = _Server(("127.0.0.1", 0), _Handler, self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"fake-cloudinary-{self.cloud_name}",
-        )
-        self._thread.start()
+        self._server.__enter__()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        server.shutdown()
-        server.server_close()  # joins the request threads
-        thread.join(timeout=5)
-        if thread.is_alive():
-            raise RuntimeError("the fake Cloudinary did not stop")
-        self._thread = None
+    def __exit__(self, *_: object) -> None:
+        self._server.__exit__()
 
     # Requests -------------------------------------------------------------------------------
+
+    def _serve(self, request: Request) -> Answer:
+        status, content_type, payload = self.handle(
+            request.method, request.path, request.query, request.headers, request.body
+        )
+        return status, {"Content-Type": content_type}, payload
 
     def handle(
         self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
@@ -303,45 +289,6 @@ class FakeCloudinary:
             "url": url,
             "secure_url": url,
         }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # so that server_close() joins every request thread
-    block_on_close = True
-
-    def __init__(
-        self, address: tuple[str, int], handler: type[_Handler], fake: FakeCloudinary
-    ) -> None:
-        super().__init__(address, handler)
-        self.fake = fake
-
-
-class _Handler(BaseHTTPRequestHandler):
-    timeout = 5  # a silent client cannot hold the server past teardown
-
-    def do_GET(self) -> None:
-        self._answer("GET")
-
-    def do_POST(self) -> None:
-        self._answer("POST")
-
-    def _answer(self, method: str) -> None:
-        fake = cast(_Server, self.server).fake
-        parts = urlsplit(self.path)
-        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        headers = {key.lower(): value for key, value in self.headers.items()}
-        status, content_type, payload = fake.handle(
-            method, unquote(parts.path), query, headers, body
-        )
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def _json(status: int, payload: dict[str, Any]) -> tuple[int, str, bytes]:

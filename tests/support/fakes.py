@@ -3,8 +3,11 @@
 `FakeRepository` behaves like `storyframe.db.repository.SqlRepository` over the schema of
 `storyframe.db.tables`: ids are assigned on `add`, foreign keys and unique indexes are checked
 on every write, and deleting a row takes with it what the database's `ON DELETE` rules take
-(a video its context, frames, main chats, messages and images; a message the images it made;
-an image its placements, attachments and frame selections).
+(a video its context, frames, main chats, messages, images and generations; a message the images
+it made and its generation; an image its placements, attachments and frame selections). It acts
+for one user, as the SQL one does: where that one reads only the owner's rows (`get`,
+`owner_of`, the locks, `context_of_video`, `start_generation`), rows of another user's projects
+are not there. A project built without an owner counts as `FAKE_OWNER_ID`'s.
 
 `FakeUnitOfWork` keeps a committed store; every unit of work works on a copy of it, and only
 `commit()` publishes that copy. A unit of work that raises, or ends without committing, leaves
@@ -59,6 +62,7 @@ _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
         (MainChat, "video_id"),
         (Message, "video_id"),
         (Image, "video_id"),
+        (Generation, "video_id"),
     ),
     Context: ((Message, "context_id"),),
     Frame: ((Message, "frame_id"),),
@@ -123,6 +127,25 @@ class FakeStore:
         video = self.get(Video, chat.video_id)
         return PlaceOwner(video.project_id, chat.video_id) if video is not None else None
 
+    def project_of(self, row: SQLModel) -> int | None:
+        """The id of the project a row hangs off (None for a dangling one)."""
+        if isinstance(row, Project):
+            return row.id
+        if isinstance(row, Video | Image):
+            return row.project_id
+        video = self.get(Video, cast(Any, row).video_id)
+        return video.project_id if video is not None else None
+
+    def belongs_to(self, row: SQLModel, owner_id: int) -> bool:
+        """Whether the row is of one of the user's projects (an owner-less one is
+        `FAKE_OWNER_ID`'s)."""
+        project_id = self.project_of(row)
+        project = self.get(Project, project_id) if project_id is not None else None
+        if project is None:
+            return False
+        owner = project.owner_id if project.owner_id is not None else FAKE_OWNER_ID
+        return owner == owner_id
+
     def check(self) -> None:
         """Raise ConstraintViolation where the database's constraints would."""
         problems: list[str] = []
@@ -170,6 +193,14 @@ class FakeStore:
         for message_id, image_id in self.attachments:
             refers(f"attachment of message {message_id}", Message, message_id, False)
             refers(f"attachment to message {message_id}", Image, image_id, False)
+        generated: set[int] = set()
+        for generation in self.table(Generation).values():
+            what = f"generation {generation.id}"
+            refers(f"{what}.message_id", Message, generation.message_id, False)
+            refers(f"{what}.video_id", Video, generation.video_id, False)
+            if generation.message_id in generated:
+                problems.append(f"message {generation.message_id} has two generations")
+            generated.add(generation.message_id)
         if problems:
             raise ConstraintViolation("; ".join(problems))
 
@@ -214,8 +245,10 @@ class FakeRepository(Repository):
         store: FakeStore | None = None,
         next_id: Callable[[type[SQLModel]], int] | None = None,
         on_commit: Callable[[FakeStore], None] | None = None,
+        owner_id: int = FAKE_OWNER_ID,
     ) -> None:
         self._store = store if store is not None else FakeStore()
+        self._owner_id = owner_id
         sequences: dict[type[SQLModel], itertools.count[int]] = {}
         self._next_id = next_id or (lambda m: next(sequences.setdefault(m, itertools.count(1))))
         self._on_commit = on_commit
@@ -223,8 +256,7 @@ class FakeRepository(Repository):
 
     @property
     def owner_id(self) -> int:
-        """The fake sees every row, as if one user owned them all."""
-        return FAKE_OWNER_ID
+        return self._owner_id
 
     @property
     def store(self) -> FakeStore:
@@ -233,7 +265,11 @@ class FakeRepository(Repository):
         return self._store
 
     async def get(self, model: type[Row], id: int) -> Row | None:
-        return self.store.get(model, id)
+        row = self.store.get(model, id)
+        return row if row is not None and self._owns(row) else None
+
+    def _owns(self, row: SQLModel) -> bool:
+        return self.store.belongs_to(row, self._owner_id)
 
     async def add(self, row: SQLModel) -> None:
         stored = table_row(row)
@@ -256,14 +292,13 @@ class FakeRepository(Repository):
             return
         table = self.store.table(type(stored))
         previous = table.get(stored.id)
+        if previous is None:  # the database refuses the UPDATE of a row deleted since read
+            raise ConstraintViolation(f"{type(stored).__name__} {stored.id} is gone")
         table[stored.id] = stored
         try:
             self.store.check()
         except ConstraintViolation:
-            if previous is not None:
-                table[stored.id] = previous
-            else:
-                del table[stored.id]
+            table[stored.id] = previous
             raise
 
     async def lock_video(self, video_id: int) -> None:
@@ -276,11 +311,12 @@ class FakeRepository(Repository):
 
     async def lock_images(self, image_ids: Collection[int], *, exclusive: bool) -> set[int]:
         """The ids found; nothing to lock, as for `lock_video`."""
-        return {image_id for image_id in image_ids if image_id in self.store.table(Image)}
+        images = self.store.table(Image)
+        return {i for i in image_ids if i in images and self._owns(images[i])}
 
     async def lock_image_places(self, image_id: int) -> bool:
         """Whether the image is there; nothing to lock, as for `lock_video`."""
-        return image_id in self.store.table(Image)
+        return await self.get(Image, image_id) is not None
 
     async def frames_of_video(self, video_id: int) -> list[Frame]:
         frames = [f for f in self.store.table(Frame).values() if f.video_id == video_id]
@@ -300,7 +336,10 @@ class FakeRepository(Repository):
         self.store.check()
 
     async def owner_of(self, place: Place) -> PlaceOwner | None:
-        return self.store.owner_of(place)
+        owner = self.store.owner_of(place)
+        if owner is None or await self.get(Project, owner.project_id) is None:
+            return None
+        return owner
 
     async def has_placement(self, image_id: int, place: Place) -> bool:
         return (image_id, place) in self.store.placements
@@ -336,10 +375,10 @@ class FakeRepository(Repository):
 
     async def context_of_video(self, video_id: int) -> Context | None:
         contexts = self.store.table(Context).values()
-        return next((c for c in contexts if c.video_id == video_id), None)
+        return next((c for c in contexts if c.video_id == video_id and self._owns(c)), None)
 
     async def start_generation(self, generation_id: int, now: datetime) -> bool:
-        generation = self.store.get(Generation, generation_id)
+        generation = await self.get(Generation, generation_id)
         if generation is None or generation.status != "QUEUED":
             return False
         generation.status, generation.started_at = "RUNNING", now
@@ -434,11 +473,14 @@ class FakeUnitOfWork(UnitOfWork):
         self._version = 0
         self.commits = 0
 
-    def __call__(self) -> AbstractAsyncContextManager[FakeRepository]:
-        return self._transaction()
+    def __call__(
+        self, *, owner_id: int = FAKE_OWNER_ID
+    ) -> AbstractAsyncContextManager[FakeRepository]:
+        """A unit of work on behalf of `owner_id` (the services' user unless told)."""
+        return self._transaction(owner_id)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[FakeRepository]:
+    async def _transaction(self, owner_id: int) -> AsyncIterator[FakeRepository]:
         began_at = self._version
 
         def publish(store: FakeStore) -> None:
@@ -450,7 +492,7 @@ class FakeUnitOfWork(UnitOfWork):
             began_at = self._version
             self.commits += 1
 
-        repo = FakeRepository(self._store.copy(), self._next_id, publish)
+        repo = FakeRepository(self._store.copy(), self._next_id, publish, owner_id)
         try:
             yield repo
         finally:

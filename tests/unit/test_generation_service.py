@@ -1,0 +1,1320 @@
+"""GenerationService on the fake unit of work: preparing a request, running it (the pipeline that
+describes references, calls the provider and stores images, and the outcome it records), the
+sweep of generations a stopped process left, and questions asked about images.
+
+The provider is the offline placeholder one, or `ScriptedProvider`, whose answers each test
+writes; a call a test must hold is paused on an event (`Pause`). Images are stored on a
+temporary disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from storyframe.db.tables import (
+    PROMPT_MAX,
+    Generation,
+    Image,
+    MainChat,
+    Message,
+    Project,
+    Video,
+)
+from storyframe.domain.errors import DomainError, ErrorCode
+from storyframe.domain.image_provider import (
+    CallResult,
+    Description,
+    Failure,
+    ImageCall,
+    ImageProvider,
+    Produced,
+    ProviderError,
+    Reference,
+    RemoteModel,
+    Usage,
+)
+from storyframe.domain.places import Place, PlaceKind
+from storyframe.providers.placeholder import PlaceholderProvider
+from storyframe.services.decoding import DecodeSlots
+from storyframe.services.generation import (
+    Generated,
+    GenerationRequest,
+    GenerationService,
+    Generator,
+    ImageDefaults,
+    ImageFailure,
+    Sweep,
+)
+from storyframe.services.generation.types import (
+    INTERRUPTED,
+    MAX_ANALYZED,
+    QUESTION_MAX,
+    SWEEP_MARGIN_SECONDS,
+)
+from storyframe.services.image_files import ImageLimits, inspect_image_async
+from storyframe.services.image_places import StoredImage
+from storyframe.services.temporaries import Temporaries
+from storyframe.storage.local import LocalStorage
+from tests.support.builders import Domain, VideoScene, a_frame, a_video, an_image, domain
+from tests.support.fakes import FAKE_OWNER_ID
+from tests.support.ids import known
+from tests.support.images import image_bytes
+
+DEFAULTS = ImageDefaults(
+    image_model="gpt-image-2", vision_model="gpt-5.4-mini", size="1024x1024", quality="medium"
+)
+TODAY = date(2026, 6, 1)
+STRANGER = FAKE_OWNER_ID + 1
+CONTEXT = "A lighthouse keeper and her grey cat, in watercolour."
+FRAME_TITLE = "Harbour at dawn"
+
+_shades = itertools.count(1)
+
+
+def png() -> bytes:
+    """A small PNG of a colour of its own."""
+    n = next(_shades)
+    return image_bytes(color=((n * 53) % 256, (n * 97) % 256, (n * 193) % 256), size=(48, 32))
+
+
+Answer = Callable[[ImageCall], Awaitable[CallResult]]
+
+
+class ScriptedProvider:
+    """An image provider whose answers the test writes. A call with no answer in `answers` (by
+    its first index) makes the images asked for, reporting `usage`; it takes one image a call
+    as the placeholder provider, or many as OpenAI's models."""
+
+    def __init__(self, *, placeholder: bool = False, usage: Usage | None = None) -> None:
+        self._placeholder = placeholder
+        self.usage = usage
+        self.answers: dict[int, Answer] = {}
+        self.calls: list[ImageCall] = []
+        self.tasks: dict[int, asyncio.Task[Any]] = {}
+        """The task of each call, by its first index."""
+        self.description: Description | Exception = Description(
+            "a grey cat on a red boat", "gpt-5.4-mini"
+        )
+        self.described: list[tuple[list[Reference], str]] = []
+        self.analysis: Description | Exception = Description(
+            "The boat is red.", "gpt-5.4-mini", Usage(120, 800, 40)
+        )
+        self.analyzed: list[tuple[list[Reference], str, str]] = []
+
+    @property
+    def placeholder(self) -> bool:
+        return self._placeholder
+
+    @property
+    def name(self) -> str:
+        return "placeholder" if self._placeholder else "openai"
+
+    async def generate(self, call: ImageCall) -> CallResult:
+        self.calls.append(call)
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks[call.first_index] = task
+        return await self.answers.get(call.first_index, self.make)(call)
+
+    async def make(self, call: ImageCall) -> CallResult:
+        return CallResult([Produced(png()) for _ in range(call.count)], self.usage)
+
+    async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
+        self.described.append((list(images), model))
+        if isinstance(self.description, Exception):
+            raise self.description
+        return self.description
+
+    async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
+        self.analyzed.append((list(images), question, model))
+        if isinstance(self.analysis, Exception):
+            raise self.analysis
+        return self.analysis
+
+    async def models(self) -> list[RemoteModel]:
+        return [RemoteModel(DEFAULTS.image_model)]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def failing(error: BaseException) -> Answer:
+    async def answer(call: ImageCall) -> CallResult:
+        raise error
+
+    return answer
+
+
+def answering(*images: bytes, usage: Usage | None = None) -> Answer:
+    async def answer(call: ImageCall) -> CallResult:
+        return CallResult([Produced(data) for data in images], usage)
+
+    return answer
+
+
+class Pause:
+    """A call held until the test lets it `go`; `reached` is set once the call is made."""
+
+    def __init__(self, then: Answer) -> None:
+        self.reached = asyncio.Event()
+        self.go = asyncio.Event()
+        self._then = then
+
+    async def __call__(self, call: ImageCall) -> CallResult:
+        self.reached.set()
+        await self.go.wait()
+        return await self._then(call)
+
+
+@dataclass(frozen=True)
+class Env:
+    d: Domain
+    storage: LocalStorage
+    generator: Generator
+    service: GenerationService
+
+
+def build(
+    tmp_path: Path,
+    provider: ImageProvider,
+    *,
+    defaults: ImageDefaults = DEFAULTS,
+    budget_seconds: float = 600,
+) -> Env:
+    d = domain()
+    storage = LocalStorage(tmp_path / "media", "http://storyframe.test")
+    generator = Generator(
+        provider,
+        storage,
+        d.files,
+        ImageLimits(),
+        defaults,
+        concurrency=4,
+        budget_seconds=budget_seconds,
+        temporaries=Temporaries(tmp_path / "tmp"),
+        decodes=DecodeSlots(2),
+    )
+    generator.today = lambda: TODAY
+    return Env(d, storage, generator, GenerationService(d.uow, generator))
+
+
+async def a_frame_scene(e: Env, context: str = CONTEXT) -> tuple[VideoScene, Place]:
+    """A video whose context has `context`, and a frame of it."""
+    scene = await a_video(e.d)
+    await e.d.contexts.update(scene.context.id, context)
+    return scene, await a_frame(e.d, scene.video_id, FRAME_TITLE)
+
+
+async def a_stored_image(e: Env, place: Place) -> tuple[int, bytes]:
+    """An image uploaded to the place, its file in storage: its id and bytes."""
+    data = png()
+    path = e.generator.temporaries.write(data, "test-")
+    facts = await inspect_image_async(path, ImageLimits())
+    blob = await e.storage.put(
+        path, checksum=facts.checksum, content_type=facts.content_type, thumbnail=facts.thumbnail
+    )
+    path.unlink()
+    image = await e.d.seeds.add_image(place, StoredImage.of(blob, facts))
+    return known(image.id), data
+
+
+@dataclass(frozen=True)
+class Theirs:
+    chat: Place
+    image: int
+    generation: int
+
+
+async def another_users_chat(d: Domain) -> Theirs:
+    """Another user's main chat, with an image of theirs and a generation queued there."""
+    async with d.uow(owner_id=STRANGER) as repo:
+        project = Project(name="Theirs", owner_id=STRANGER)
+        await repo.add(project)
+        video = Video(project_id=known(project.id), name="Theirs")
+        await repo.add(video)
+        chat = MainChat(video_id=known(video.id), name="Theirs")
+        await repo.add(chat)
+        image = Image(
+            project_id=known(project.id),
+            url="https://media.test/theirs.png",
+            storage_key="theirs.png",
+            width=48,
+            height=32,
+            content_type="image/png",
+            byte_size=100,
+        )
+        await repo.add(image)
+        message = Message(video_id=known(video.id), main_chat_id=known(chat.id), prompt="theirs")
+        await repo.add(message)
+        generation = Generation(
+            message_id=known(message.id),
+            video_id=known(video.id),
+            status="QUEUED",
+            provider="placeholder",
+            model="placeholder",
+            size="1024x1024",
+            quality="auto",
+            requested_count=1,
+        )
+        await repo.add(generation)
+        await repo.commit()
+    return Theirs(Place(PlaceKind.MAIN_CHAT, known(chat.id)), known(image.id), known(generation.id))
+
+
+def generation_of(e: Env, generation_id: int) -> Generation:
+    generation = e.d.uow.get(Generation, generation_id)
+    assert generation is not None
+    return generation
+
+
+def message_of(e: Env, generation_id: int) -> Message:
+    message = e.d.uow.get(Message, generation_of(e, generation_id).message_id)
+    assert message is not None
+    return message
+
+
+def failures(generation: Generation) -> list[tuple[int | None, ErrorCode, str]]:
+    """The generation's recorded errors, read back as `ImageFailure`s."""
+    read = [ImageFailure.of_json(stored) for stored in generation.errors]
+    return [(failure.index, failure.code, failure.message) for failure in read]
+
+
+def images_of(e: Env, generation_id: int) -> list[Image]:
+    message_id = generation_of(e, generation_id).message_id
+    return [image for image in e.d.uow.all(Image) if image.message_id == message_id]
+
+
+# prepare
+
+
+async def test_prepare_saves_the_message_and_a_queued_generation_and_runs_nothing(
+    tmp_path: Path,
+) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    first = await an_image(e.d, scene.gallery)
+    second = await an_image(e.d, scene.gallery)
+
+    # when
+    generation_id = await e.service.prepare(
+        GenerationRequest(
+            chat=frame,
+            prompt="  three owls on a mast \n",
+            image_count=3,
+            reference_ids=[second, first, second],
+            with_context=True,
+            size="1536x1024",
+        )
+    )
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert generation.status == "QUEUED"
+    assert (generation.provider, generation.model) == ("openai", "gpt-image-2")
+    assert (generation.size, generation.quality) == ("1536x1024", "medium")
+    assert (generation.requested_count, generation.completed_count) == (3, 0)
+    assert generation.video_id == scene.video_id
+    assert (generation.started_at, generation.finished_at, generation.errors) == (None, None, [])
+    message = message_of(e, generation_id)
+    assert (message.frame_id, message.prompt) == (frame.id, "three owls on a mast")
+    assert (message.with_context, message.final_prompt) == (True, None)
+    assert e.d.uow.attachments_of(known(message.id)) == [second, first]
+    assert provider.calls == []
+    assert provider.described == []
+    assert await e.storage.keys() == []
+
+
+@pytest.mark.parametrize("kind", [PlaceKind.CONTEXT, PlaceKind.MAIN_CHAT])
+async def test_prepare_marks_with_context_only_for_a_frame(tmp_path: Path, kind: PlaceKind) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    scene = await a_video(e.d)
+    chat = scene.context if kind is PlaceKind.CONTEXT else scene.main_chat
+
+    # when
+    generation_id = await e.service.prepare(
+        GenerationRequest(chat=chat, prompt="owls", with_context=True)
+    )
+
+    # then
+    message = message_of(e, generation_id)
+    assert getattr(message, kind.column) == chat.id
+    assert message.with_context is False
+
+
+BAD_REQUESTS: dict[str, tuple[dict[str, Any], ErrorCode, list[str]]] = {
+    "no image": ({"image_count": 0}, ErrorCode.INVALID, ["imageCount"]),
+    "five images": ({"image_count": 5}, ErrorCode.INVALID, ["imageCount"]),
+    "a blank prompt": ({"prompt": " \n "}, ErrorCode.BLANK, ["prompt"]),
+    "a prompt too long": ({"prompt": "o" * (PROMPT_MAX + 1)}, ErrorCode.TOO_LONG, ["prompt"]),
+    "seventeen references": (
+        {"reference_ids": list(range(1, 18))},
+        ErrorCode.INVALID,
+        ["contextImageIds"],
+    ),
+    "an unknown model": ({"model": "dall-e-3"}, ErrorCode.INVALID, ["model"]),
+    "a size the model lacks": ({"size": "640x480"}, ErrorCode.INVALID, ["size"]),
+    "a quality the model lacks": ({"quality": "ultra"}, ErrorCode.INVALID, ["quality"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"), BAD_REQUESTS.values(), ids=BAD_REQUESTS.keys()
+)
+async def test_prepare_refuses_bad_input_and_saves_nothing(
+    tmp_path: Path, changes: dict[str, Any], code: ErrorCode, field: list[str]
+) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    before = e.d.uow.snapshot()
+    request: dict[str, Any] = {"chat": frame, "prompt": "owls", **changes}
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.prepare(GenerationRequest(**request))
+
+    # then
+    assert (refused.value.code, refused.value.field) == (code, field)
+    assert e.d.uow.snapshot() == before
+
+
+NOT_THE_USERS = [
+    "an unknown frame",
+    "an unknown main chat",
+    "another user's chat",
+    "an unknown reference",
+    "a reference of another project",
+    "another user's image as reference",
+]
+
+
+@pytest.mark.parametrize("case", NOT_THE_USERS)
+async def test_prepare_refuses_a_chat_or_reference_the_user_does_not_have(
+    tmp_path: Path, case: str
+) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    scene, frame = await a_frame_scene(e)
+    mine = await an_image(e.d, scene.gallery)
+    other = await a_video(e.d)
+    other_projects = await an_image(e.d, other.gallery)
+    theirs = await another_users_chat(e.d)
+    requests = {
+        "an unknown frame": (Place(PlaceKind.FRAME, 999), [], "frameId"),
+        "an unknown main chat": (Place(PlaceKind.MAIN_CHAT, 999), [], "mainChatId"),
+        "another user's chat": (theirs.chat, [], "mainChatId"),
+        "an unknown reference": (frame, [mine, 999], "contextImageIds"),
+        "a reference of another project": (frame, [mine, other_projects], "contextImageIds"),
+        "another user's image as reference": (frame, [theirs.image], "contextImageIds"),
+    }
+    chat, references, field = requests[case]
+    before = e.d.uow.snapshot()
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.prepare(GenerationRequest(chat, "owls", reference_ids=references))
+
+    # then
+    assert (refused.value.code, refused.value.field) == (ErrorCode.NOT_FOUND, [field])
+    assert e.d.uow.snapshot() == before
+
+
+async def test_prepare_offers_the_models_not_shut_down_and_their_own_sizes(
+    tmp_path: Path,
+) -> None:
+    # given a model shutting down on 2026-12-01
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    request = GenerationRequest(frame, "owls", model="gpt-image-1.5", quality="high")
+    wide = GenerationRequest(frame, "owls", model="gpt-image-2.6-flare", size="2560x1440")
+
+    # when
+    before_shutdown = await e.service.prepare(request)
+    wide_id = await e.service.prepare(wide)
+    e.generator.today = lambda: date(2026, 12, 1)
+    with pytest.raises(DomainError) as refused:
+        await e.service.prepare(request)
+
+    # then
+    assert (generation_of(e, before_shutdown).model, generation_of(e, before_shutdown).quality) == (
+        "gpt-image-1.5",
+        "high",
+    )
+    assert generation_of(e, wide_id).size == "2560x1440"
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID, ["model"])
+
+
+async def test_with_placeholders_only_the_placeholder_model_and_its_quality_are_used(
+    tmp_path: Path,
+) -> None:
+    # given defaults naming an OpenAI model and a quality placeholders do not have
+    e = build(tmp_path, PlaceholderProvider())
+    _, frame = await a_frame_scene(e)
+
+    # when
+    by_default = await e.service.prepare(GenerationRequest(frame, "owls"))
+    by_name = await e.service.prepare(GenerationRequest(frame, "owls", model="placeholder"))
+    with pytest.raises(DomainError) as refused:
+        await e.service.prepare(GenerationRequest(frame, "owls", model="gpt-image-2"))
+
+    # then
+    for generation_id in (by_default, by_name):
+        generation = generation_of(e, generation_id)
+        assert (generation.provider, generation.model) == ("placeholder", "placeholder")
+        assert (generation.size, generation.quality) == ("1024x1024", "auto")
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID, ["model"])
+
+
+# run: what is made and recorded
+
+
+async def test_run_stores_the_images_in_the_chat_and_records_success(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, PlaceholderProvider())
+    scene, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "two owls", image_count=2))
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count, generation.errors) == (
+        "SUCCEEDED",
+        2,
+        [],
+    )
+    assert generation.started_at is not None
+    assert generation.finished_at is not None
+    assert generation.started_at <= generation.finished_at
+    assert (generation.output_tokens, generation.estimated_cost_usd) == (None, None)
+    assert generated.error is None
+    assert generated.generation.status == "SUCCEEDED"
+    images = images_of(e, generation_id)
+    assert sorted(known(i.id) for i in generated.images) == sorted(known(i.id) for i in images)
+    assert len(images) == 2
+    for image in images:
+        assert (image.project_id, image.video_id) == (scene.project_id, scene.video_id)
+        assert image.placeholder is True
+        assert (image.width, image.height, image.content_type) == (1024, 1024, "image/png")
+        assert await e.storage.exists(image.storage_key)
+    assert len({image.storage_key for image in images}) == 2
+    assert e.d.uow.images_in(frame) == {known(image.id) for image in images}
+    assert message_of(e, generation_id).final_prompt == "two owls"
+
+
+PROMPTS = [
+    pytest.param(PlaceKind.FRAME, False, False, id="frame"),
+    pytest.param(PlaceKind.FRAME, True, True, id="frame with context"),
+    pytest.param(PlaceKind.CONTEXT, False, True, id="context"),
+    pytest.param(PlaceKind.MAIN_CHAT, False, True, id="main chat"),
+]
+
+
+@pytest.mark.parametrize(("kind", "with_context", "carries_context"), PROMPTS)
+async def test_the_final_prompt_carries_the_context_where_the_chat_says(
+    tmp_path: Path, kind: PlaceKind, with_context: bool, carries_context: bool
+) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    chats = {PlaceKind.FRAME: frame, PlaceKind.CONTEXT: scene.context}
+    chat = chats.get(kind, scene.main_chat)
+    main_chat = e.d.uow.get(MainChat, scene.main_chat.id)
+    assert main_chat is not None
+    captions = {PlaceKind.FRAME: FRAME_TITLE, PlaceKind.CONTEXT: "Context"}
+    generation_id = await e.service.prepare(
+        GenerationRequest(chat, " three owls ", with_context=with_context)
+    )
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    expected = "three owls" + (f"\n\nContext of the story: {CONTEXT}" if carries_context else "")
+    (call,) = provider.calls
+    assert call.prompt == expected
+    assert call.caption == captions.get(kind, main_chat.name)
+    assert (call.model, call.size, call.quality, call.count) == (
+        "gpt-image-2",
+        "1024x1024",
+        "medium",
+        1,
+    )
+    assert generated.message.final_prompt == expected
+    assert message_of(e, generation_id).final_prompt == expected
+
+
+async def test_references_are_described_sent_and_paid_for(tmp_path: Path) -> None:
+    # given two uploaded references, attached in the order given
+    provider = ScriptedProvider(usage=Usage(50, 400, 1056))
+    provider.description = Description(
+        "a grey cat on a red boat", "gpt-5.4-mini-2026-03-17", Usage(300, 1200, 80)
+    )
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    first, first_bytes = await a_stored_image(e, scene.gallery)
+    second, second_bytes = await a_stored_image(e, scene.gallery)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "the cat sails", reference_ids=[second, first])
+    )
+
+    # when
+    await e.service.run(generation_id)
+
+    # then both went to the vision model, then to the image model
+    references = [
+        Reference(second_bytes, "image/png", f"reference-{second}.png"),
+        Reference(first_bytes, "image/png", f"reference-{first}.png"),
+    ]
+    assert provider.described == [(references, "gpt-5.4-mini")]
+    (call,) = provider.calls
+    assert list(call.references) == references
+    assert call.prompt == "the cat sails\n\nReference images: a grey cat on a red boat"
+    # and the usage and cost of both calls are summed
+    generation = generation_of(e, generation_id)
+    assert generation.status == "SUCCEEDED"
+    assert generation.vision_model == "gpt-5.4-mini-2026-03-17"
+    tokens = (generation.input_text_tokens, generation.input_image_tokens)
+    assert tokens == (350, 1600)
+    assert generation.output_tokens == 1136
+    # vision: (300 + 1200) x $0.75 + 80 x $4.50; image: 50 x $5 + 400 x $8 + 1056 x $30 (per 1M)
+    assert generation.estimated_cost_usd == pytest.approx(0.001485 + 0.03513)
+
+
+async def test_a_model_that_takes_no_references_still_gets_their_description(
+    tmp_path: Path,
+) -> None:
+    # given a model Storyframe does not know: one image a call, no reference images, no prices
+    provider = ScriptedProvider(usage=Usage(10, 0, 500))
+    provider.description = Description("a grey cat", "gpt-5.4-mini", Usage(100, 100, 10))
+    house = ImageDefaults("house-image-model", "gpt-5.4-mini", "1024x1024", "medium")
+    e = build(tmp_path, provider, defaults=house)
+    scene, frame = await a_frame_scene(e)
+    reference, _ = await a_stored_image(e, scene.gallery)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "the cat", image_count=2, reference_ids=[reference])
+    )
+
+    # when
+    await e.service.run(generation_id)
+
+    # then
+    assert len(provider.described) == 1
+    calls = sorted(provider.calls, key=lambda call: call.first_index)
+    assert [(c.first_index, c.count, tuple(c.references)) for c in calls] == [
+        (0, 1, ()),
+        (1, 1, ()),
+    ]
+    assert {c.prompt for c in calls} == {"the cat\n\nReference images: a grey cat"}
+    generation = generation_of(e, generation_id)
+    assert (generation.model, generation.status, generation.completed_count) == (
+        "house-image-model",
+        "SUCCEEDED",
+        2,
+    )
+    # the tokens of the two image calls and the description; a cost for the description only
+    assert (generation.input_text_tokens, generation.output_tokens) == (120, 1010)
+    assert generation.estimated_cost_usd == pytest.approx(
+        (100 * 0.75 + 100 * 0.75 + 10 * 4.5) / 1e6
+    )
+
+
+async def test_without_reported_usage_the_cost_is_estimated_from_the_images_made(
+    tmp_path: Path,
+) -> None:
+    # given
+    provider = ScriptedProvider(usage=None)
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "owls", image_count=2, quality="high")
+    )
+
+    # when
+    await e.service.run(generation_id)
+
+    # then two high-quality images: 4160 output tokens each at $30 per 1M
+    generation = generation_of(e, generation_id)
+    assert generation.output_tokens is None
+    assert generation.estimated_cost_usd == pytest.approx(2 * 4160 * 30 / 1e6)
+
+
+async def test_a_failed_description_is_reported_and_the_images_still_made(
+    tmp_path: Path,
+) -> None:
+    # given
+    provider = ScriptedProvider()
+    provider.description = ProviderError(Failure.TIMEOUT, "the vision model took too long")
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    reference, _ = await a_stored_image(e, scene.gallery)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "the cat", reference_ids=[reference])
+    )
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 1)
+    assert generation.vision_model is None
+    assert failures(generation) == [
+        (
+            None,
+            ErrorCode.PROVIDER_TIMEOUT,
+            "the reference images could not be described: the vision model took too long",
+        )
+    ]
+    (call,) = provider.calls
+    assert call.prompt == "the cat"
+    assert len(call.references) == 1
+    assert generated.error is None
+
+
+FAILED_SECOND_IMAGE: dict[str, tuple[Answer, ErrorCode, str]] = {
+    "refused": (
+        failing(ProviderError(Failure.REFUSED, "the prompt was refused")),
+        ErrorCode.CONTENT_REFUSED,
+        "the prompt was refused",
+    ),
+    "rate limited": (
+        failing(ProviderError(Failure.RATE_LIMITED, "slow down")),
+        ErrorCode.RATE_LIMITED,
+        "slow down",
+    ),
+    "timed out": (
+        failing(ProviderError(Failure.TIMEOUT, "no answer")),
+        ErrorCode.PROVIDER_TIMEOUT,
+        "no answer",
+    ),
+    "misconfigured": (
+        failing(ProviderError(Failure.MISCONFIGURED, "bad key")),
+        ErrorCode.PROVIDER_MISCONFIGURED,
+        "bad key",
+    ),
+    "unavailable": (
+        failing(ProviderError(Failure.UNAVAILABLE, "502")),
+        ErrorCode.PROVIDER_UNAVAILABLE,
+        "502",
+    ),
+    "a bad response": (
+        failing(ProviderError(Failure.BAD_RESPONSE, "no image in the answer")),
+        ErrorCode.PROVIDER_ERROR,
+        "no image in the answer",
+    ),
+    "an unforeseen fault": (
+        failing(RuntimeError("boom")),
+        ErrorCode.PROVIDER_ERROR,
+        "the image call failed unexpectedly",
+    ),
+    "bytes that are no image": (
+        answering(b"<html>not an image</html>"),
+        ErrorCode.PROVIDER_ERROR,
+        "unusable image: the file is not an image: upload a PNG, JPEG or WebP image",
+    ),
+    "no image at all": (
+        answering(),
+        ErrorCode.PROVIDER_ERROR,
+        "the provider returned fewer images",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "code", "message"), FAILED_SECOND_IMAGE.values(), ids=FAILED_SECOND_IMAGE.keys()
+)
+async def test_an_image_that_fails_is_recorded_with_its_typed_failure_and_the_rest_kept(
+    tmp_path: Path, answer: Answer, code: ErrorCode, message: str
+) -> None:
+    # given one image a call, the second call failing
+    provider = ScriptedProvider(placeholder=True)
+    provider.answers[1] = answer
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=3))
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("PARTIAL", 2)
+    assert failures(generation) == [(1, code, message)]
+    assert generated.error is None
+    assert len(generated.images) == len(images_of(e, generation_id)) == 2
+    assert len(await e.storage.keys()) == 2
+
+
+async def test_fewer_images_than_asked_of_one_call_is_partial(tmp_path: Path) -> None:
+    # given a model making all four images in one call, which answers with two
+    provider = ScriptedProvider()
+    provider.answers[0] = answering(png(), png(), usage=Usage(20, 0, 2112))
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=4))
+
+    # when
+    await e.service.run(generation_id)
+
+    # then
+    (call,) = provider.calls
+    assert call.count == 4
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("PARTIAL", 2)
+    assert failures(generation) == [
+        (2, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images"),
+        (3, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images"),
+    ]
+    assert generation.estimated_cost_usd == pytest.approx((20 * 5 + 2112 * 30) / 1e6)
+
+
+async def test_failures_are_recorded_by_position_not_by_when_they_happened(
+    tmp_path: Path,
+) -> None:
+    # given a failed description, and the second image failing before the first
+    provider = ScriptedProvider(placeholder=True)
+    provider.description = ProviderError(Failure.UNAVAILABLE, "vision is down")
+    second_failed = asyncio.Event()
+
+    async def first(call: ImageCall) -> CallResult:
+        await second_failed.wait()
+        raise ProviderError(Failure.TIMEOUT, "too slow")
+
+    async def second(call: ImageCall) -> CallResult:
+        second_failed.set()
+        raise ProviderError(Failure.REFUSED, "refused")
+
+    provider.answers.update({0: first, 1: second})
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    reference, _ = await a_stored_image(e, scene.gallery)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "owls", image_count=3, reference_ids=[reference])
+    )
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("PARTIAL", 1)
+    assert failures(generation) == [
+        (
+            None,
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            "the reference images could not be described: vision is down",
+        ),
+        (0, ErrorCode.PROVIDER_TIMEOUT, "too slow"),
+        (1, ErrorCode.CONTENT_REFUSED, "refused"),
+    ]
+    assert [image.id for image in generated.images] == [i.id for i in images_of(e, generation_id)]
+
+
+@pytest.mark.parametrize(
+    ("failure", "code", "field"),
+    [
+        (Failure.REFUSED, ErrorCode.CONTENT_REFUSED, ["prompt"]),
+        (Failure.UNAVAILABLE, ErrorCode.PROVIDER_UNAVAILABLE, None),
+    ],
+)
+async def test_a_generation_that_made_nothing_fails_keeps_its_message_and_what_it_cost(
+    tmp_path: Path, failure: Failure, code: ErrorCode, field: list[str] | None
+) -> None:
+    # given a call answered without a usable image, billed all the same
+    provider = ScriptedProvider()
+    provider.answers[0] = failing(ProviderError(failure, "nothing for you", usage=Usage(40, 0, 0)))
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "owls", image_count=2, with_context=True)
+    )
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then the user is told why
+    assert generated.error is not None
+    assert (generated.error.code, generated.error.message, generated.error.field) == (
+        code,
+        "nothing for you",
+        field,
+    )
+    assert generated.images == []
+    # and the record says it all
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("FAILED", 0)
+    assert failures(generation) == [(0, code, "nothing for you"), (1, code, "nothing for you")]
+    assert generation.input_text_tokens == 40
+    assert generation.estimated_cost_usd == pytest.approx(40 * 5 / 1e6)
+    assert generation.finished_at is not None
+    message = message_of(e, generation_id)
+    assert message.prompt == "owls"
+    assert message.final_prompt == f"owls\n\nContext of the story: {CONTEXT}"
+    assert images_of(e, generation_id) == []
+    assert await e.storage.keys() == []
+    assert e.d.uow.images_in(frame) == set()
+
+
+async def test_what_is_not_made_within_the_budget_is_reported_as_timed_out(
+    tmp_path: Path,
+) -> None:
+    # given a budget already spent, and a call that would never answer
+    provider = ScriptedProvider()
+    provider.answers[0] = Pause(provider.make)
+    e = build(tmp_path, provider, budget_seconds=0)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=2))
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("FAILED", 0)
+    assert failures(generation) == [
+        (0, ErrorCode.PROVIDER_TIMEOUT, "no image within 0 s"),
+        (1, ErrorCode.PROVIDER_TIMEOUT, "no image within 0 s"),
+    ]
+    assert generated.error is not None
+    assert generated.error.code is ErrorCode.PROVIDER_TIMEOUT
+    assert message_of(e, generation_id).final_prompt == "owls"
+
+
+# run: once, and only the user's
+
+
+async def test_a_generation_runs_once(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    await e.service.run(generation_id)
+
+    # when
+    with pytest.raises(DomainError) as again:
+        await e.service.run(generation_id)
+
+    # then
+    assert (again.value.code, again.value.message) == (
+        ErrorCode.INVALID,
+        "the generation is succeeded already",
+    )
+    assert len(provider.calls) == 1
+    assert generation_of(e, generation_id).status == "SUCCEEDED"
+    assert len(images_of(e, generation_id)) == 1
+
+
+async def test_a_generation_in_flight_is_not_run_again(tmp_path: Path) -> None:
+    # given a run whose call is held
+    provider = ScriptedProvider()
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    first = asyncio.create_task(e.service.run(generation_id))
+    await pause.reached.wait()
+    running = generation_of(e, generation_id)
+
+    # when
+    with pytest.raises(DomainError) as again:
+        await e.service.run(generation_id)
+    pause.go.set()
+    generated = await first
+
+    # then
+    assert (running.status, running.started_at is not None) == ("RUNNING", True)
+    assert (again.value.code, again.value.message) == (
+        ErrorCode.INVALID,
+        "the generation is running already",
+    )
+    assert len(provider.calls) == 1
+    assert generated.generation.status == "SUCCEEDED"
+
+
+async def test_an_unknown_or_another_users_generation_is_not_found(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    theirs = await another_users_chat(e.d)
+
+    # when
+    with pytest.raises(DomainError) as unknown:
+        await e.service.run(999)
+    with pytest.raises(DomainError) as foreign:
+        await e.service.run(theirs.generation)
+
+    # then
+    assert unknown.value.code is foreign.value.code is ErrorCode.NOT_FOUND
+    their_generation = generation_of(e, theirs.generation)
+    assert (their_generation.status, their_generation.started_at) == ("QUEUED", None)
+    assert provider.calls == []
+
+
+# run: stopped before its end
+
+
+async def test_a_run_cancelled_before_any_image_is_recorded_as_cancelled(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", with_context=True))
+    run = asyncio.create_task(e.service.run(generation_id))
+    await pause.reached.wait()
+
+    # when
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("CANCELLED", 0)
+    assert generation.finished_at is not None
+    # what was sent is kept on the message
+    assert message_of(e, generation_id).final_prompt == f"owls\n\nContext of the story: {CONTEXT}"
+    assert images_of(e, generation_id) == []
+
+
+async def test_a_run_cancelled_after_an_image_was_stored_keeps_it(tmp_path: Path) -> None:
+    # given one image a call: the first answered, the second held
+    provider = ScriptedProvider(placeholder=True)
+    pause = Pause(provider.make)
+    provider.answers[1] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=2))
+    run = asyncio.create_task(e.service.run(generation_id))
+    await pause.reached.wait()
+    await asyncio.wait([provider.tasks[0]])  # the first call made and stored its image
+
+    # when
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    # then the image paid for is kept, the other reported as cancelled
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("PARTIAL", 1)
+    assert failures(generation) == [(1, ErrorCode.CANCELLED, "stopped by a shutdown")]
+    (image,) = images_of(e, generation_id)
+    assert e.d.uow.images_in(frame) == {image.id}
+    assert await e.storage.keys() == [image.storage_key]
+    assert all(image.storage_key not in keys for keys in e.d.files.released)
+
+
+async def test_a_chat_deleted_while_its_generation_works_gets_no_image(tmp_path: Path) -> None:
+    # given a run whose call is held
+    provider = ScriptedProvider()
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    run = asyncio.create_task(e.service.run(generation_id))
+    await pause.reached.wait()
+
+    # when the frame goes meanwhile
+    await e.d.frames.delete(frame.id)
+    pause.go.set()
+    with pytest.raises(DomainError) as gone:
+        await run
+
+    # then the stored file is released, as no image holds it
+    assert (gone.value.code, gone.value.message) == (ErrorCode.NOT_FOUND, "frame not found")
+    assert e.d.uow.all(Image) == []
+    assert e.d.uow.get(Generation, generation_id) is None
+    (stored,) = await e.storage.keys()
+    assert {stored} in e.d.files.released
+
+
+# generate: the request and the work
+
+
+async def test_the_work_goes_on_when_its_caller_is_cancelled(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    request = asyncio.create_task(e.service.generate(GenerationRequest(frame, "owls")))
+    await pause.reached.wait()
+
+    # when the caller goes away, then the provider answers
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    pause.go.set()
+    await e.generator.drain(10)
+
+    # then
+    (generation,) = e.d.uow.all(Generation)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 1)
+    assert len(e.d.uow.all(Image)) == 1
+
+
+async def test_work_stopped_by_a_shutdown_tells_its_caller(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    request = asyncio.create_task(e.service.generate(GenerationRequest(frame, "owls")))
+    await pause.reached.wait()
+
+    # when the process drains without waiting
+    await e.generator.drain(0)
+
+    # then
+    with pytest.raises(DomainError) as stopped:
+        await request
+    assert (stopped.value.code, stopped.value.message) == (ErrorCode.CANCELLED, INTERRUPTED)
+    (generation,) = e.d.uow.all(Generation)
+    assert (generation.status, generation.completed_count) == ("CANCELLED", 0)
+
+
+async def test_generate_prepares_and_runs(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, PlaceholderProvider())
+    _, frame = await a_frame_scene(e)
+
+    # when
+    generated = await e.service.generate(GenerationRequest(frame, "owls", image_count=2))
+
+    # then
+    assert isinstance(generated, Generated)
+    assert (generated.generation.status, len(generated.images)) == ("SUCCEEDED", 2)
+    assert generated.message.frame_id == frame.id
+    assert e.d.uow.images_in(frame) == {known(image.id) for image in generated.images}
+
+
+# the sweep
+
+
+class RecordingStale:
+    """Stale generations as the test says: each call answers the next of `answers` (ids, or an
+    error raised); once they are spent, a call waits until cancelled."""
+
+    def __init__(self, *answers: list[int] | Exception) -> None:
+        self._answers = list(answers)
+        self.calls: list[tuple[datetime, datetime, list[dict[str, object]]]] = []
+        self.spent = asyncio.Event()
+
+    async def interrupt(
+        self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
+    ) -> list[int]:
+        self.calls.append((unchanged_since, now, errors))
+        if not self._answers:
+            self.spent.set()
+            await asyncio.Event().wait()
+        answer = self._answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+INTERRUPTED_ERROR: dict[str, object] = {
+    "index": None,
+    "code": "INTERRUPTED",
+    "message": INTERRUPTED,
+}
+
+
+async def test_the_sweep_interrupts_what_has_not_changed_for_longer_than_any_work_takes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a generation budget of 600 s and a drain of 30 s
+    e = build(tmp_path, PlaceholderProvider(), budget_seconds=600)
+    stale = RecordingStale([3, 5])
+    sweep = Sweep(stale, e.generator, drain_seconds=30)
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    # when
+    with caplog.at_level(logging.WARNING, logger="storyframe.generation"):
+        swept = await sweep.once(now=now)
+
+    # then
+    assert sweep.stale_after == timedelta(seconds=600 + 30 + SWEEP_MARGIN_SECONDS)
+    assert stale.calls == [(now - sweep.stale_after, now, [INTERRUPTED_ERROR])]
+    assert ImageFailure.of_json(INTERRUPTED_ERROR).code is ErrorCode.INTERRUPTED
+    assert swept == [3, 5]
+    (record,) = [
+        r for r in caplog.records if r.getMessage() == "unfinished generations interrupted"
+    ]
+    assert (record.__dict__["generation_ids"], record.__dict__["count"]) == ([3, 5], 2)
+
+
+async def test_the_sweep_reads_its_clock_and_logs_nothing_when_nothing_is_stale(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given
+    e = build(tmp_path, PlaceholderProvider(), budget_seconds=100)
+    stale = RecordingStale([])
+    now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+    sweep = Sweep(stale, e.generator, drain_seconds=0, clock=lambda: now)
+
+    # when
+    with caplog.at_level(logging.INFO, logger="storyframe.generation"):
+        swept = await sweep.once()
+
+    # then
+    assert swept == []
+    assert stale.calls == [
+        (now - timedelta(seconds=100 + SWEEP_MARGIN_SECONDS), now, [INTERRUPTED_ERROR])
+    ]
+    assert caplog.records == []
+
+
+async def test_the_sweep_goes_on_after_a_failed_round(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a store that fails once, then answers
+    e = build(tmp_path, PlaceholderProvider())
+    stale = RecordingStale(ConnectionError("the database is away"), [7])
+    sweep = Sweep(stale, e.generator, drain_seconds=30)
+
+    # when
+    with caplog.at_level(logging.WARNING, logger="storyframe.generation"):
+        sweeping = asyncio.create_task(sweep.forever(0))
+        spent = asyncio.create_task(stale.spent.wait())
+        await asyncio.wait([sweeping, spent], return_when=asyncio.FIRST_COMPLETED)
+        still_sweeping = not sweeping.done()
+        for task in (sweeping, spent):
+            task.cancel()
+        await asyncio.gather(spent, return_exceptions=True)
+        with pytest.raises(asyncio.CancelledError):
+            await sweeping
+
+    # then
+    assert still_sweeping
+    assert len(stale.calls) == 3
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        (logging.ERROR, "the sweep of unfinished generations failed"),
+        (logging.WARNING, "unfinished generations interrupted"),
+    ]
+
+
+# questions about images
+
+
+async def test_analyze_asks_the_vision_model_about_each_image_once(tmp_path: Path) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    scene = await a_video(e.d)
+    first, first_bytes = await a_stored_image(e, scene.gallery)
+    second, second_bytes = await a_stored_image(e, scene.main_chat)
+
+    # when
+    analysis = await e.service.analyze([second, first, second], "  What colour is the boat?  ")
+
+    # then
+    assert provider.analyzed == [
+        (
+            [
+                Reference(second_bytes, "image/png", f"image-{second}"),
+                Reference(first_bytes, "image/png", f"image-{first}"),
+            ],
+            "What colour is the boat?",
+            "gpt-5.4-mini",
+        )
+    ]
+    assert (analysis.text, analysis.model, analysis.placeholder) == (
+        "The boat is red.",
+        "gpt-5.4-mini",
+        False,
+    )
+    assert analysis.usage == Usage(120, 800, 40)
+    assert analysis.estimated_cost_usd == pytest.approx((120 * 0.75 + 800 * 0.75 + 40 * 4.5) / 1e6)
+
+
+async def test_analyze_without_a_vision_model_says_so_offline(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, PlaceholderProvider())
+    scene = await a_video(e.d)
+    image, _ = await a_stored_image(e, scene.gallery)
+
+    # when
+    analysis = await e.service.analyze([image], "What is it?")
+
+    # then
+    assert (analysis.model, analysis.placeholder, analysis.estimated_cost_usd) == (
+        "placeholder",
+        True,
+        None,
+    )
+    assert "Question: What is it?" in analysis.text
+    assert "Image 1: 48\N{MULTIPLICATION SIGN}32 PNG" in analysis.text
+
+
+ANALYSIS_REFUSALS: dict[str, tuple[ErrorCode, list[str] | None]] = {
+    "a blank question": (ErrorCode.BLANK, ["question"]),
+    "a question too long": (ErrorCode.TOO_LONG, ["question"]),
+    "no image": (ErrorCode.INVALID, ["imageIds"]),
+    "too many images": (ErrorCode.INVALID, ["imageIds"]),
+    "an unknown image": (ErrorCode.NOT_FOUND, ["imageIds"]),
+    "another user's image": (ErrorCode.NOT_FOUND, ["imageIds"]),
+    "an image whose file is gone": (ErrorCode.NOT_FOUND, ["imageIds"]),
+    "an image whose file is no image": (ErrorCode.STORAGE_FAILED, ["imageIds"]),
+    "a refusal of the provider": (ErrorCode.CONTENT_REFUSED, None),
+}
+
+
+@pytest.mark.parametrize("case", ANALYSIS_REFUSALS)
+async def test_analyze_refuses(tmp_path: Path, case: str) -> None:
+    # given
+    provider = ScriptedProvider()
+    provider.analysis = ProviderError(Failure.REFUSED, "not this image")
+    e = build(tmp_path, provider)
+    scene = await a_video(e.d)
+    image, _ = await a_stored_image(e, scene.gallery)
+    no_file = await an_image(e.d, scene.gallery)
+    path = e.generator.temporaries.write(b"not an image", "test-")
+    blob = await e.storage.put(path, checksum="0" * 64, content_type="image/png", thumbnail=b"")
+    not_an_image = await e.d.seeds.add_image(
+        scene.gallery,
+        StoredImage(blob.url, blob.key, 48, 32, "image/png", blob.byte_size),
+    )
+    theirs = await another_users_chat(e.d)
+    asked: dict[str, tuple[list[int], str]] = {
+        "a blank question": ([image], "   "),
+        "a question too long": ([image], "?" * (QUESTION_MAX + 1)),
+        "no image": ([], "What is it?"),
+        "too many images": (list(range(1, MAX_ANALYZED + 2)), "What is it?"),
+        "an unknown image": ([image, 999], "What is it?"),
+        "another user's image": ([image, theirs.image], "What is it?"),
+        "an image whose file is gone": ([image, no_file], "What is it?"),
+        "an image whose file is no image": ([known(not_an_image.id)], "What is it?"),
+        "a refusal of the provider": ([image], "What is it?"),
+    }
+    image_ids, question = asked[case]
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.analyze(image_ids, question)
+
+    # then
+    assert (refused.value.code, refused.value.field) == ANALYSIS_REFUSALS[case]
+    assert len(provider.analyzed) == (1 if case == "a refusal of the provider" else 0)
