@@ -21,6 +21,7 @@ from storyframe.domain.places import Place, PlaceKind, PlaceOwner
 from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.limits import ListLimits
+from storyframe.services.rows import edit, found
 from storyframe.services.validation import clean_name
 
 MAX_ATTACHMENTS = 16
@@ -32,14 +33,7 @@ class ContextService:
 
     async def update(self, context_id: int, content: str) -> Context:
         cleaned = clean_name(content, "content", CONTENT_MAX, allow_blank=True)
-        async with self._uow() as repo:
-            context = await repo.get(Context, context_id)
-            if context is None:
-                raise NotFound("context", ["id"])
-            context.content, context.updated_at = cleaned, utcnow()
-            await repo.save(context)
-            await repo.commit()
-        return context
+        return await edit(self._uow, Context, context_id, "context", content=cleaned)
 
 
 class MainChatService:
@@ -55,8 +49,7 @@ class MainChatService:
             # Lock first: a video deleted while we waited for its lock is then seen as gone,
             # and main chats another request added meanwhile are counted.
             await repo.lock_video(video_id)
-            if await repo.get(Video, video_id) is None:
-                raise NotFound("video", ["videoId"])
+            await found(repo, Video, video_id, "video", "videoId")
             most = self._limits.main_chats_per_video
             if len(await repo.main_chat_ids_of_videos([video_id])) >= most:
                 raise LimitReached(f"a video has at most {most} main chats", ["videoId"])
@@ -67,19 +60,11 @@ class MainChatService:
 
     async def rename(self, chat_id: int, name: str) -> MainChat:
         cleaned = clean_name(name, "name", NAME_MAX)
-        async with self._uow() as repo:
-            chat = await repo.get(MainChat, chat_id)
-            if chat is None:
-                raise NotFound("main chat", ["id"])
-            chat.name, chat.updated_at = cleaned, utcnow()
-            await repo.save(chat)
-            await repo.commit()
-        return chat
+        return await edit(self._uow, MainChat, chat_id, "main chat", name=cleaned)
 
     async def delete(self, chat_id: int) -> Deleted:
         async with self._uow() as repo:
-            if await repo.get(MainChat, chat_id) is None:
-                raise NotFound("main chat", ["id"])
+            await found(repo, MainChat, chat_id, "main chat")
             doomed = Doomed(main_chats={chat_id})
             await doom_chat_history(repo, doomed, Place(PlaceKind.MAIN_CHAT, chat_id))
             await doom_files(repo, doomed)

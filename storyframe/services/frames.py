@@ -8,6 +8,7 @@ from storyframe.domain.places import Place, PlaceKind
 from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.limits import ListLimits
+from storyframe.services.rows import found
 from storyframe.services.validation import clean_name
 
 
@@ -16,10 +17,7 @@ def _clamp(value: int, upper: int) -> int:
 
 
 async def _frame(repo: Repository, frame_id: int, field: str = "id") -> Frame:
-    frame = await repo.get(Frame, frame_id)
-    if frame is None:
-        raise NotFound("frame", [field])
-    return frame
+    return await found(repo, Frame, frame_id, "frame", field)
 
 
 class FrameService:
@@ -36,8 +34,7 @@ class FrameService:
             # Lock first: a video deleted while we waited for its lock is then seen as gone,
             # and frames another request added meanwhile are counted.
             await repo.lock_video(video_id)
-            if await repo.get(Video, video_id) is None:
-                raise NotFound("video", ["videoId"])
+            await found(repo, Video, video_id, "video", "videoId")
             frames = await repo.frames_of_video(video_id)
             most = self._limits.frames_per_video
             if len(frames) >= most:

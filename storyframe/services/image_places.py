@@ -12,6 +12,7 @@ from storyframe.domain.ports import Blob, Doomed, FileReleaser, Repository, Unit
 from storyframe.services.deletion import Deleted, doom_files
 from storyframe.services.image_files import Inspected
 from storyframe.services.limits import ListLimits
+from storyframe.services.rows import found
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +46,7 @@ class StoredImage:
 
 
 async def _image(repo: Repository, image_id: int, field: str = "imageId") -> Image:
-    image = await repo.get(Image, image_id)
-    if image is None:
-        raise NotFound("image", [field])
-    return image
+    return await found(repo, Image, image_id, "image", field)
 
 
 async def _hold(repo: Repository, image_id: int, field: str = "imageId") -> None:

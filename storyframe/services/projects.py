@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video, utcnow
-from storyframe.domain.errors import NotFound
+from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video
 from storyframe.domain.places import PlaceOwner
 from storyframe.domain.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_files, doom_videos
+from storyframe.services.rows import edit, found
 from storyframe.services.validation import clean_name
 
 DEFAULT_MAIN_CHAT_NAME = "Main chat"
@@ -27,19 +27,11 @@ class ProjectService:
 
     async def rename(self, project_id: int, name: str) -> Project:
         cleaned = clean_name(name, "name", NAME_MAX)
-        async with self._uow() as repo:
-            project = await repo.get(Project, project_id)
-            if project is None:
-                raise NotFound("project", ["id"])
-            project.name, project.updated_at = cleaned, utcnow()
-            await repo.save(project)
-            await repo.commit()
-        return project
+        return await edit(self._uow, Project, project_id, "project", name=cleaned)
 
     async def delete(self, project_id: int) -> Deleted:
         async with self._uow() as repo:
-            if await repo.get(Project, project_id) is None:
-                raise NotFound("project", ["id"])
+            await found(repo, Project, project_id, "project")
             # An image going into its gallery is in, or waits until the project is gone.
             await repo.lock_owner(PlaceOwner(project_id, None))
             doomed = Doomed(projects={project_id})
@@ -61,8 +53,7 @@ class VideoService:
         """A new video, with its context and a default main chat."""
         cleaned = clean_name(name, "name", NAME_MAX)
         async with self._uow() as repo:
-            if await repo.get(Project, project_id) is None:
-                raise NotFound("project", ["projectId"])
+            await found(repo, Project, project_id, "project", "projectId")
             video = Video(project_id=project_id, name=cleaned)
             await repo.add(video)
             assert video.id is not None
@@ -73,19 +64,11 @@ class VideoService:
 
     async def rename(self, video_id: int, name: str) -> Video:
         cleaned = clean_name(name, "name", NAME_MAX)
-        async with self._uow() as repo:
-            video = await repo.get(Video, video_id)
-            if video is None:
-                raise NotFound("video", ["id"])
-            video.name, video.updated_at = cleaned, utcnow()
-            await repo.save(video)
-            await repo.commit()
-        return video
+        return await edit(self._uow, Video, video_id, "video", name=cleaned)
 
     async def delete(self, video_id: int) -> Deleted:
         async with self._uow() as repo:
-            if await repo.get(Video, video_id) is None:
-                raise NotFound("video", ["id"])
+            await found(repo, Video, video_id, "video")
             doomed = Doomed()
             await doom_videos(repo, doomed, {video_id})
             await doom_files(repo, doomed)

@@ -1,0 +1,33 @@
+"""Reading a row that must be there, and editing one: what most services' steps start with."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import SQLModel
+
+from storyframe.db.tables import utcnow
+from storyframe.domain.errors import NotFound
+from storyframe.domain.ports import Repository, UnitOfWork
+
+Row = TypeVar("Row", bound=SQLModel)
+
+
+async def found(repo: Repository, model: type[Row], id: int, label: str, field: str = "id") -> Row:
+    """The row, or NotFound naming `label` (\"main chat\") and the input `field` it came from."""
+    row = await repo.get(model, id)
+    if row is None:
+        raise NotFound(label, [field])
+    return row
+
+
+async def edit(uow: UnitOfWork, model: type[Row], id: int, label: str, **changes: object) -> Row:
+    """Set `changes` on the row, stamp its `updated_at`, and commit."""
+    async with uow() as repo:
+        row = await found(repo, model, id, label)
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        await repo.save(row)
+        await repo.commit()
+    return row
