@@ -23,12 +23,13 @@ from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.loaders import make_loaders
 from storyframe.schema.request_context import Loaders
 from storyframe.services.accounts import AccountService, LoginLimits
-from storyframe.services.container import Media, Services
+from storyframe.services.container import Services
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.files import FileJanitor
 from storyframe.services.generation import Generator, ImageDefaults, Sweep
 from storyframe.services.image_files import ImageLimits
 from storyframe.services.limits import ListLimits
+from storyframe.services.media import Media
 from storyframe.services.passwords import Passwords
 from storyframe.services.ratelimit import SlidingWindow
 from storyframe.services.temporaries import Temporaries
@@ -109,9 +110,7 @@ def build_runtime(
     media = Media(storage, janitor, limits, settings.max_upload_files, temporaries, decodes=decodes)
     generator = Generator(
         provider or build_provider(settings),
-        storage,
-        janitor,
-        limits,
+        media,
         image_defaults(settings),
         settings.generation_concurrency,
         # A vision call (three tries of a third of the timeout), then image calls that may
@@ -120,10 +119,9 @@ def build_runtime(
         + settings.openai_max_retry_wait_seconds * settings.openai_rate_limit_retries
         + 10,
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
-        temporaries=temporaries,
-        decodes=decodes,
+        clock=clock,
     )
-    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS, clock=clock)
+    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
     list_limits = ListLimits(
         frames_per_video=settings.max_frames_per_video,
         main_chats_per_video=settings.max_main_chats_per_video,

@@ -7,16 +7,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 from sqlmodel import col
 
-from storyframe.db.tables import (
-    Context,
-    Frame,
-    Generation,
-    Image,
-    MainChat,
-    Message,
-    Project,
-    Video,
-)
+from storyframe.db import tables
+from storyframe.db.tables import Image, Project, Video
 
 
 def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
@@ -28,7 +20,7 @@ def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
         return col(Video.project_id).in_(projects)
     if model is Image:
         return col(Image.project_id).in_(projects)
-    if model in (Context, Frame, MainChat, Message, Generation):
+    if model in (tables.Context, tables.Frame, tables.MainChat, tables.Message, tables.Generation):
         videos = select(col(Video.id)).where(col(Video.project_id).in_(projects))
         condition: ColumnElement[bool] = model.video_id.in_(videos)
         return condition

@@ -3,12 +3,9 @@ any chat's history."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 
-from storyframe.resolvers.mutation import deleting, mutation
-from storyframe.resolvers.places import chat_of
+from storyframe.resolvers.mutation import clearing, deleting, mutation, renaming
 from storyframe.schema import inputs
 from storyframe.schema.chats import Frame
 from storyframe.schema.ids import decode_pk
@@ -24,13 +21,6 @@ from storyframe.schema.payloads import (
     ReorderFramePayload,
 )
 from storyframe.schema.request_context import Info_
-
-
-async def _cleared(info: Info_, global_id: str, type_name: str) -> tuple[Any, DeletedCounts]:
-    """Clear a chat's history: the chat as it is now, and what went with its messages."""
-    chat = chat_of(global_id, type_name)
-    deleted = await info.context.services.chats.clear_history(chat)
-    return await info.context.loaders.of_type(type_name).load(chat.id), DeletedCounts.of(deleted)
 
 
 @strawberry.type
@@ -87,34 +77,33 @@ class ChatMutation:
         pk = decode_pk(input.video_id, "Video", "videoId")
         return MainChatPayload.of(await info.context.services.main_chats.create(pk, input.name))
 
-    @mutation("Rename a main chat.")
-    async def update_main_chat(
-        self, info: Info_, input: inputs.UpdateMainChatInput
-    ) -> MainChatPayload:
-        pk = decode_pk(input.id, "MainChat", "id")
-        return MainChatPayload.of(await info.context.services.main_chats.rename(pk, input.name))
+    update_main_chat = renaming(
+        "MainChat",
+        lambda s: s.main_chats,
+        inputs.UpdateMainChatInput,
+        MainChatPayload,
+        "Rename a main chat.",
+    )
 
     delete_main_chat = deleting(
         "MainChat", lambda s: s.main_chats, "Delete a main chat with its messages and their images."
     )
 
-    @mutation("Delete a frame's messages and their images; unselects.")
-    async def clear_frame_history(
-        self, info: Info_, input: inputs.ClearHistoryInput
-    ) -> ClearFrameHistoryPayload:
-        frame, deleted = await _cleared(info, input.id, "Frame")
-        return ClearFrameHistoryPayload(frame=frame, deleted=deleted)
-
-    @mutation("Delete a context's messages and their images.")
-    async def clear_context_history(
-        self, info: Info_, input: inputs.ClearHistoryInput
-    ) -> ClearContextHistoryPayload:
-        context, deleted = await _cleared(info, input.id, "Context")
-        return ClearContextHistoryPayload(context=context, deleted=deleted)
-
-    @mutation("Delete a main chat's messages and their images.")
-    async def clear_main_chat_history(
-        self, info: Info_, input: inputs.ClearHistoryInput
-    ) -> ClearMainChatHistoryPayload:
-        main_chat, deleted = await _cleared(info, input.id, "MainChat")
-        return ClearMainChatHistoryPayload(main_chat=main_chat, deleted=deleted)
+    clear_frame_history = clearing(
+        "Frame",
+        ClearFrameHistoryPayload,
+        "frame",
+        "Delete a frame's messages and their images; unselects.",
+    )
+    clear_context_history = clearing(
+        "Context",
+        ClearContextHistoryPayload,
+        "context",
+        "Delete a context's messages and their images.",
+    )
+    clear_main_chat_history = clearing(
+        "MainChat",
+        ClearMainChatHistoryPayload,
+        "main_chat",
+        "Delete a main chat's messages and their images.",
+    )

@@ -5,7 +5,7 @@ itself only decodes its input, calls a service and shapes the payload."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import strawberry
 from strawberry import Info
@@ -13,10 +13,11 @@ from strawberry.extensions import FieldExtension
 from strawberry.types.field import StrawberryField
 
 from storyframe.domain.errors import DomainError
+from storyframe.resolvers.places import chat_of
 from storyframe.schema.errors import UserError
 from storyframe.schema.ids import decode_pk
-from storyframe.schema.inputs import DeleteInput
-from storyframe.schema.payloads import DeletePayload, Payload
+from storyframe.schema.inputs import ClearHistoryInput, DeleteInput
+from storyframe.schema.payloads import DeletedCounts, DeletePayload, Payload
 from storyframe.schema.request_context import Info_, RequestContext
 from storyframe.services.container import Services
 from storyframe.services.deletion import Deleted
@@ -72,3 +73,45 @@ def deleting(type_name: str, service: Callable[[Services], _Deletes], descriptio
         return DeletePayload.of(input.id, await service(info.context.services).delete(pk))
 
     return mutation(description)(delete)
+
+
+class _Renames(Protocol):
+    async def rename(self, pk: int, name: str, /) -> Any: ...
+
+
+class _OfRow(Protocol):
+    def of(self, row: Any, /) -> Payload: ...
+
+
+def renaming(
+    type_name: str,
+    service: Callable[[Services], _Renames],
+    input_type: type[Any],
+    payload: type[Payload],
+    description: str,
+) -> Any:
+    """The mutation naming the `type_name` whose ID is `input.id` `input.name`, answered with
+    `payload.of` the renamed row."""
+    shape = cast(_OfRow, payload)
+
+    async def rename(info: Info_, input: Any) -> Payload:
+        pk = decode_pk(input.id, type_name, "id")
+        return shape.of(await service(info.context.services).rename(pk, input.name))
+
+    # Strawberry reads the argument's and the field's types from the annotations.
+    rename.__annotations__ |= {"input": input_type, "return": payload}
+    return mutation(description)(rename)
+
+
+def clearing(type_name: str, payload: type[Payload], field: str, description: str) -> Any:
+    """The mutation deleting the messages of the chat (`type_name`) whose ID is `input.id`,
+    answered with the chat as it is now under `field` and what went with its messages."""
+
+    async def clear(info: Info_, input: ClearHistoryInput) -> Payload:
+        chat = chat_of(input.id, type_name)
+        deleted = await info.context.services.chats.clear_history(chat)
+        node = await info.context.loaders.of_type(type_name).load(chat.id)
+        return payload(**{field: node, "deleted": DeletedCounts.of(deleted)})
+
+    clear.__annotations__["return"] = payload
+    return mutation(description)(clear)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from storyframe.resolvers.mutation import deleting, mutation
+from storyframe.resolvers.mutation import deleting, mutation, renaming
 from storyframe.schema import inputs
 from storyframe.schema.ids import decode_pk
 from storyframe.schema.payloads import ProjectPayload, VideoPayload
@@ -17,10 +17,13 @@ class ProjectMutation:
     async def create_project(self, info: Info_, input: inputs.CreateProjectInput) -> ProjectPayload:
         return ProjectPayload.of(await info.context.services.projects.create(input.name))
 
-    @mutation("Rename a project.")
-    async def update_project(self, info: Info_, input: inputs.UpdateProjectInput) -> ProjectPayload:
-        pk = decode_pk(input.id, "Project", "id")
-        return ProjectPayload.of(await info.context.services.projects.rename(pk, input.name))
+    update_project = renaming(
+        "Project",
+        lambda s: s.projects,
+        inputs.UpdateProjectInput,
+        ProjectPayload,
+        "Rename a project.",
+    )
 
     delete_project = deleting(
         "Project", lambda s: s.projects, "Delete a project with its videos and images."
@@ -31,10 +34,9 @@ class ProjectMutation:
         pk = decode_pk(input.project_id, "Project", "projectId")
         return VideoPayload.of(await info.context.services.videos.create(pk, input.name))
 
-    @mutation("Rename a video.")
-    async def update_video(self, info: Info_, input: inputs.UpdateVideoInput) -> VideoPayload:
-        pk = decode_pk(input.id, "Video", "id")
-        return VideoPayload.of(await info.context.services.videos.rename(pk, input.name))
+    update_video = renaming(
+        "Video", lambda s: s.videos, inputs.UpdateVideoInput, VideoPayload, "Rename a video."
+    )
 
     delete_video = deleting(
         "Video", lambda s: s.videos, "Delete a video with its frames, chats, messages and images."

@@ -4,31 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storyframe.domain.ports import BlobStorage, FileReleaser, Reader, UnitOfWork
+from storyframe.domain.ports import Reader, UnitOfWork
 from storyframe.services.chats import ChatService, ContextService, MainChatService
-from storyframe.services.decoding import DecodeSlots
 from storyframe.services.frames import FrameService
 from storyframe.services.generation import GenerationService, Generator
-from storyframe.services.image_files import ImageLimits
 from storyframe.services.image_places import ImageService
 from storyframe.services.limits import ListLimits
+from storyframe.services.media import Media
 from storyframe.services.projects import ProjectService, VideoService
-from storyframe.services.temporaries import Temporaries
 from storyframe.services.uploads import UploadService
-
-
-@dataclass(frozen=True, slots=True)
-class Media:
-    """Where image bytes go, what an upload may be, and how many images are decoded at once."""
-
-    storage: BlobStorage
-    files: FileReleaser
-    limits: ImageLimits
-    max_files: int
-    temporaries: Temporaries
-    """Where an upload's files wait while they are checked."""
-    decodes: DecodeSlots
-    """The process's slots for decoding images: how many are decoded at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +47,7 @@ class Services:
             main_chats=MainChatService(uow, files, limits),
             chats=ChatService(uow, files),
             images=images,
-            uploads=UploadService(
-                images,
-                media.storage,
-                files,
-                media.limits,
-                media.max_files,
-                media.temporaries,
-                decodes=media.decodes,
-            ),
+            uploads=UploadService(images, media),
             generation=GenerationService(uow, generator),
             reads=reader,
         )

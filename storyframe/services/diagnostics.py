@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
+from pydantic.alias_generators import to_camel
 
 from storyframe.domain.image_provider import (
     ImageCall,
@@ -34,15 +35,6 @@ class Check:
     duration_ms: float | None = None
     estimated_cost_usd: float | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "detail": self.detail,
-            "durationMs": self.duration_ms,
-            "estimatedCostUsd": self.estimated_cost_usd,
-        }
-
 
 @dataclass(slots=True)
 class Report:
@@ -56,13 +48,16 @@ class Report:
         return all(check.ok for check in self.checks)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "provider": self.provider,
-            "imageModel": self.image_model,
-            "visionModel": self.vision_model,
-            "checks": [check.as_json() for check in self.checks],
-        }
+        """The report with camelCase names, as `storyframe selftest --json` prints it."""
+        return {"ok": self.ok, **_camel(asdict(self))}
+
+
+def _camel(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {to_camel(name): _camel(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [_camel(item) for item in value]
+    return value
 
 
 async def self_test(

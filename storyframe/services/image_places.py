@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from storyframe.db.tables import Image
 from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
@@ -109,15 +109,7 @@ async def add_images(
             project_id=owner.project_id,
             video_id=owner.video_id,
             message_id=message_id,
-            url=item.url,
-            thumbnail_url=item.thumbnail_url,
-            storage_key=item.storage_key,
-            checksum=item.checksum,
-            width=item.width,
-            height=item.height,
-            content_type=item.content_type,
-            byte_size=item.byte_size,
-            placeholder=item.placeholder,
+            **asdict(item),  # its fields are the image's columns of the same names
         )
         await repo.add(image)
         assert image.id is not None

@@ -501,7 +501,7 @@ query {
 
 async def test_image_models_lists_the_default_first_and_live_models(stack: OpenAIStack) -> None:
     # given the day before gpt-image-1.5 retires
-    stack.runtime.generator.today = lambda: date(2026, 11, 30)
+    stack.clock.set_day(date(2026, 11, 30))
 
     # when
     data = await stack.gql.data(IMAGE_MODELS)
@@ -525,7 +525,7 @@ async def test_a_model_is_neither_listed_nor_used_from_its_shutdown_date(
     stack: OpenAIStack,
 ) -> None:
     # given the day gpt-image-1.5 retires
-    stack.runtime.generator.today = lambda: date(2026, 12, 1)
+    stack.clock.set_day(date(2026, 12, 1))
     video = await seed_video(stack.gql)
 
     # when
@@ -555,7 +555,7 @@ async def test_openai_status_reads_the_models_endpoint(start: Callable[..., Any]
     # given
     # given a vision model that retires in 16 days
     stack: OpenAIStack = await start(openai_vision_model="gpt-5-mini")
-    stack.runtime.generator.today = lambda: date(2026, 11, 25)
+    stack.clock.set_day(date(2026, 11, 25))
     stack.fake.models = {DEFAULT_MODEL: None, "gpt-5-mini": "2026-12-11"}
 
     # when

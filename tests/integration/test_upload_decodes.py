@@ -151,9 +151,9 @@ async def test_a_generated_image_waits_for_a_decode_slot_too(settings: Settings)
     # given one slot, taken
     async with (
         _app(settings, decodes=1) as (runtime, gql),
-        _holding(runtime.generator.decodes) as holds,
+        _holding(runtime.generator.media.decodes) as holds,
     ):
-        slots = runtime.generator.decodes
+        slots = runtime.generator.media.decodes
         chat = (await seed_video(gql)).main_chat_id
         await holds.take(1)
 
@@ -167,4 +167,4 @@ async def test_a_generated_image_waits_for_a_decode_slot_too(settings: Settings)
         payload = await generating
         assert payload["generation"]["status"] == "SUCCEEDED"
         assert slots.most_busy == 1
-        assert runtime.generator.decodes is runtime.media.decodes
+        assert runtime.generator.media.decodes is runtime.media.decodes

@@ -15,6 +15,7 @@ from storyframe.runtime import Runtime
 from storyframe.settings import Settings
 from tests.support.apps import OwnedApp, owned_app
 from tests.support.clients import GraphQLClient
+from tests.support.clock import Clock
 from tests.support.documents import UPDATE_CONTEXT
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.uploading import originals
@@ -99,6 +100,8 @@ class OpenAIStack:
     http: httpx.AsyncClient
     gql: GraphQLClient
     fake: FakeOpenAI
+    clock: Clock
+    """The app's clock: the real time until a test sets it."""
 
     def media(self) -> list[str]:
         return originals(self.runtime.settings.media_dir)
@@ -117,7 +120,9 @@ async def start_fixture(
     async with AsyncExitStack() as apps:
 
         async def launch(**overrides: Any) -> OpenAIStack:
+            clock = Clock()
             changes: dict[str, Any] = {
+                "clock": clock,
                 "openai_api_key": SecretStr(fake_openai.api_key),
                 "openai_base_url": fake_openai.base_url,
                 "openai_max_retry_wait_seconds": 1.0,
@@ -127,7 +132,7 @@ async def start_fixture(
                 owned_app(settings, new_owner=not launched, **changes)
             )
             launched.append(owned)
-            return OpenAIStack(owned.runtime, owned.http, owned.gql, fake_openai)
+            return OpenAIStack(owned.runtime, owned.http, owned.gql, fake_openai, clock)
 
         yield launch
 

@@ -62,9 +62,11 @@ from storyframe.services.generation.types import (
 )
 from storyframe.services.image_files import ImageLimits, inspect_image_async
 from storyframe.services.image_places import StoredImage
+from storyframe.services.media import Media
 from storyframe.services.temporaries import Temporaries
 from storyframe.storage.local import LocalStorage
 from tests.support.builders import Domain, VideoScene, a_frame, a_video, an_image, domain
+from tests.support.clock import Clock
 from tests.support.fakes import FAKE_OWNER_ID
 from tests.support.ids import known
 from tests.support.images import image_bytes
@@ -181,6 +183,7 @@ class Env:
     storage: LocalStorage
     generator: Generator
     service: GenerationService
+    clock: Clock
 
 
 def build(
@@ -192,19 +195,15 @@ def build(
 ) -> Env:
     d = domain()
     storage = LocalStorage(tmp_path / "media", "http://storyframe.test")
-    generator = Generator(
-        provider,
-        storage,
-        d.files,
-        ImageLimits(),
-        defaults,
-        concurrency=4,
-        budget_seconds=budget_seconds,
-        temporaries=Temporaries(tmp_path / "tmp"),
-        decodes=DecodeSlots(2),
+    media = Media(
+        storage, d.files, ImageLimits(), 10, Temporaries(tmp_path / "tmp"), DecodeSlots(2)
     )
-    generator.today = lambda: TODAY
-    return Env(d, storage, generator, GenerationService(d.uow, generator))
+    clock = Clock()
+    clock.set_day(TODAY)
+    generator = Generator(
+        provider, media, defaults, concurrency=4, budget_seconds=budget_seconds, clock=clock
+    )
+    return Env(d, storage, generator, GenerationService(d.uow, generator), clock)
 
 
 async def a_frame_scene(e: Env, context: str = CONTEXT) -> tuple[VideoScene, Place]:
@@ -217,7 +216,7 @@ async def a_frame_scene(e: Env, context: str = CONTEXT) -> tuple[VideoScene, Pla
 async def a_stored_image(e: Env, place: Place) -> tuple[int, bytes]:
     """An image uploaded to the place, its file in storage: its id and bytes."""
     data = png()
-    path = e.generator.temporaries.write(data, "test-")
+    path = e.generator.media.temporaries.write(data, "test-")
     facts = await inspect_image_async(path, ImageLimits())
     blob = await e.storage.put(
         path, checksum=facts.checksum, content_type=facts.content_type, thumbnail=facts.thumbnail
@@ -443,7 +442,7 @@ async def test_prepare_offers_the_models_not_shut_down_and_their_own_sizes(
     # when
     before_shutdown = await e.service.prepare(request)
     wide_id = await e.service.prepare(wide)
-    e.generator.today = lambda: date(2026, 12, 1)
+    e.clock.set_day(date(2026, 12, 1))
     with pytest.raises(DomainError) as refused:
         await e.service.prepare(request)
 
@@ -1172,7 +1171,8 @@ async def test_the_sweep_reads_its_clock_and_logs_nothing_when_nothing_is_stale(
     e = build(tmp_path, PlaceholderProvider(), budget_seconds=100)
     stale = RecordingStale([])
     now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-    sweep = Sweep(stale, e.generator, drain_seconds=0, clock=lambda: now)
+    e.clock.set(now)
+    sweep = Sweep(stale, e.generator, drain_seconds=0)
 
     # when
     with caplog.at_level(logging.INFO, logger="storyframe.generation"):
@@ -1291,7 +1291,7 @@ async def test_analyze_refuses(tmp_path: Path, case: str) -> None:
     scene = await a_video(e.d)
     image, _ = await a_stored_image(e, scene.gallery)
     no_file = await an_image(e.d, scene.gallery)
-    path = e.generator.temporaries.write(b"not an image", "test-")
+    path = e.generator.media.temporaries.write(b"not an image", "test-")
     blob = await e.storage.put(path, checksum="0" * 64, content_type="image/png", thumbnail=b"")
     not_an_image = await e.d.seeds.add_image(
         scene.gallery,

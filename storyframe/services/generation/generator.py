@@ -7,10 +7,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
-from storyframe.db.tables import Image
+from storyframe.db.tables import Image, utcnow
 from storyframe.domain.image_provider import (
     ImageProvider,
     RemoteModel,
@@ -20,21 +20,13 @@ from storyframe.domain.model_catalogue import (
     image_model,
     usable_image_models,
 )
-from storyframe.domain.ports import (
-    BlobStorage,
-    FileReleaser,
-)
-from storyframe.services.decoding import DecodeSlots
 from storyframe.services.generation.types import (
     CUT_SHORT_SECONDS,
     MODELS_TTL_SECONDS,
     ImageDefaults,
 )
-from storyframe.services.image_files import (
-    ImageLimits,
-    fit_for_model,
-)
-from storyframe.services.temporaries import Temporaries
+from storyframe.services.image_files import fit_for_model
+from storyframe.services.media import Media
 
 log = logging.getLogger("storyframe.generation")
 
@@ -46,33 +38,25 @@ class Generator:
     def __init__(
         self,
         provider: ImageProvider,
-        storage: BlobStorage,
-        files: FileReleaser,
-        limits: ImageLimits,
+        media: Media,
         defaults: ImageDefaults,
         concurrency: int,
         budget_seconds: float = 600,
         vision_budget_seconds: float = 70,
         *,
-        temporaries: Temporaries,
-        decodes: DecodeSlots,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.provider = provider
-        self.decodes = decodes
-        """The process's decode slots, shared with uploads: every image decoded takes one."""
+        self.media = media
+        """Where images are stored and checked; its decode slots are shared with uploads."""
         self.budget_seconds = budget_seconds
         """The longest a generation may take: its calls' timeouts and rate-limit waits."""
         self.vision_budget_seconds = vision_budget_seconds
         """The longest a vision call (or a models listing) may take, with its retries."""
-        self.storage = storage
-        self.temporaries = temporaries
-        """Where an image is written to be checked before it is stored."""
-        self.files = files
-        self.limits = limits
         self.defaults = defaults
         self.calls = asyncio.Semaphore(concurrency)
-        self.today: Callable[[], date] = date.today
-        """Today's date, for models' shutdown dates."""
+        self.clock = clock
+        """The time now, for a generation's start and end and models' shutdown dates."""
         self._running: set[asyncio.Task[Any]] = set()
         self._models: tuple[float, list[RemoteModel]] | None = None
         self._models_lock = asyncio.Lock()
@@ -90,10 +74,13 @@ class Generator:
             self._models = (time.monotonic(), models)
             return models
 
+    def today(self) -> date:
+        return self.clock().date()
+
     async def read_for_model(self, image: Image) -> tuple[bytes, str]:
         """A stored image's bytes and content type, made small enough to send to the model."""
-        data = await self.storage.read(image.storage_key, url=image.url)
-        return await self.decodes.run(fit_for_model, data, image.content_type)
+        data = await self.media.storage.read(image.storage_key, url=image.url)
+        return await self.media.decodes.run(fit_for_model, data, image.content_type)
 
     def keep(self, task: asyncio.Task[Any]) -> None:
         """Hold a running generation until it ends, whatever happens to its request."""

@@ -6,9 +6,10 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from storyframe.db.tables import Generation, Image, Message, utcnow
+from storyframe.db.tables import Generation, Image, Message
 from storyframe.domain.errors import ErrorCode
 from storyframe.domain.image_provider import (
     Usage,
@@ -93,7 +94,11 @@ def status_of(generation: Generation, completed: int) -> GenerationStatus:
 
 
 def record(
-    generation: Generation, outcome: Outcome, completed: int, status: GenerationStatus
+    generation: Generation,
+    outcome: Outcome,
+    completed: int,
+    status: GenerationStatus,
+    finished_at: datetime,
 ) -> None:
     generation.status = status.value
     generation.completed_count = completed
@@ -105,7 +110,7 @@ def record(
         generation.input_image_tokens = usage.input_image_tokens
         generation.output_tokens = usage.output_tokens
     generation.estimated_cost_usd = round(outcome.cost, 6) if outcome.cost is not None else None
-    generation.finished_at = utcnow()
+    generation.finished_at = finished_at
 
 
 def log_finished(generation: Generation, outcome: Outcome) -> None:

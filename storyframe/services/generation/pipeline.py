@@ -181,14 +181,14 @@ class ImageMaker:
             stored = await storing
         except Exception:  # refused or failed: nothing was stored
             return
-        await self._gen.files.release({stored.storage_key})
+        await self._gen.media.files.release({stored.storage_key})
 
     async def _store(self, data: bytes) -> StoredImage:
         """Check the bytes as an upload is checked, then put them in blob storage."""
-        path = await asyncio.to_thread(self._gen.temporaries.write, data, GENERATED_PREFIX)
+        path = await asyncio.to_thread(self._gen.media.temporaries.write, data, GENERATED_PREFIX)
         try:
-            facts = await inspect_image_async(path, self._gen.limits, self._gen.decodes)
-            blob = await self._gen.storage.put(
+            facts = await inspect_image_async(path, self._gen.media.limits, self._gen.media.decodes)
+            blob = await self._gen.media.storage.put(
                 path,
                 checksum=facts.checksum,
                 content_type=facts.content_type,

@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from storyframe.db.tables import Frame, Generation, MainChat, Message, utcnow
+from storyframe.db.tables import Frame, Generation, MainChat, Message
 from storyframe.domain.errors import DomainError, ErrorCode, NotFound
 from storyframe.domain.model_catalogue import (
     ImageModelSpec,
@@ -141,7 +141,7 @@ class GenerationService:
         outcome = Outcome(started=time.monotonic())
         try:
             async with self._uow() as repo:
-                if not await repo.start_generation(generation_id, utcnow()):
+                if not await repo.start_generation(generation_id, self._gen.clock()):
                     found = await repo.get(Generation, generation_id)
                     if found is None:
                         raise NotFound("generation")
@@ -242,11 +242,17 @@ class GenerationService:
                 images = await add_images(repo, owner, chat, stored, message.id)
                 message.final_prompt = final_prompt
                 await repo.save(message)
-                record(generation, outcome, len(stored), status_of(generation, len(stored)))
+                record(
+                    generation,
+                    outcome,
+                    len(stored),
+                    status_of(generation, len(stored)),
+                    self._gen.clock(),
+                )
                 await repo.save(generation)
                 await repo.commit()
         except BaseException:
-            await self._gen.files.release({item.storage_key for item in stored})
+            await self._gen.media.files.release({item.storage_key for item in stored})
             if not isinstance(generation, Generation):
                 self._log_gone(generation_id, outcome)
             raise
@@ -268,7 +274,7 @@ class GenerationService:
             async with self._uow() as repo:
                 generation = await repo.get(Generation, generation_id)
                 if generation is not None and generation.status in UNFINISHED:
-                    record(generation, outcome, 0, status)
+                    record(generation, outcome, 0, status, self._gen.clock())
                     await repo.save(generation)
                     message = await repo.get(Message, generation.message_id)
                     if message is not None and outcome.final_prompt is not None:
@@ -279,7 +285,7 @@ class GenerationService:
         except Exception:
             log.exception("a generation cut short could not be recorded")
         finally:
-            await self._gen.files.release(keys)
+            await self._gen.media.files.release(keys)
 
     def _log_gone(self, generation_id: int, outcome: Outcome) -> None:
         log.info(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from storyframe.db.tables import utcnow
 from storyframe.domain.errors import ErrorCode
 from storyframe.domain.ports import (
     StaleGenerations,
@@ -27,15 +25,9 @@ class Sweep:
     started it, so several processes may sweep the same database safely.
     """
 
-    def __init__(
-        self,
-        store: StaleGenerations,
-        generator: Generator,
-        drain_seconds: float,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
+    def __init__(self, store: StaleGenerations, generator: Generator, drain_seconds: float) -> None:
         self._store = store
-        self._clock = clock
+        self._clock = generator.clock
         self.stale_after = timedelta(
             seconds=generator.budget_seconds + drain_seconds + SWEEP_MARGIN_SECONDS
         )
