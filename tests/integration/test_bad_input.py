@@ -50,42 +50,35 @@ from tests.support.sql import StatementCounter
 
 # --- documents --------------------------------------------------------------------------------
 
-PROJECT_BY_ID = "query($id: ID!) { project(id: $id) { id } }"
-VIDEO_BY_ID = "query($id: ID!) { video(id: $id) { id } }"
-CONTEXT_BY_ID = "query($id: ID!) { context(id: $id) { id } }"
-FRAME_BY_ID = "query($id: ID!) { frame(id: $id) { id } }"
-MAIN_CHAT_BY_ID = "query($id: ID!) { mainChat(id: $id) { id } }"
-IMAGE_BY_ID = "query($id: ID!) { image(id: $id) { id } }"
-NODE = "query($id: ID!) { node(id: $id) { id } }"
+BY_ID = {
+    field: f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}"
+    for field in ("project", "video", "context", "frame", "mainChat", "image", "node")
+}
+"""A query of each field reading an object by its `$id`, by the field's name."""
 NODES = "query($ids: [ID!]!) { nodes(ids: $ids) { id } }"
 PROJECTS_PAGE = """
 query($first: Int, $after: String) { projects(first: $first, after: $after) { totalCount } }
 """
-PROJECT_VIDEOS = """
-query($id: ID!, $first: Int, $after: String) {
-  project(id: $id) { videos(first: $first, after: $after) { totalCount } }
-}
-"""
-PROJECT_GALLERY = """
-query($id: ID!, $first: Int, $after: String) {
-  project(id: $id) { gallery(first: $first, after: $after) { totalCount } }
-}
-"""
+
+
+def _page_of(owner: str, connection: str) -> str:
+    """A query of the `totalCount` of a page of the `connection` of `owner`, found by `$id`."""
+    return (
+        "query($id: ID!, $first: Int, $after: String) {\n"
+        f"  {owner}(id: $id) {{ {connection}(first: $first, after: $after) {{ totalCount }} }}\n"
+        "}\n"
+    )
+
+
+PROJECT_VIDEOS = _page_of("project", "videos")
+PROJECT_GALLERY = _page_of("project", "gallery")
 PROJECT_IMAGES = """
 query($id: ID!, $videoId: ID, $first: Int) {
   project(id: $id) { images(videoId: $videoId, first: $first) { totalCount } }
 }
 """
-FRAME_MESSAGES = """
-query($id: ID!, $first: Int, $after: String) {
-  frame(id: $id) { messages(first: $first, after: $after) { totalCount } }
-}
-"""
-CONTEXT_IMAGES = """
-query($id: ID!, $first: Int, $after: String) {
-  context(id: $id) { images(first: $first, after: $after) { totalCount } }
-}
-"""
+FRAME_MESSAGES = _page_of("frame", "messages")
+CONTEXT_IMAGES = _page_of("context", "images")
 UNKNOWN_FIELD = "{ projects { nope } }"
 SYNTAX_ERROR = "mutation { createProject("
 
@@ -471,24 +464,24 @@ async def test_a_refused_mutation_reports_why_and_changes_nothing(
     assert all(value is None for key, value in payload.items() if key != "userErrors")
 
 
-MALFORMED_IDS = [
-    pytest.param("", id="empty"),
-    pytest.param("not-an-id", id="not-base64"),
-    pytest.param("!!!!", id="punctuation"),
-    pytest.param(_b64("Video"), id="no-colon"),
-    pytest.param(_b64("Video:"), id="no-key"),
-    pytest.param(_b64(":12"), id="no-type"),
-    pytest.param(_b64("Video:abc"), id="key-not-a-number"),
-    pytest.param(_b64("Video:-1"), id="negative-key"),
-    pytest.param(_b64("Video:1.5"), id="fractional-key"),
-    pytest.param(_b64("Video:1" + "0" * 30), id="key-too-large"),
-    pytest.param(_b64("Vid eo:1"), id="type-with-a-space"),
-    pytest.param("V" * 500, id="very-long"),
-    pytest.param(base64.urlsafe_b64encode(b"\xff\xfe:1").decode(), id="not-utf8"),
-]
+MALFORMED_IDS = {
+    "empty": "",
+    "not-base64": "not-an-id",
+    "punctuation": "!!!!",
+    "no-colon": _b64("Video"),
+    "no-key": _b64("Video:"),
+    "no-type": _b64(":12"),
+    "key-not-a-number": _b64("Video:abc"),
+    "negative-key": _b64("Video:-1"),
+    "fractional-key": _b64("Video:1.5"),
+    "key-too-large": _b64("Video:1" + "0" * 30),
+    "type-with-a-space": _b64("Vid eo:1"),
+    "very-long": "V" * 500,
+    "not-utf8": base64.urlsafe_b64encode(b"\xff\xfe:1").decode(),
+}
 
 
-@pytest.mark.parametrize("malformed", MALFORMED_IDS)
+@pytest.mark.parametrize("malformed", MALFORMED_IDS.values(), ids=MALFORMED_IDS.keys())
 async def test_every_malformed_id_is_refused_as_invalid(
     gql: GraphQLClient, seeds: Seeds, malformed: str
 ) -> None:
@@ -498,7 +491,7 @@ async def test_every_malformed_id_is_refused_as_invalid(
 
     # when
     data = await gql.data(CREATE_FRAME, {"videoId": malformed, "title": "x"})
-    node = await gql.execute(NODE, {"id": malformed})
+    node = await gql.execute(BY_ID["node"], {"id": malformed})
 
     # then
     (error,) = data["createFrame"]["userErrors"]
@@ -561,23 +554,26 @@ def _codes(body: dict[str, Any]) -> list[str]:
     return [error["extensions"]["code"] for error in body.get("errors", [])]
 
 
-@pytest.mark.parametrize(
-    ("document", "key"),
-    [
-        (PROJECT_BY_ID, "project"),
-        (VIDEO_BY_ID, "video"),
-        (CONTEXT_BY_ID, "context"),
-        (FRAME_BY_ID, "frame"),
-        (MAIN_CHAT_BY_ID, "mainChat"),
-        (IMAGE_BY_ID, "image"),
-        (NODE, "node"),
-    ],
-)
+async def _refused_pages(
+    gql: GraphQLClient, pages: list[tuple[str, dict[str, Any]]], argument: str, value: Any
+) -> list[dict[str, Any]]:
+    """The one error of each page query (its document, and the variables naming its owner) asked
+    with `argument` set to `value`, each checked to be INVALID and to name the argument."""
+    errors = []
+    for document, owner in pages:
+        (error,) = (await gql.execute(document, {**owner, argument: value}))["errors"]
+        assert error["extensions"] == {"code": "INVALID", "field": [argument]}
+        assert argument in error["message"]
+        errors.append(error)
+    return errors
+
+
+@pytest.mark.parametrize("key", BY_ID)
 async def test_a_query_by_a_malformed_id_is_an_error_with_a_code(
-    gql: GraphQLClient, document: str, key: str
+    gql: GraphQLClient, key: str
 ) -> None:
     # when
-    body = await gql.execute(document, {"id": "@@not-an-id@@"})
+    body = await gql.execute(BY_ID[key], {"id": "@@not-an-id@@"})
 
     # then
     assert body["data"] == {key: None}
@@ -588,19 +584,14 @@ async def test_a_query_by_a_malformed_id_is_an_error_with_a_code(
 
 
 @pytest.mark.parametrize(
-    ("document", "key", "type_name"),
-    [
-        (PROJECT_BY_ID, "project", "Video"),
-        (VIDEO_BY_ID, "video", "Frame"),
-        (FRAME_BY_ID, "frame", "Image"),
-        (IMAGE_BY_ID, "image", "Project"),
-    ],
+    ("key", "type_name"),
+    [("project", "Video"), ("video", "Frame"), ("frame", "Image"), ("image", "Project")],
 )
 async def test_a_query_by_an_id_of_the_wrong_type_is_an_error_with_a_code(
-    gql: GraphQLClient, document: str, key: str, type_name: str
+    gql: GraphQLClient, key: str, type_name: str
 ) -> None:
     # when
-    body = await gql.execute(document, {"id": encode_id(type_name, 1)})
+    body = await gql.execute(BY_ID[key], {"id": encode_id(type_name, 1)})
 
     # then
     assert body["data"] == {key: None}
@@ -608,23 +599,23 @@ async def test_a_query_by_an_id_of_the_wrong_type_is_an_error_with_a_code(
 
 
 @pytest.mark.parametrize(
-    ("document", "key", "type_name"),
+    ("key", "type_name"),
     [
-        (PROJECT_BY_ID, "project", "Project"),
-        (VIDEO_BY_ID, "video", "Video"),
-        (CONTEXT_BY_ID, "context", "Context"),
-        (FRAME_BY_ID, "frame", "Frame"),
-        (MAIN_CHAT_BY_ID, "mainChat", "MainChat"),
-        (IMAGE_BY_ID, "image", "Image"),
-        (NODE, "node", "Message"),
-        (NODE, "node", "Unknown"),
+        ("project", "Project"),
+        ("video", "Video"),
+        ("context", "Context"),
+        ("frame", "Frame"),
+        ("mainChat", "MainChat"),
+        ("image", "Image"),
+        ("node", "Message"),
+        ("node", "Unknown"),
     ],
 )
 async def test_a_query_by_an_unknown_id_is_null_without_error(
-    gql: GraphQLClient, document: str, key: str, type_name: str
+    gql: GraphQLClient, key: str, type_name: str
 ) -> None:
     # when
-    body = await gql.execute(document, {"id": unknown_id(type_name)})
+    body = await gql.execute(BY_ID[key], {"id": unknown_id(type_name)})
 
     # then
     assert body == {"data": {key: None}}
@@ -678,21 +669,22 @@ async def test_first_out_of_range_is_refused_with_a_clear_error(
     frame_id = (await create_frames(gql, video.id, ["a"]))[0]
 
     # when
-    bodies = [
-        await gql.execute(PROJECTS_PAGE, {"first": first}),
-        await gql.execute(PROJECT_VIDEOS, {"id": video.project_id, "first": first}),
-        await gql.execute(PROJECT_GALLERY, {"id": video.project_id, "first": first}),
-        await gql.execute(PROJECT_IMAGES, {"id": video.project_id, "first": first}),
-        await gql.execute(FRAME_MESSAGES, {"id": frame_id, "first": first}),
-        await gql.execute(CONTEXT_IMAGES, {"id": video.context_id, "first": first}),
-    ]
+    errors = await _refused_pages(
+        gql,
+        [
+            (PROJECTS_PAGE, {}),
+            (PROJECT_VIDEOS, {"id": video.project_id}),
+            (PROJECT_GALLERY, {"id": video.project_id}),
+            (PROJECT_IMAGES, {"id": video.project_id}),
+            (FRAME_MESSAGES, {"id": frame_id}),
+            (CONTEXT_IMAGES, {"id": video.context_id}),
+        ],
+        "first",
+        first,
+    )
 
     # then
-    for body in bodies:
-        (error,) = body["errors"]
-        assert error["extensions"] == {"code": "INVALID", "field": ["first"]}
-        assert "first" in error["message"]
-        assert "100" in error["message"]
+    assert all("100" in error["message"] for error in errors)
 
 
 @pytest.mark.parametrize("first", [0, 100])
@@ -707,36 +699,35 @@ async def test_first_at_the_bounds_is_accepted(gql: GraphQLClient, first: int) -
     assert body == {"data": {"project": {"videos": {"totalCount": 1}}}}
 
 
-@pytest.mark.parametrize(
-    "after",
-    [
-        pytest.param("garbage", id="not-base64"),
-        pytest.param("", id="empty"),
-        pytest.param(_b64("cursor:"), id="no-key"),
-        pytest.param(_b64("cursor:abc"), id="key-not-a-number"),
-        pytest.param(_b64("cursor:-3"), id="negative-key"),
-        pytest.param(_b64("Project:1"), id="an-id-not-a-cursor"),
-        pytest.param(_b64("cursor:1" + "0" * 30), id="key-too-large"),
-    ],
-)
+MALFORMED_CURSORS = {
+    "not-base64": "garbage",
+    "empty": "",
+    "no-key": _b64("cursor:"),
+    "key-not-a-number": _b64("cursor:abc"),
+    "negative-key": _b64("cursor:-3"),
+    "an-id-not-a-cursor": _b64("Project:1"),
+    "key-too-large": _b64("cursor:1" + "0" * 30),
+}
+
+
+@pytest.mark.parametrize("after", MALFORMED_CURSORS.values(), ids=MALFORMED_CURSORS.keys())
 async def test_a_malformed_after_cursor_is_refused(gql: GraphQLClient, after: str) -> None:
     # given
     video = await seed_video(gql)
     frame_id = (await create_frames(gql, video.id, ["a"]))[0]
 
-    # when
-    bodies = [
-        await gql.execute(PROJECTS_PAGE, {"after": after}),
-        await gql.execute(PROJECT_VIDEOS, {"id": video.project_id, "after": after}),
-        await gql.execute(FRAME_MESSAGES, {"id": frame_id, "after": after}),
-        await gql.execute(CONTEXT_IMAGES, {"id": video.context_id, "after": after}),
-    ]
-
-    # then
-    for body in bodies:
-        (error,) = body["errors"]
-        assert error["extensions"] == {"code": "INVALID", "field": ["after"]}
-        assert "after" in error["message"]
+    # when, then
+    await _refused_pages(
+        gql,
+        [
+            (PROJECTS_PAGE, {}),
+            (PROJECT_VIDEOS, {"id": video.project_id}),
+            (FRAME_MESSAGES, {"id": frame_id}),
+            (CONTEXT_IMAGES, {"id": video.context_id}),
+        ],
+        "after",
+        after,
+    )
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,13 @@ from storyframe.services.container import Services
 INITIAL_FRAMES = 10
 
 
+@pytest.fixture(params=[7, 2024, 31337])
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """A random source, seeded: each seed a run of its own, and a failing run replayable."""
+    seed: int = request.param
+    return random.Random(seed)
+
+
 async def new_video(services: Services, frames: int) -> tuple[int, list[int]]:
     project = await services.projects.create("Concurrency")
     assert project.id is not None
@@ -93,11 +100,9 @@ def plan(
     return result
 
 
-@pytest.mark.parametrize("seed", [7, 2024, 31337])
 async def test_concurrent_reorders_keep_orders_contiguous(
-    services: Services, runtime: Runtime, seed: int
+    services: Services, runtime: Runtime, rng: random.Random
 ) -> None:
-    rng = random.Random(seed)
     video_id, frame_ids = await new_video(services, INITIAL_FRAMES)
 
     calls = [
@@ -113,11 +118,9 @@ async def test_concurrent_reorders_keep_orders_contiguous(
     assert_contiguous(orders)
 
 
-@pytest.mark.parametrize("seed", [7, 2024, 31337])
 async def test_concurrent_reorders_creates_and_deletes_keep_orders_contiguous(
-    services: Services, runtime: Runtime, seed: int
+    services: Services, runtime: Runtime, rng: random.Random
 ) -> None:
-    rng = random.Random(seed)
     video_id, frame_ids = await new_video(services, INITIAL_FRAMES)
     mix = plan(services, rng, video_id, frame_ids, reorders=40, creates=6, deletes=4)
 
@@ -183,44 +186,33 @@ async def while_video_is_locked(
     return task
 
 
-async def test_reordering_a_frame_deleted_while_waiting_for_the_video_is_not_found(
-    services: Services, runtime: Runtime, dialect: str
+CALLS_ON_A_FRAME: dict[str, Callable[[Services, int], Awaitable[object]]] = {
+    "reordering": lambda services, frame_id: services.frames.reorder(frame_id, 0),
+    "deleting": lambda services, frame_id: services.frames.delete(frame_id),
+}
+
+
+@pytest.mark.parametrize("call", CALLS_ON_A_FRAME.values(), ids=CALLS_ON_A_FRAME.keys())
+async def test_a_frame_deleted_while_its_call_waits_for_the_video_is_not_found(
+    services: Services,
+    runtime: Runtime,
+    dialect: str,
+    call: Callable[[Services, int], Awaitable[object]],
 ) -> None:
-    """The reorder read its frame, then waited for the video; meanwhile the frame went away."""
+    """The call read its frame, then waited for the video; meanwhile the frame went away."""
     video_id, frame_ids = await new_video(services, 3)
     last = frame_ids[-1]  # deleting the last frame leaves no gap to close
 
-    reorder = await while_video_is_locked(
+    waiting = await while_video_is_locked(
         runtime,
         dialect,
         video_id,
-        lambda: services.frames.reorder(last, 0),
+        lambda: call(services, last),
         delete(Frame).where(col(Frame.id) == last),
     )
 
     with pytest.raises(NotFound):
-        await reorder
-    orders = await frame_orders(runtime.engine, video_id)
-    assert set(orders) == set(frame_ids[:-1])
-    assert_contiguous(orders)
-
-
-async def test_deleting_a_frame_deleted_while_waiting_for_the_video_is_not_found(
-    services: Services, runtime: Runtime, dialect: str
-) -> None:
-    video_id, frame_ids = await new_video(services, 3)
-    last = frame_ids[-1]
-
-    deletion = await while_video_is_locked(
-        runtime,
-        dialect,
-        video_id,
-        lambda: services.frames.delete(last),
-        delete(Frame).where(col(Frame.id) == last),
-    )
-
-    with pytest.raises(NotFound):
-        await deletion
+        await waiting
     orders = await frame_orders(runtime.engine, video_id)
     assert set(orders) == set(frame_ids[:-1])
     assert_contiguous(orders)

@@ -389,14 +389,23 @@ async def test_every_generation_writes_one_structured_log_line(
     assert payload["generation"]["status"] == "SUCCEEDED"
 
 
+async def a_prepared_generation(
+    gql: GraphQLClient, services: Services, prompt: str
+) -> tuple[str, int]:
+    """A frame, and the id of a generation of two images prepared in it (its message saved,
+    QUEUED) but not run."""
+    _, frame = await seed_frame(gql, "Shot")
+    generation_id = await services.generation.prepare(
+        GenerationRequest(chat=place_of(frame), prompt=prompt, image_count=2)
+    )
+    return frame, generation_id
+
+
 async def test_the_work_is_separate_from_the_request_and_runs_once(
     gql: GraphQLClient, services: Services
 ) -> None:
     # given a generation prepared (message saved, QUEUED) but not run
-    _, frame = await seed_frame(gql, "Shot")
-    generation_id = await services.generation.prepare(
-        GenerationRequest(chat=place_of(frame), prompt="later", image_count=2)
-    )
+    frame, generation_id = await a_prepared_generation(gql, services, "later")
     (queued,) = await chat_messages(gql, frame)
     assert queued["generation"]["status"] == "QUEUED"
     assert queued["generation"]["startedAt"] is None
@@ -419,10 +428,7 @@ async def test_two_workers_running_one_generation_run_it_once(
     gql: GraphQLClient, services: Services
 ) -> None:
     # given
-    _, frame = await seed_frame(gql, "Shot")
-    generation_id = await services.generation.prepare(
-        GenerationRequest(chat=place_of(frame), prompt="once", image_count=2)
-    )
+    frame, generation_id = await a_prepared_generation(gql, services, "once")
 
     # when
     results = await asyncio.gather(

@@ -59,6 +59,13 @@ def _messages(body: dict[str, Any]) -> list[str]:
     return [error["message"] for error in body["errors"]]
 
 
+def _refusal(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The message and the extensions of the one error of a document refused before it ran."""
+    assert body["data"] is None
+    (error,) = body["errors"]
+    return error["message"], error["extensions"]
+
+
 @pytest.fixture
 async def limited(settings: Settings, owner: AccountSession) -> AsyncIterator[GraphQLClient]:
     """The owner's client of an app with small query limits."""
@@ -85,36 +92,48 @@ async def test_a_query_over_the_depth_limit_is_refused(limited: GraphQLClient) -
     body = await limited.execute(DEPTH_4)
 
     # then
-    assert body["data"] is None
-    (error,) = body["errors"]
-    assert error["message"] == "operation `TooDeep` is 4 fields deep; the limit is 3"
-    assert error["extensions"] == {"code": "MAX_DEPTH_EXCEEDED", "depth": 4, "limit": 3}
+    assert _refusal(body) == (
+        "operation `TooDeep` is 4 fields deep; the limit is 3",
+        {"code": "MAX_DEPTH_EXCEEDED", "depth": 4, "limit": 3},
+    )
 
 
-async def test_aliases_over_the_limit_are_refused(limited: GraphQLClient) -> None:
+@pytest.mark.parametrize(
+    ("at_the_limit", "answer", "over_the_limit", "message", "extensions"),
+    [
+        pytest.param(
+            TWO_ALIASES,
+            {"a": "Query", "b": "Query"},
+            THREE_ALIASES,
+            "the document has 3 aliases; the limit is 2",
+            {"code": "MAX_ALIASES_EXCEEDED", "aliases": 3, "limit": 2},
+            id="aliases",
+        ),
+        pytest.param(
+            TOKENS_100,
+            {"__typename": "Query"},
+            TOKENS_101,
+            "the document has more than 100 tokens",
+            {"code": "MAX_TOKENS_EXCEEDED", "limit": 100},
+            id="tokens",
+        ),
+    ],
+)
+async def test_a_document_over_the_limit_is_refused(
+    limited: GraphQLClient,
+    at_the_limit: str,
+    answer: dict[str, Any],
+    over_the_limit: str,
+    message: str,
+    extensions: dict[str, Any],
+) -> None:
     # when
-    allowed = await limited.data(TWO_ALIASES)
-    body = await limited.execute(THREE_ALIASES)
+    allowed = await limited.data(at_the_limit)
+    body = await limited.execute(over_the_limit)
 
     # then
-    assert allowed == {"a": "Query", "b": "Query"}
-    assert body["data"] is None
-    (error,) = body["errors"]
-    assert error["message"] == "the document has 3 aliases; the limit is 2"
-    assert error["extensions"] == {"code": "MAX_ALIASES_EXCEEDED", "aliases": 3, "limit": 2}
-
-
-async def test_a_document_over_the_token_limit_is_refused(limited: GraphQLClient) -> None:
-    # when
-    allowed = await limited.data(TOKENS_100)
-    body = await limited.execute(TOKENS_101)
-
-    # then
-    assert allowed == {"__typename": "Query"}
-    assert body["data"] is None
-    (error,) = body["errors"]
-    assert error["message"] == "the document has more than 100 tokens"
-    assert error["extensions"] == {"code": "MAX_TOKENS_EXCEEDED", "limit": 100}
+    assert allowed == answer
+    assert _refusal(body) == (message, extensions)
 
 
 async def test_the_limits_follow_the_settings(gql: GraphQLClient) -> None:

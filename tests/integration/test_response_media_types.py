@@ -40,25 +40,31 @@ async def send(http: httpx.AsyncClient, accept: str | None, body: dict[str, Any]
     return await http.send(request)
 
 
+async def answered(
+    http: httpx.AsyncClient, media_type: str, body: dict[str, Any], status: int
+) -> Any:
+    """The JSON answering `body` sent accepting `media_type`, which must come back as `status`
+    in that media type."""
+    response = await send(http, media_type, body)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == media_type
+    return response.json()
+
+
 async def test_a_query_that_runs_is_answered_200_in_the_media_type_asked_for(
     http: httpx.AsyncClient,
 ) -> None:
-    response = await send(http, GRAPHQL_RESPONSE, {"query": PROJECTS})
+    answer = await answered(http, GRAPHQL_RESPONSE, {"query": PROJECTS}, 200)
 
-    assert response.status_code == 200
-    assert response.headers["content-type"] == GRAPHQL_RESPONSE
-    assert response.json() == {"data": {"projects": {"totalCount": 0}}}
+    assert answer == {"data": {"projects": {"totalCount": 0}}}
 
 
 @pytest.mark.parametrize("body", FAILING_BEFORE_EXECUTION)
 async def test_a_request_that_fails_before_execution_is_a_400_without_data(
     http: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
-    response = await send(http, GRAPHQL_RESPONSE, body)
+    answer = await answered(http, GRAPHQL_RESPONSE, body, 400)
 
-    assert response.status_code == 400, response.text
-    assert response.headers["content-type"] == GRAPHQL_RESPONSE
-    answer = response.json()
     assert "data" not in answer
     assert answer["errors"]
 
@@ -67,11 +73,8 @@ async def test_a_request_that_fails_before_execution_is_a_400_without_data(
 async def test_as_json_the_same_request_is_still_a_200_with_null_data(
     http: httpx.AsyncClient, body: dict[str, Any]
 ) -> None:
-    response = await send(http, JSON, body)
+    answer = await answered(http, JSON, body, 200)
 
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == JSON
-    answer = response.json()
     assert answer["data"] is None
     assert answer["errors"]
 
@@ -81,11 +84,8 @@ async def test_a_request_that_ran_is_a_200_even_when_its_fields_failed(
 ) -> None:
     # projects needs a token: the field fails, and, being non-null, nulls all of `data`
     query = "{ projects(first: 1) { totalCount } }"
-    response = await send(anonymous_http, GRAPHQL_RESPONSE, {"query": query})
+    answer = await answered(anonymous_http, GRAPHQL_RESPONSE, {"query": query}, 200)
 
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"] == GRAPHQL_RESPONSE
-    answer = response.json()
     assert answer["data"] is None
     assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert answer["errors"][0]["path"] == ["projects"]

@@ -58,17 +58,22 @@ async def _holding(slots: DecodeSlots) -> AsyncIterator[Holds]:
         await holds.release()
 
 
+@asynccontextmanager
+async def _every_slot_taken(
+    settings: Settings, decodes: int
+) -> AsyncIterator[tuple[Runtime, GraphQLClient, Holds]]:
+    """An app with `decodes` decode slots, every one of them taken by the test."""
+    async with _app(settings, decodes) as (runtime, gql), _holding(runtime.media.decodes) as holds:
+        await holds.take(decodes)
+        yield runtime, gql, holds
+
+
 async def test_uploads_wait_while_every_decode_slot_is_taken_then_all_go_through(
     settings: Settings,
 ) -> None:
     # given three slots (not the default two), all of them taken
-    async with (
-        _app(settings, decodes=3) as (runtime, gql),
-        _holding(runtime.media.decodes) as holds,
-    ):
-        slots = runtime.media.decodes
+    async with _every_slot_taken(settings, decodes=3) as (runtime, gql, holds):
         target = (await seed_video(gql)).context_id
-        await holds.take(3)
         before = await dump(runtime.engine)
 
         # when four uploads arrive
@@ -80,8 +85,8 @@ async def test_uploads_wait_while_every_decode_slot_is_taken_then_all_go_through
         ]
 
         # then all four wait for a slot: none decodes, nothing is stored
-        await until(lambda: slots.waiting == 4)
-        assert slots.busy == 3
+        await until(lambda: holds.slots.waiting == 4)
+        assert holds.slots.busy == 3
         assert not any(task.done() for task in uploads)
         assert await dump(runtime.engine) == before
         assert media_files(settings.media_dir) == []
@@ -90,18 +95,13 @@ async def test_uploads_wait_while_every_decode_slot_is_taken_then_all_go_through
         await holds.release()
         images = await asyncio.gather(*uploads)
         assert sorted(len(stored) for stored in images) == [1, 1, 1, 1]
-        assert (slots.busy, slots.waiting, slots.most_busy) == (0, 0, 3)
+        assert (holds.slots.busy, holds.slots.waiting, holds.slots.most_busy) == (0, 0, 3)
 
 
 async def test_a_single_slot_lets_one_decode_through_at_a_time(settings: Settings) -> None:
     # given one slot, taken
-    async with (
-        _app(settings, decodes=1) as (runtime, gql),
-        _holding(runtime.media.decodes) as holds,
-    ):
-        slots = runtime.media.decodes
+    async with _every_slot_taken(settings, decodes=1) as (_, gql, holds):
         target = (await seed_video(gql)).project_id
-        await holds.take(1)
 
         # when two uploads arrive, then both wait
         uploads = [
@@ -110,25 +110,20 @@ async def test_a_single_slot_lets_one_decode_through_at_a_time(settings: Setting
             )
             for i in range(2)
         ]
-        await until(lambda: slots.waiting == 2)
+        await until(lambda: holds.slots.waiting == 2)
 
         # when the slot is freed, then they pass one after the other
         await holds.release()
         await asyncio.gather(*uploads)
-        assert slots.most_busy == 1
+        assert holds.slots.most_busy == 1
 
 
 async def test_a_cancelled_decode_keeps_its_slot_until_its_thread_is_done(
     settings: Settings,
 ) -> None:
     # given the only slot taken by work that is then cancelled, its thread still running
-    async with (
-        _app(settings, decodes=1) as (runtime, gql),
-        _holding(runtime.media.decodes) as holds,
-    ):
-        slots = runtime.media.decodes
+    async with _every_slot_taken(settings, decodes=1) as (_, gql, holds):
         target = (await seed_video(gql)).main_chat_id
-        await holds.take(1)
         (held,) = holds.tasks
         held.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -136,8 +131,8 @@ async def test_a_cancelled_decode_keeps_its_slot_until_its_thread_is_done(
 
         # when an upload arrives, then it waits: the cancelled work still holds the slot
         uploading = asyncio.create_task(upload(gql.http, target, [image_file("late.png")]))
-        await until(lambda: slots.waiting == 1)
-        assert slots.busy == 1
+        await until(lambda: holds.slots.waiting == 1)
+        assert holds.slots.busy == 1
         assert not uploading.done()
 
         # when the thread is done, then the upload goes through

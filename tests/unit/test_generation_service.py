@@ -12,23 +12,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from storyframe.db.tables import (
-    PROMPT_MAX,
-    Generation,
-    Image,
-    MainChat,
-    Message,
-    Project,
-    Video,
-)
+from storyframe.db.tables import PROMPT_MAX, Generation, Image, MainChat, Message, Project, Video
 from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.domain.image_provider import (
     CallResult,
@@ -78,6 +70,8 @@ TODAY = date(2026, 6, 1)
 STRANGER = FAKE_OWNER_ID + 1
 CONTEXT = "A lighthouse keeper and her grey cat, in watercolour."
 FRAME_TITLE = "Harbour at dawn"
+
+T = TypeVar("T")
 
 _shades = itertools.count(1)
 
@@ -176,6 +170,12 @@ class Pause:
         await self.go.wait()
         return await self._then(call)
 
+    async def start(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """`work` running in a task of its own, once it has made the held call."""
+        task = asyncio.create_task(work)
+        await self.reached.wait()
+        return task
+
 
 @dataclass(frozen=True)
 class Env:
@@ -204,6 +204,19 @@ def build(
         provider, media, defaults, concurrency=4, budget_seconds=budget_seconds, clock=clock
     )
     return Env(d, storage, generator, GenerationService(d.uow, generator), clock)
+
+
+async def holding(
+    tmp_path: Path, call: int = 0, *, placeholder: bool = False
+) -> tuple[Env, ScriptedProvider, Pause, Place]:
+    """An env whose provider holds its call `call` (by first index), the others answered, and a
+    frame to generate in."""
+    provider = ScriptedProvider(placeholder=placeholder)
+    pause = Pause(provider.make)
+    provider.answers[call] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    return e, provider, pause, frame
 
 
 async def a_frame_scene(e: Env, context: str = CONTEXT) -> tuple[VideoScene, Place]:
@@ -685,36 +698,22 @@ async def test_a_failed_description_is_reported_and_the_images_still_made(
     assert generated.error is None
 
 
+def failed_call(failure: Failure, code: ErrorCode, message: str) -> tuple[Answer, ErrorCode, str]:
+    """A call the provider fails with `failure` saying `message`, and the code and message
+    recorded for its image."""
+    return failing(ProviderError(failure, message)), code, message
+
+
 FAILED_SECOND_IMAGE: dict[str, tuple[Answer, ErrorCode, str]] = {
-    "refused": (
-        failing(ProviderError(Failure.REFUSED, "the prompt was refused")),
-        ErrorCode.CONTENT_REFUSED,
-        "the prompt was refused",
+    "refused": failed_call(Failure.REFUSED, ErrorCode.CONTENT_REFUSED, "the prompt was refused"),
+    "rate limited": failed_call(Failure.RATE_LIMITED, ErrorCode.RATE_LIMITED, "slow down"),
+    "timed out": failed_call(Failure.TIMEOUT, ErrorCode.PROVIDER_TIMEOUT, "no answer"),
+    "misconfigured": failed_call(
+        Failure.MISCONFIGURED, ErrorCode.PROVIDER_MISCONFIGURED, "bad key"
     ),
-    "rate limited": (
-        failing(ProviderError(Failure.RATE_LIMITED, "slow down")),
-        ErrorCode.RATE_LIMITED,
-        "slow down",
-    ),
-    "timed out": (
-        failing(ProviderError(Failure.TIMEOUT, "no answer")),
-        ErrorCode.PROVIDER_TIMEOUT,
-        "no answer",
-    ),
-    "misconfigured": (
-        failing(ProviderError(Failure.MISCONFIGURED, "bad key")),
-        ErrorCode.PROVIDER_MISCONFIGURED,
-        "bad key",
-    ),
-    "unavailable": (
-        failing(ProviderError(Failure.UNAVAILABLE, "502")),
-        ErrorCode.PROVIDER_UNAVAILABLE,
-        "502",
-    ),
-    "a bad response": (
-        failing(ProviderError(Failure.BAD_RESPONSE, "no image in the answer")),
-        ErrorCode.PROVIDER_ERROR,
-        "no image in the answer",
+    "unavailable": failed_call(Failure.UNAVAILABLE, ErrorCode.PROVIDER_UNAVAILABLE, "502"),
+    "a bad response": failed_call(
+        Failure.BAD_RESPONSE, ErrorCode.PROVIDER_ERROR, "no image in the answer"
     ),
     "an unforeseen fault": (
         failing(RuntimeError("boom")),
@@ -921,14 +920,9 @@ async def test_a_generation_runs_once(tmp_path: Path) -> None:
 
 async def test_a_generation_in_flight_is_not_run_again(tmp_path: Path) -> None:
     # given a run whose call is held
-    provider = ScriptedProvider()
-    pause = Pause(provider.make)
-    provider.answers[0] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
+    e, provider, pause, frame = await holding(tmp_path)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
-    first = asyncio.create_task(e.service.run(generation_id))
-    await pause.reached.wait()
+    first = await pause.start(e.service.run(generation_id))
     running = generation_of(e, generation_id)
 
     # when
@@ -971,14 +965,9 @@ async def test_an_unknown_or_another_users_generation_is_not_found(tmp_path: Pat
 
 async def test_a_run_cancelled_before_any_image_is_recorded_as_cancelled(tmp_path: Path) -> None:
     # given
-    provider = ScriptedProvider()
-    pause = Pause(provider.make)
-    provider.answers[0] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
+    e, _, pause, frame = await holding(tmp_path)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls", with_context=True))
-    run = asyncio.create_task(e.service.run(generation_id))
-    await pause.reached.wait()
+    run = await pause.start(e.service.run(generation_id))
 
     # when
     run.cancel()
@@ -996,14 +985,9 @@ async def test_a_run_cancelled_before_any_image_is_recorded_as_cancelled(tmp_pat
 
 async def test_a_run_cancelled_after_an_image_was_stored_keeps_it(tmp_path: Path) -> None:
     # given one image a call: the first answered, the second held
-    provider = ScriptedProvider(placeholder=True)
-    pause = Pause(provider.make)
-    provider.answers[1] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
+    e, provider, pause, frame = await holding(tmp_path, 1, placeholder=True)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=2))
-    run = asyncio.create_task(e.service.run(generation_id))
-    await pause.reached.wait()
+    run = await pause.start(e.service.run(generation_id))
     await asyncio.wait([provider.tasks[0]])  # the first call made and stored its image
 
     # when
@@ -1023,14 +1007,9 @@ async def test_a_run_cancelled_after_an_image_was_stored_keeps_it(tmp_path: Path
 
 async def test_a_chat_deleted_while_its_generation_works_gets_no_image(tmp_path: Path) -> None:
     # given a run whose call is held
-    provider = ScriptedProvider()
-    pause = Pause(provider.make)
-    provider.answers[0] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
+    e, _, pause, frame = await holding(tmp_path)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
-    run = asyncio.create_task(e.service.run(generation_id))
-    await pause.reached.wait()
+    run = await pause.start(e.service.run(generation_id))
 
     # when the frame goes meanwhile
     await e.d.frames.delete(frame.id)
@@ -1051,13 +1030,8 @@ async def test_a_chat_deleted_while_its_generation_works_gets_no_image(tmp_path:
 
 async def test_the_work_goes_on_when_its_caller_is_cancelled(tmp_path: Path) -> None:
     # given
-    provider = ScriptedProvider()
-    pause = Pause(provider.make)
-    provider.answers[0] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
-    request = asyncio.create_task(e.service.generate(GenerationRequest(frame, "owls")))
-    await pause.reached.wait()
+    e, _, pause, frame = await holding(tmp_path)
+    request = await pause.start(e.service.generate(GenerationRequest(frame, "owls")))
 
     # when the caller goes away, then the provider answers
     request.cancel()
@@ -1074,13 +1048,8 @@ async def test_the_work_goes_on_when_its_caller_is_cancelled(tmp_path: Path) -> 
 
 async def test_work_stopped_by_a_shutdown_tells_its_caller(tmp_path: Path) -> None:
     # given
-    provider = ScriptedProvider()
-    pause = Pause(provider.make)
-    provider.answers[0] = pause
-    e = build(tmp_path, provider)
-    _, frame = await a_frame_scene(e)
-    request = asyncio.create_task(e.service.generate(GenerationRequest(frame, "owls")))
-    await pause.reached.wait()
+    e, _, pause, frame = await holding(tmp_path)
+    request = await pause.start(e.service.generate(GenerationRequest(frame, "owls")))
 
     # when the process drains without waiting
     await e.generator.drain(0)

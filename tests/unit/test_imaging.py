@@ -380,16 +380,42 @@ def test_the_byte_limit_is_checked_before_the_type(tmp_path: Path) -> None:
 # --- refused: type ------------------------------------------------------------------------------
 
 
-def test_a_text_file_named_png_is_unsupported(tmp_path: Path) -> None:
+TEXT_AS_PNG = b"Hello, this is text pretending to be a PNG.\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        pytest.param(
+            "picture.png",
+            TEXT_AS_PNG,
+            "the file is not an image: upload a PNG, JPEG or WebP image",
+            id="text-named-png",
+        ),
+        pytest.param(
+            "empty.jpg", b"", "the file is empty: upload a PNG, JPEG or WebP image", id="empty"
+        ),
+    ],
+)
+def test_a_file_that_is_no_image_is_unsupported(
+    tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
     # given
-    path = written(tmp_path / "picture.png", b"Hello, this is text pretending to be a PNG.\n")
+    path = written(tmp_path / name, data)
 
     # when
     refused = refusal(path)
 
     # then
     assert refused.code is ErrorCode.UNSUPPORTED_TYPE
-    assert refused.reason == "the file is not an image: upload a PNG, JPEG or WebP image"
+    assert refused.reason == reason
+
+
+def test_a_refusal_reads_as_its_reason(tmp_path: Path) -> None:
+    # when
+    refused = refusal(written(tmp_path / "picture.png", TEXT_AS_PNG))
+
+    # then
     assert str(refused) == refused.reason
 
 
@@ -402,18 +428,6 @@ def test_a_gif_is_unsupported(tmp_path: Path) -> None:
 
     # then
     assert refused.code is ErrorCode.UNSUPPORTED_TYPE
-
-
-def test_an_empty_file_is_unsupported(tmp_path: Path) -> None:
-    # given
-    path = written(tmp_path / "empty.jpg", b"")
-
-    # when
-    refused = refusal(path)
-
-    # then
-    assert refused.code is ErrorCode.UNSUPPORTED_TYPE
-    assert refused.reason == "the file is empty: upload a PNG, JPEG or WebP image"
 
 
 def test_a_riff_that_is_not_webp_is_unsupported(tmp_path: Path) -> None:

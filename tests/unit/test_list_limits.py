@@ -3,6 +3,8 @@ unit of work: a list at its bound refuses to grow, changing nothing, and only gr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 import pytest
 
 from storyframe.db.tables import Image, MainChat
@@ -12,6 +14,18 @@ from storyframe.services.limits import ListLimits
 from storyframe.settings import Settings
 from tests.support.builders import Domain, a_frame, a_project, a_video, an_image, domain
 from tests.support.ids import known
+
+
+async def refusal(d: Domain, growth: Awaitable[object]) -> tuple[str, list[str] | None]:
+    """The message and the field of the `LimitReached` that `growth` raises, which must change
+    nothing."""
+    before, commits = d.uow.snapshot(), d.uow.commits
+    with pytest.raises(LimitReached) as raised:
+        await growth
+    assert raised.value.code is ErrorCode.LIMIT_REACHED
+    assert (d.uow.snapshot(), d.uow.commits) == (before, commits)
+    return raised.value.message, raised.value.field
+
 
 # the limits themselves
 
@@ -44,17 +58,12 @@ async def test_a_frame_beyond_the_limit_of_its_video_is_refused_and_changes_noth
     scene = await a_video(d)
     await a_frame(d, scene.video_id, "one")
     await a_frame(d, scene.video_id, "two")
-    before, commits = d.uow.snapshot(), d.uow.commits
 
     # when
-    with pytest.raises(LimitReached) as raised:
-        await d.frames.create(scene.video_id, "three", order)
+    refused = await refusal(d, d.frames.create(scene.video_id, "three", order))
 
     # then
-    assert raised.value.code is ErrorCode.LIMIT_REACHED
-    assert raised.value.message == "a video has at most 2 frames"
-    assert raised.value.field == ["videoId"]
-    assert (d.uow.snapshot(), d.uow.commits) == (before, commits)
+    assert refused == ("a video has at most 2 frames", ["videoId"])
 
 
 async def test_a_frame_up_to_the_limit_is_created() -> None:
@@ -110,17 +119,12 @@ async def test_a_main_chat_beyond_the_limit_of_its_video_is_refused_and_changes_
     d = domain(ListLimits(main_chats_per_video=2))
     scene = await a_video(d)
     await d.main_chats.create(scene.video_id, "Second")
-    before, commits = d.uow.snapshot(), d.uow.commits
 
     # when
-    with pytest.raises(LimitReached) as raised:
-        await d.main_chats.create(scene.video_id, "Third")
+    refused = await refusal(d, d.main_chats.create(scene.video_id, "Third"))
 
     # then
-    assert raised.value.code is ErrorCode.LIMIT_REACHED
-    assert raised.value.message == "a video has at most 2 main chats"
-    assert raised.value.field == ["videoId"]
-    assert (d.uow.snapshot(), d.uow.commits) == (before, commits)
+    assert refused == ("a video has at most 2 main chats", ["videoId"])
     assert main_chats_of(d, scene.video_id) == ["Main chat", "Second"]
 
 
@@ -167,17 +171,12 @@ async def test_copying_an_image_into_one_place_too_many_is_refused_and_changes_n
     # given
     d = domain(ListLimits(image_places=2))
     image_id, _, third = await image_in_two_places(d)
-    before, commits = d.uow.snapshot(), d.uow.commits
 
     # when
-    with pytest.raises(LimitReached) as raised:
-        await d.images.copy(image_id, third)
+    refused = await refusal(d, d.images.copy(image_id, third))
 
     # then
-    assert raised.value.code is ErrorCode.LIMIT_REACHED
-    assert raised.value.message == "an image appears in at most 2 places"
-    assert raised.value.field == ["imageId"]
-    assert (d.uow.snapshot(), d.uow.commits) == (before, commits)
+    assert refused == ("an image appears in at most 2 places", ["imageId"])
 
 
 async def test_copying_an_image_at_the_limit_into_a_place_it_is_in_changes_nothing() -> None:
