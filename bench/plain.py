@@ -5,13 +5,18 @@
 - `GET /plain/storyboard?id=<Video ID>`: the same document the storyboard query answers
   (`{"data": {"video": {"frames": [...]}}}`), read through the same `Reader` methods in the same
   rounds as the GraphQL prefetch and encoded with orjson, with no GraphQL execution at all;
+- `POST /plain/small`, `POST /plain/typename`, `POST /plain/update-frame`: the floors of
+  `bench.small`, which answer precomputed bytes (whatever the request) with the content type they
+  were given, set beforehand with `PUT /bench/answers/<name>` (the body and its content type);
 - `GET /bench/stats`: how many SQL statements the app's engine has executed so far (BEGIN and
   PRAGMA left out, as the test suite counts them), the CPU time the server process has used (all
   its threads, aiosqlite's included) and the time its garbage collector has taken, per generation.
 
 Run it with uvicorn: `uvicorn bench.plain:create_bench_app --factory` (settings from the
-environment, as `storyframe serve` reads them). Like `storyframe serve`, it calls `gc.freeze()`
-once the app is built; STORYFRAME_BENCH_GC_FREEZE=0 leaves that out, to measure what it is worth.
+environment, as `storyframe serve` reads them). Like `storyframe serve`, it tunes the garbage
+collector once the app is built (`storyframe.cli.tune_collector`: `gc.freeze()` and a higher
+threshold for the youngest generation); STORYFRAME_BENCH_GC_FREEZE=0 leaves that out, to measure
+what it is worth.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from storyframe.app import create_app
+from storyframe.cli import tune_collector
 from storyframe.db.tables import Frame, Image, Message, Video
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place, PlaceKind
@@ -51,11 +57,13 @@ class StatementCount:
         self.total = 0
 
     def attach(self, runtime: Runtime) -> None:
-        @event.listens_for(runtime.engine.sync_engine, "before_cursor_execute")
-        def _count(*args: Any) -> None:
-            statement: str = args[2]
-            if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
-                self.total += 1
+        for engine in runtime.engines:
+            event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, *args: Any) -> None:
+        statement: str = args[2]
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
+            self.total += 1
 
 
 class GcTime:
@@ -158,17 +166,48 @@ def bench_routes(runtime: Runtime, count: StatementCount, gc_time: GcTime) -> li
     return [Route("/plain/storyboard", plain_storyboard), Route("/bench/stats", stats)]
 
 
+SMALL_CASES = ("small", "typename", "update-frame")
+"""The floors of `bench.small`: `POST /plain/<name>` answers what `PUT /bench/answers/<name>`
+set."""
+
+
+def small_routes() -> list[Route]:
+    """`PUT /bench/answers/<name>` keeps its body and content type; `POST /plain/<name>` reads
+    the request's body (as the GraphQL endpoint must) and answers them, with no other work."""
+    answers: dict[str, tuple[bytes, str]] = {}
+
+    def floor(name: str) -> Route:
+        async def answer(request: Request) -> Response:
+            await request.body()
+            if name not in answers:
+                return Response(status_code=404)
+            body, media_type = answers[name]
+            return Response(body, media_type=media_type)
+
+        return Route(f"/plain/{name}", answer, methods=["POST"])
+
+    async def set_answer(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in SMALL_CASES:
+            return Response(status_code=404)
+        media_type = request.headers.get("content-type", "application/json")
+        answers[name] = (await request.body(), media_type)
+        return Response(status_code=204)
+
+    return [
+        *(floor(name) for name in SMALL_CASES),
+        Route("/bench/answers/{name}", set_answer, methods=["PUT"]),
+    ]
+
+
 def create_bench_app(settings: Settings | None = None) -> Starlette:
-    """The real app, plus the plain endpoint and the statement counter beside `/graphql`."""
+    """The real app, plus the plain endpoints and the statement counter beside `/graphql`."""
     app = create_app(settings)
     runtime: Runtime = app.state.runtime
     count, gc_time = StatementCount(), GcTime()
     count.attach(runtime)
     gc_time.attach()
-    app.router.routes.extend(bench_routes(runtime, count, gc_time))
+    app.router.routes.extend([*bench_routes(runtime, count, gc_time), *small_routes()])
     if os.environ.get(GC_FREEZE) != "0":
-        # As `storyframe serve` does: what is alive at start-up (modules, the schema, the app)
-        # leaves the collector's sight, so full collections only walk what requests allocate.
-        gc.collect()
-        gc.freeze()
+        tune_collector()  # as `storyframe serve` does
     return app

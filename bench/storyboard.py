@@ -75,14 +75,19 @@ def _stored() -> StoredImage:
     )
 
 
-async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str]:
-    """Migrate the database and seed one storyboard video: its primary key, and a token of
-    the account that owns it."""
+async def migrate(database_url: str) -> None:
+    """Bring the database's schema up to date, as `storyframe migrate` does."""
     engine = create_engine(database_url)
     try:
         await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str]:
+    """Migrate the database and seed one storyboard video: its primary key, and a token of
+    the account that owns it."""
+    await migrate(database_url)
     runtime = build_runtime(Settings(database_url=database_url, data_dir=data_dir))
     try:
         account = await runtime.accounts.sign_up(
@@ -101,7 +106,7 @@ async def seed(database_url: str, data_dir: Path, frames: int) -> tuple[int, str
         )
         return video, account.token
     finally:
-        await runtime.engine.dispose()
+        await runtime.aclose()
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -352,7 +357,7 @@ async def run(base_url: str, video_pk: int, token: str, settings: Load) -> None:
     report(results, settings)
 
 
-def _dialect(url: str) -> str:
+def dialect(url: str) -> str:
     return "PostgreSQL" if url.startswith("postgres") else "SQLite"
 
 
@@ -361,7 +366,7 @@ def bench(database_url: str | None, data_dir: Path, args: argparse.Namespace) ->
     started = time.perf_counter()
     video_pk, token = asyncio.run(seed(url, data_dir, args.frames))
     print(
-        f"{_dialect(url)}: seeded {args.frames} frames x {MESSAGES_PER_FRAME} messages x "
+        f"{dialect(url)}: seeded {args.frames} frames x {MESSAGES_PER_FRAME} messages x "
         f"{IMAGES_PER_MESSAGE} images in {time.perf_counter() - started:.1f} s"
     )
     if not args.gc_freeze:

@@ -46,7 +46,8 @@ def create_app(
     would build (see `build_runtime`)."""
     settings = settings or Settings()
     runtime = build_runtime(settings, provider=provider, storage=storage, clock=clock)
-    watch(runtime.engine, runtime.outage)
+    for engine in runtime.engines:
+        watch(engine, runtime.outage)
     graphql = StoryframeGraphQL(schema or build_schema(settings), runtime)
 
     @asynccontextmanager

@@ -6,14 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.blobs import SqlBlobIndex
-from storyframe.db.engine import create_engine, session_factory
+from storyframe.db.engine import create_engine, create_read_engine, session_factory
 from storyframe.db.generations import SqlStaleGenerations
 from storyframe.db.outage import Outage
 from storyframe.db.reader import SqlReader
+from storyframe.db.reads import Reads
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import utcnow
 from storyframe.domain.image_provider import ImageProvider
@@ -48,6 +50,7 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reads: Reads
     accounts: AccountService
     media: Media
     janitor: FileJanitor
@@ -59,7 +62,7 @@ class Runtime:
     def services_for(self, user_id: int) -> Services:
         return Services.build(
             SqlUnitOfWork(self.sessions, user_id),
-            SqlReader(self.sessions, user_id),
+            SqlReader(self.reads, user_id),
             self.media,
             self.generator,
             self.list_limits,
@@ -72,6 +75,14 @@ class Runtime:
             await self.generator.aclose()
         finally:
             await self.engine.dispose()
+            await self.reads.dispose()
+
+    @property
+    def engines(self) -> tuple[Engine, ...]:
+        """Where the database's events are (statements, connections): the engine's, and the
+        reads' where they have connections of their own (SQLite)."""
+        engine, reads = self.engine.sync_engine, self.reads.sync_engine
+        return (engine,) if reads.pool is engine.pool else (engine, reads)
 
     def scope(self, user_id: int) -> tuple[Services, Loaders]:
         services = self.services_for(user_id)
@@ -90,8 +101,9 @@ def build_runtime(
     used: generation, uploads, the janitor, the media route, token expiry and the sweep."""
     engine = create_engine(settings.resolved_database_url)
     sessions = session_factory(engine)
+    reads = Reads(create_read_engine(engine))
     accounts = AccountService(
-        SqlAccountStore(sessions),
+        SqlAccountStore(sessions, reads),
         Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
         LoginLimits(
             per_email=SlidingWindow(settings.login_attempts_per_email, LOGIN_WINDOW_SECONDS),
@@ -128,7 +140,7 @@ def build_runtime(
         image_places=settings.max_image_places,
     )
     return Runtime(
-        settings, engine, sessions, accounts, media, janitor, generator, sweep, list_limits
+        settings, engine, sessions, reads, accounts, media, janitor, generator, sweep, list_limits
     )
 
 

@@ -23,6 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
 from storyframe.db.outage import is_unreachable
+from storyframe.domain.ports import Viewer
 from storyframe.graphql_http import JSON, GraphQLOverHTTP, response_media_type
 from storyframe.guards import (
     error_body,
@@ -32,7 +33,6 @@ from storyframe.persisted import PersistedQueries, Refusal
 from storyframe.runtime import Runtime
 from storyframe.schema.errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE
 from storyframe.schema.request_context import RequestContext
-from storyframe.services.accounts import Viewer
 
 RETRY_AFTER_SECONDS = 5
 """How long a client is asked to wait before trying again while the database is unreachable."""
@@ -96,7 +96,9 @@ class StoryframeGraphQL(GraphQLOverHTTP):
             return
         request = Request(scope=scope, receive=receive)
         try:
-            response = await self.run(request)
+            # The token lookup and every read of the request share one connection.
+            async with self._runtime.reads.held():
+                response = await self.run(request)
         except HTTPException as refused:
             code = _HTTP_ERROR_CODES.get(refused.status_code, "BAD_REQUEST")
             headers = None

@@ -184,7 +184,7 @@ def seeds(runtime: Runtime, owner: AccountSession) -> Seeds:
 
 @pytest.fixture
 def sql_counter(runtime: Runtime) -> StatementCounter:
-    return counting(runtime.engine)
+    return counting(*runtime.engines)
 
 
 @pytest.fixture

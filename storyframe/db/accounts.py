@@ -4,19 +4,38 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql import Executable
 from sqlmodel import col, select
 
 from storyframe.db.engine import WRITE_OPTION
+from storyframe.db.reads import Reads
 from storyframe.db.tables import AccessToken, User, utcnow
-from storyframe.domain.ports import AccountStore
+from storyframe.domain.ports import AccountStore, Viewer
+
+# Built once: checked on every request, it is compiled once and found in the cache after.
+_TOKEN_OWNER: Executable = (
+    select(
+        col(User.id).label("user_id"),
+        col(AccessToken.id).label("token_id"),
+        col(User.email),
+        col(User.created_at),
+    )
+    .join(AccessToken, col(AccessToken.user_id) == col(User.id))
+    .where(
+        col(AccessToken.token_hash) == bindparam("token_hash"),
+        col(AccessToken.revoked_at).is_(None),
+        col(AccessToken.expires_at) > bindparam("now"),
+    )
+)
 
 
 class SqlAccountStore(AccountStore):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], reads: Reads) -> None:
         self._sessions = sessions
+        self._reads = reads
 
     async def user(self, user_id: int) -> User | None:
         async with self._sessions() as session:
@@ -51,24 +70,9 @@ class SqlAccountStore(AccountStore):
             session.add(AccessToken(user_id=user_id, token_hash=token_hash, expires_at=expires_at))
             await session.commit()
 
-    async def token_owner(self, token_hash: str, now: datetime) -> tuple[User, int] | None:
-        async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(User, col(AccessToken.id))
-                    .join(AccessToken, col(AccessToken.user_id) == col(User.id))
-                    .where(
-                        col(AccessToken.token_hash) == token_hash,
-                        col(AccessToken.revoked_at).is_(None),
-                        col(AccessToken.expires_at) > now,
-                    )
-                )
-            ).first()
-        if row is None:
-            return None
-        user, token_id = row
-        assert token_id is not None
-        return user, token_id
+    async def token_owner(self, token_hash: str, now: datetime) -> Viewer | None:
+        row = await self._reads.first(_TOKEN_OWNER, {"token_hash": token_hash, "now": now})
+        return Viewer(**row._asdict()) if row is not None else None
 
     async def revoke_token(self, token_id: int, now: datetime) -> None:
         await self._write(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -39,7 +40,44 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
-    return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10)
+    # asyncpg tells SQLAlchemy whether a connection is in autocommit, so skipping the rollback
+    # where it is (the read engine's connections) leaves transactions alone.
+    return create_async_engine(
+        parsed, echo=echo, pool_pre_ping=True, pool_size=10, skip_autocommit_rollback=True
+    )
+
+
+SQLITE_READ_BUSY_MS = 1000
+"""How long a SQLite read waits for SQLite's lock, which in WAL mode only a process recovering
+the journal holds, before it fails."""
+
+
+def create_read_engine(engine: AsyncEngine) -> AsyncEngine | Engine:
+    """The engine reads run on (`storyframe.db.reads`): autocommit, so a read of one statement
+    runs no `BEGIN` before it, and no `ROLLBACK` when its connection goes back to the pool.
+    PostgreSQL's shares the engine's pool. SQLite's is a blocking engine (the standard library's
+    driver) with connections of its own to the same file, which answer reads only."""
+    if engine.dialect.name != "sqlite":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    if engine.url.database in (None, "", ":memory:"):
+        return engine  # a database in memory is one connection's own
+    reads = create_sync_engine(
+        engine.url.set(drivername="sqlite+pysqlite"),
+        echo=engine.echo,
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
+        # Used on the event loop's thread only, though not always the same loop's (tests).
+        connect_args={"check_same_thread": False, "timeout": SQLITE_READ_BUSY_MS / 1000},
+    )
+
+    @event.listens_for(reads, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_READ_BUSY_MS}")
+        cursor.close()
+
+    return reads
 
 
 def _sqlite_engine(url: URL, *, echo: bool) -> AsyncEngine:

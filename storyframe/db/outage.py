@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -95,10 +95,10 @@ class Outage:
         )
 
 
-def watch(engine: AsyncEngine, outage: Outage) -> None:
+def watch(engine: AsyncEngine | Engine, outage: Outage) -> None:
     """Make the engine's failures to connect `DatabaseUnreachable`, and tell `outage` the
     database answered whenever a connection is handed out (after the pool's ping)."""
-    sync_engine = engine.sync_engine
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
 
     @event.listens_for(sync_engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import BindParameter, ColumnElement, select
 from sqlmodel import col
 
 from storyframe.db import tables
 from storyframe.db.tables import Image, Project, Video
 
 
-def owned_by(model: Any, owner_id: int) -> ColumnElement[bool]:
+def owned_by(model: Any, owner_id: int | BindParameter[int]) -> ColumnElement[bool]:
     """A condition that holds for the rows of `model` that belong to the user `owner_id`."""
     projects = select(col(Project.id)).where(col(Project.owner_id) == owner_id)
     if model is Project:

@@ -171,6 +171,16 @@ class Reader(Protocol):
         """Raise unless the database answers."""
 
 
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The user a request acts for, and the token it came with."""
+
+    user_id: int
+    token_id: int
+    email: str
+    created_at: datetime
+
+
 class AccountStore(Protocol):
     """Users and their access tokens; each call is its own transaction."""
 
@@ -181,8 +191,8 @@ class AccountStore(Protocol):
 
     async def set_password(self, user_id: int, password_hash: str) -> None: ...
     async def add_token(self, user_id: int, token_hash: str, expires_at: datetime) -> None: ...
-    async def token_owner(self, token_hash: str, now: datetime) -> tuple[User, int] | None:
-        """The user and token id of a live (unrevoked, unexpired) token."""
+    async def token_owner(self, token_hash: str, now: datetime) -> Viewer | None:
+        """The user of a live (unrevoked, unexpired) token, with the token's id."""
 
     async def revoke_token(self, token_id: int, now: datetime) -> None: ...
     async def revoke_tokens_except(

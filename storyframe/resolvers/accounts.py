@@ -19,7 +19,7 @@ class AccountQuery:
         viewer = info.context.viewer
         if viewer is None:  # not an error: a client asks this to learn whether it is logged in
             return None
-        return api.User.from_row(await info.context.app.accounts.user(viewer))
+        return api.User.of_viewer(viewer)
 
 
 @strawberry.type

@@ -9,6 +9,7 @@ from operator import attrgetter, itemgetter
 from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy import Row
 
 from storyframe.domain.pages import PageRequest
 from storyframe.schema.ids import decode_cursor
@@ -25,16 +26,18 @@ class Node:
 
 
 class Columns:
-    """Reads a row's columns straight from its instance dict, where SQLAlchemy keeps the loaded
-    values (`InstanceState.dict`): lists wrap hundreds of rows per request, and going through the
-    ORM's attribute descriptors costs more than building the object. A row missing a value
-    (expired, deferred) is read through the descriptors."""
+    """Reads columns from a plain row (what the reader answers) by name, and from an ORM entity
+    (what a mutation answers) straight from its instance dict, where SQLAlchemy keeps the loaded
+    values (`InstanceState.dict`): going through the ORM's attribute descriptors costs more than
+    building the object. An entity missing a value (expired, deferred) is read through them."""
 
     def __init__(self, *names: str) -> None:
         self._items = itemgetter(*names)
         self._attributes = attrgetter(*names)
 
     def of(self, row: object) -> Any:
+        if isinstance(row, Row):  # by name through its mapping: a third of its attributes' cost
+            return self._items(row._mapping)
         try:
             return self._items(vars(row))
         except KeyError:

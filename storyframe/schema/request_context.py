@@ -13,7 +13,8 @@ from strawberry.dataloader import DataLoader
 from storyframe.domain.errors import Unauthenticated
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place
-from storyframe.services.accounts import AccountService, Viewer
+from storyframe.domain.ports import Viewer
+from storyframe.services.accounts import AccountService
 from storyframe.services.container import Services
 
 if TYPE_CHECKING:

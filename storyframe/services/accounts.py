@@ -10,19 +10,11 @@ from datetime import datetime, timedelta
 
 from storyframe.db.tables import EMAIL_MAX, User, utcnow
 from storyframe.domain.errors import DomainError, ErrorCode
-from storyframe.domain.ports import AccountStore
+from storyframe.domain.ports import AccountStore, Viewer
 from storyframe.services.passwords import PASSWORD_MAX, Passwords, check_new_password
 from storyframe.services.ratelimit import SlidingWindow
 
 TOKEN_PREFIX = "sf_"
-
-
-@dataclass(frozen=True, slots=True)
-class Viewer:
-    """The user a request acts for, and the token it came with."""
-
-    user_id: int
-    token_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +119,7 @@ class AccountService:
         """The viewer of a live token; None for an unknown, revoked or expired one."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
-        found = await self._store.token_owner(hash_token(token), self._clock())
-        if found is None:
-            return None
-        user, token_id = found
-        assert user.id is not None
-        return Viewer(user.id, token_id)
-
-    async def user(self, viewer: Viewer) -> User:
-        user = await self._store.user(viewer.user_id)
-        assert user is not None
-        return user
+        return await self._store.token_owner(hash_token(token), self._clock())
 
     async def _issue(self, user: User) -> Session:
         assert user.id is not None

@@ -21,7 +21,7 @@ from storyframe.domain.places import Place, PlaceKind, PlaceOwner
 from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.limits import ListLimits
-from storyframe.services.rows import edit, found
+from storyframe.services.rows import edit, found, renamed
 from storyframe.services.validation import clean_name
 
 MAX_ATTACHMENTS = 16
@@ -59,8 +59,7 @@ class MainChatService:
         return chat
 
     async def rename(self, chat_id: int, name: str) -> MainChat:
-        cleaned = clean_name(name, "name", NAME_MAX)
-        return await edit(self._uow, MainChat, chat_id, "main chat", name=cleaned)
+        return await renamed(self._uow, MainChat, chat_id, "main chat", name)
 
     async def delete(self, chat_id: int) -> Deleted:
         async with self._uow() as repo:

@@ -6,7 +6,7 @@ from storyframe.db.tables import NAME_MAX, Context, MainChat, Project, Video
 from storyframe.domain.places import PlaceOwner
 from storyframe.domain.ports import Doomed, FileReleaser, UnitOfWork
 from storyframe.services.deletion import Deleted, doom_files, doom_videos
-from storyframe.services.rows import edit, found
+from storyframe.services.rows import found, renamed
 from storyframe.services.validation import clean_name
 
 DEFAULT_MAIN_CHAT_NAME = "Main chat"
@@ -26,8 +26,7 @@ class ProjectService:
         return project
 
     async def rename(self, project_id: int, name: str) -> Project:
-        cleaned = clean_name(name, "name", NAME_MAX)
-        return await edit(self._uow, Project, project_id, "project", name=cleaned)
+        return await renamed(self._uow, Project, project_id, "project", name)
 
     async def delete(self, project_id: int) -> Deleted:
         async with self._uow() as repo:
@@ -63,8 +62,7 @@ class VideoService:
         return video
 
     async def rename(self, video_id: int, name: str) -> Video:
-        cleaned = clean_name(name, "name", NAME_MAX)
-        return await edit(self._uow, Video, video_id, "video", name=cleaned)
+        return await renamed(self._uow, Video, video_id, "video", name)
 
     async def delete(self, video_id: int) -> Deleted:
         async with self._uow() as repo:

@@ -1,4 +1,5 @@
-"""Reading a row that must be there, and editing one: what most services' steps start with."""
+"""Reading a row that must be there, and editing or renaming one: what most services' steps
+start with."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import TypeVar
 
 from sqlmodel import SQLModel
 
-from storyframe.db.tables import utcnow
+from storyframe.db.tables import NAME_MAX, utcnow
 from storyframe.domain.errors import NotFound
 from storyframe.domain.ports import Repository, UnitOfWork
+from storyframe.services.validation import clean_name
 
 Row = TypeVar("Row", bound=SQLModel)
 
@@ -31,3 +33,8 @@ async def edit(uow: UnitOfWork, model: type[Row], id: int, label: str, **changes
         await repo.save(row)
         await repo.commit()
     return row
+
+
+async def renamed(uow: UnitOfWork, model: type[Row], id: int, label: str, name: str) -> Row:
+    """The row named `name`, made tidy (see `clean_name`) and checked first."""
+    return await edit(uow, model, id, label, name=clean_name(name, "name", NAME_MAX))

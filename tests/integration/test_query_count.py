@@ -190,7 +190,7 @@ class Wrapped:
 async def wrapped(settings: Settings, owner: AccountSession) -> AsyncIterator[Wrapped]:
     schema = build_schema(settings, direct_relations=False)
     async with app_with(settings, schema=schema) as app, client_of(app, owner.token) as gql:
-        yield Wrapped(gql, counting(app.state.runtime.engine))
+        yield Wrapped(gql, counting(*app.state.runtime.engines))
 
 
 async def test_relations_resolved_directly_answer_as_strawberry_would(

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.engine import create_engine, session_factory
+from storyframe.db.reads import Reads
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import (
     Context,
@@ -84,7 +85,7 @@ async def backend(sql_database_url: str | None) -> AsyncIterator[Backend]:
     engine = create_engine(sql_database_url)
     try:
         sessions = session_factory(engine)
-        accounts = SqlAccountStore(sessions)
+        accounts = SqlAccountStore(sessions, Reads(engine))
         owner = await accounts.add_user("owner@storyframe.test", "not a real hash")
         stranger = await accounts.add_user("stranger@storyframe.test", "not a real hash")
         assert owner is not None

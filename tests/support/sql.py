@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import Engine, event, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -18,8 +18,10 @@ class StatementCounter:
     counting: bool = False
     statements: list[str] = field(default_factory=list)
 
-    def attach(self, engine: AsyncEngine) -> None:
-        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def attach(self, engine: AsyncEngine | Engine) -> None:
+        target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+        @event.listens_for(target, "before_cursor_execute")
         def _count(*args: Any) -> None:
             statement = args[2]
             if self.counting and not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA")):
@@ -34,10 +36,11 @@ class StatementCounter:
         self.counting = False
 
 
-def counting(engine: AsyncEngine) -> StatementCounter:
-    """A counter of the engine's statements, off until entered."""
+def counting(*engines: AsyncEngine | Engine) -> StatementCounter:
+    """A counter of the engines' statements (a runtime's `engines`), off until entered."""
     counter = StatementCounter()
-    counter.attach(engine)
+    for engine in engines:
+        counter.attach(engine)
     return counter
 
 

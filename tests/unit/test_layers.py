@@ -56,6 +56,7 @@ DB_BEHIND_PORTS = (
     "storyframe.db.migrate",
     "storyframe.db.outage",
     "storyframe.db.ownership",
+    "storyframe.db.reads",
 )
 RULES = [
     # the vocabulary at the bottom: nothing above it, no implementation of its ports

@@ -1,0 +1,215 @@
+"""A request's reads: one connection for the token lookup and every read, checked out only when
+something is read, with no transaction around a read; and what happens to that connection when
+the request ends, is cancelled, or leaves a task behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from storyframe.runtime import Runtime
+from tests.support.clients import GraphQLClient
+from tests.support.scenes import create_project
+
+SMALL = "{ viewer { id } projects(first: 5) { nodes { id name } } }"
+WIDE = """
+{ viewer { id email }
+  projects(first: 5) {
+    totalCount
+    nodes { id videoCount videos(first: 3) { nodes { id frameCount frames { id } } } }
+  }
+}
+"""
+RENAME = """
+mutation Rename($id: ID!) { updateProject(input: {id: $id, name: "Renamed"}) {
+  project { id name } userErrors { code } } }
+"""
+
+
+@dataclass
+class Watch:
+    """What the runtime's engines did: connections checked out, and for each statement whether
+    it ran inside a transaction."""
+
+    checkouts: int = 0
+    statements: list[tuple[str, bool]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.checkouts = 0
+        self.statements.clear()
+
+
+def _in_transaction(connection: Any) -> bool:
+    """Whether the DBAPI connection runs its next statement inside a transaction: on SQLite, one
+    opened by `BEGIN`; with asyncpg, whenever it is not in autocommit (it opens one itself)."""
+    adapted = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite":  # the standard library's, or aiosqlite's around it
+        return bool(getattr(adapted, "_connection", adapted).in_transaction)
+    return not adapted.autocommit
+
+
+@contextmanager
+def watching(runtime: Runtime) -> Iterator[Watch]:
+    watch = Watch()
+
+    def checked_out(*_: Any) -> None:
+        watch.checkouts += 1
+
+    def executing(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        watch.statements.append((statement.strip().split()[0].upper(), _in_transaction(connection)))
+
+    engines = runtime.engines
+    for engine in engines:
+        event.listen(engine, "checkout", checked_out)
+        event.listen(engine, "before_cursor_execute", executing)
+    try:
+        yield watch
+    finally:
+        for engine in engines:
+            event.remove(engine, "checkout", checked_out)
+            event.remove(engine, "before_cursor_execute", executing)
+
+
+async def test_a_request_that_reads_nothing_checks_out_no_connection(
+    runtime: Runtime, anonymous_gql: GraphQLClient
+) -> None:
+    with watching(runtime) as watch:
+        data = await anonymous_gql.data("{ __typename viewer { id } }")
+
+    assert data == {"__typename": "Query", "viewer": None}
+    assert (watch.checkouts, watch.statements) == (0, [])
+
+
+async def test_the_token_lookup_and_every_read_share_one_connection(
+    runtime: Runtime, gql: GraphQLClient
+) -> None:
+    # given
+    for name in ("One", "Two"):
+        await create_project(gql, name)
+
+    # when
+    with watching(runtime) as watch:
+        typename = await gql.data("{ __typename }")
+        alone = watch.checkouts
+        watch.clear()
+        wide = await gql.data(WIDE)
+
+    # then: the token alone; then the token, the projects, their count, their videos' counts
+    # and their videos (none, so no frames are read): each request on one connection
+    assert typename == {"__typename": "Query"}
+    assert alone == 1
+    assert wide["projects"]["totalCount"] == 2
+    assert watch.checkouts == 1
+    assert len(watch.statements) == 5
+
+
+async def test_reads_run_outside_any_transaction_and_writes_inside_one(
+    runtime: Runtime, gql: GraphQLClient
+) -> None:
+    # given
+    project = await create_project(gql, "One")
+
+    # when
+    with watching(runtime) as watch:
+        await gql.data(SMALL)
+        reads = list(watch.statements)
+        watch.clear()
+        await gql.mutate(RENAME, {"id": project})
+        writes = [(verb, inside) for verb, inside in watch.statements if verb == "UPDATE"]
+
+    # then
+    assert [verb for verb, _ in reads] == ["SELECT", "SELECT"]
+    assert not any(inside for _, inside in reads)
+    assert writes == [("UPDATE", True)]
+
+
+async def test_a_task_that_outlives_its_request_reads_on_a_connection_of_its_own(
+    runtime: Runtime,
+) -> None:
+    # given: a read held open by a request, and a task it started that reads after it ends
+    reads = runtime.reads
+    pool = reads.sync_engine.pool
+    go = asyncio.Event()
+
+    async def later() -> int:
+        await go.wait()
+        return int((await reads.rows(text("SELECT 2")))[0][0])
+
+    async with reads.held():
+        assert (await reads.rows(text("SELECT 1")))[0][0] == 1
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        task = asyncio.create_task(later())
+
+    # when: the request has ended
+    returned = pool.checkedout()  # type: ignore[attr-defined]
+    go.set()
+    answer = await task
+
+    # then
+    assert returned == 0
+    assert answer == 2
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_request_cancelled_while_it_holds_its_connection_gives_it_back(
+    runtime: Runtime,
+) -> None:
+    # given: a request that has read, and now waits on something else
+    reads = runtime.reads
+    pool = reads.sync_engine.pool
+    waiting = asyncio.Event()
+
+    async def request() -> None:
+        async with reads.held():
+            await reads.rows(text("SELECT 1"))
+            waiting.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(request())
+    await waiting.wait()
+    held = pool.checkedout()  # type: ignore[attr-defined]
+
+    # when
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # then
+    assert held == 1
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"])
+async def test_a_request_cancelled_mid_statement_gives_its_connection_back(
+    runtime: Runtime,
+) -> None:
+    # given: a statement the server is still running (SQLite's run on the loop, whole)
+    reads = runtime.reads
+    pool = reads.sync_engine.pool
+    started = asyncio.Event()
+
+    @event.listens_for(reads.sync_engine, "before_cursor_execute")
+    def _started(*_: Any) -> None:
+        started.set()
+
+    async def request() -> None:
+        async with reads.held():
+            await reads.rows(text("SELECT pg_sleep(30)"))
+
+    task = asyncio.create_task(request())
+    await started.wait()
+
+    # when
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # then: the connection is back, and the next read works
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert (await reads.rows(text("SELECT 3")))[0][0] == 3
