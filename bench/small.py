@@ -50,6 +50,7 @@ from bench.storyboard import (
     Result,
     ServerStats,
     dialect,
+    load_arguments,
     migrate,
     server,
 )
@@ -460,19 +461,7 @@ def _load() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.small", description=__doc__.split("\n\n")[0]
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database-url", help="seed this database instead of a fresh SQLite one")
-    where.add_argument(
-        "--postgres", action="store_true", help="start a throwaway PostgreSQL server"
-    )
-    parser.add_argument(
-        "--seconds", type=float, default=3.0, help="measured seconds per endpoint and round"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of every endpoint in turn")
-    parser.add_argument("--concurrency", type=int, default=8, help="connections, one request each")
+    parser = load_arguments("bench.small", __doc__, seconds=3.0)
     args = parser.parse_args(argv)
     if not (0 < args.seconds <= 600 and 0 < args.concurrency <= 256 and 0 < args.rounds <= 20):
         parser.error("--seconds in (0, 600], --concurrency in [1, 256], --rounds in [1, 20]")

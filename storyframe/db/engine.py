@@ -40,11 +40,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo)
-    # asyncpg tells SQLAlchemy whether a connection is in autocommit, so skipping the rollback
-    # where it is (the read engine's connections) leaves transactions alone.
-    return create_async_engine(
-        parsed, echo=echo, pool_pre_ping=True, pool_size=10, skip_autocommit_rollback=True
-    )
+    return create_async_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10)
 
 
 SQLITE_READ_BUSY_MS = 1000
@@ -55,10 +51,20 @@ the journal holds, before it fails."""
 def create_read_engine(engine: AsyncEngine) -> AsyncEngine | Engine:
     """The engine reads run on (`storyframe.db.reads`): autocommit, so a read of one statement
     runs no `BEGIN` before it, and no `ROLLBACK` when its connection goes back to the pool.
-    PostgreSQL's shares the engine's pool. SQLite's is a blocking engine (the standard library's
+    PostgreSQL's has a pool of its own. SQLite's is a blocking engine (the standard library's
     driver) with connections of its own to the same file, which answer reads only."""
     if engine.dialect.name != "sqlite":
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A pool of its own, in autocommit from the start: the pool's ping before a checkout is
+        # then one round trip, where a connection not yet in autocommit pings inside a
+        # transaction of its own (BEGIN, the ping, ROLLBACK).
+        return create_async_engine(
+            engine.url,
+            echo=engine.echo,
+            pool_pre_ping=True,
+            pool_size=10,
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
+        )
     if engine.url.database in (None, "", ":memory:"):
         return engine  # a database in memory is one connection's own
     reads = create_sync_engine(

@@ -67,6 +67,8 @@ class _Prepared:
     document: DocumentNode | None
     errors: list[GraphQLError]
     fragments: dict[str, FragmentDefinitionNode] = field(default_factory=dict)
+    costs: dict[str | None, int] = field(default_factory=dict)
+    """The cost of each operation that declares no variables, which is the same every time."""
 
 
 class DocumentChecks:
@@ -208,13 +210,19 @@ class DocumentChecks:
         variables: Mapping[str, Any] | None,
     ) -> int:
         """How many fields the operation may resolve at most (see `storyframe.schema.cost`)."""
+        cached = prepared.costs.get(operation_name)
+        if cached is not None:
+            return cached
         assert prepared.document is not None
         operation = _operation(prepared.document, operation_name)
         root = None if operation is None else self.schema.get_root_type(operation.operation)
         if operation is None or root is None:
             return 0
         walk = CostWalk(self.schema, self.list_bounds, prepared.fragments, variables or {})
-        return walk.cost(operation.selection_set, root.name).fixed
+        cost = walk.cost(operation.selection_set, root.name).fixed
+        if not operation.variable_definitions:
+            prepared.costs[operation_name] = cost
+        return cost
 
     def cost_errors(
         self,

@@ -15,6 +15,7 @@ from graphql import get_introspection_query
 
 import storyframe.schema.limits
 from storyframe.api_schema import build_schema, document_checks
+from storyframe.schema.cost import CostWalk
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
@@ -317,6 +318,35 @@ async def test_identical_documents_are_parsed_and_validated_once(
     assert other == {"__typename": "Query"}
     assert parses == [document, "{ __typename }"]
     assert validations == ["validate", "validate"]
+
+
+async def test_a_cost_is_walked_once_per_document_without_variables_and_per_request_with_them(
+    settings: Settings, owner: AccountSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given
+    walks: list[str] = []
+
+    class CountingWalk(CostWalk):
+        def __init__(self, *args: Any) -> None:
+            walks.append("walk")
+            super().__init__(*args)
+
+    monkeypatch.setattr(storyframe.schema.limits, "CostWalk", CountingWalk)
+    fixed = "{ projects(first: 5) { nodes { id } } }"
+    variable = "query($n: Int) { projects(first: $n) { nodes { id } } }"
+    async with app_with(settings, max_query_cost=50) as app, client_of(app, owner.token) as gql:
+        # when
+        for _ in range(10):
+            await gql.data(fixed)
+        fixed_walks = len(walks)
+        small = [await gql.execute(variable, {"n": n}) for n in (1, 2, 3)]
+        large = await gql.execute(variable, {"n": 100})
+
+    # then: the fixed one once; each request with variables anew, so a large page is refused
+    assert fixed_walks == 1
+    assert len(walks) == 5
+    assert all("errors" not in body for body in small)
+    assert [e["extensions"]["code"] for e in large["errors"]] == ["MAX_COST_EXCEEDED"]
 
 
 def test_every_list_of_the_schema_has_a_bound(settings: Settings) -> None:

@@ -3,6 +3,8 @@ two `storyframe serve` processes on one database, each checking the token on eve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,16 @@ mutation ChangePassword($input: ChangePasswordInput!) {
 """
 
 
+@contextmanager
+def two_servers(database_url: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """Two `storyframe serve` processes on the database, each with a client of its own."""
+    with (
+        running_server(tmp_path / "a", tmp_path / "a.log", DATABASE_URL=database_url) as (_, a),
+        running_server(tmp_path / "b", tmp_path / "b.log", DATABASE_URL=database_url) as (_, b),
+    ):
+        yield a, b
+
+
 def _as(client: httpx.Client, token: str) -> None:
     client.headers["Authorization"] = f"Bearer {token}"
 
@@ -36,10 +48,7 @@ def _refused(client: httpx.Client) -> list[str | None]:
 async def test_logging_out_on_one_process_is_refused_by_the_other_at_once(
     database_url: str, tmp_path: Path
 ) -> None:
-    with (
-        running_server(tmp_path / "a", tmp_path / "a.log", DATABASE_URL=database_url) as (_, a),
-        running_server(tmp_path / "b", tmp_path / "b.log", DATABASE_URL=database_url) as (_, b),
-    ):
+    with two_servers(database_url, tmp_path) as (a, b):
         # given: a token both processes accept
         token = sign_up_over_http(a, EMAIL)
         _as(b, token)
@@ -57,10 +66,7 @@ async def test_logging_out_on_one_process_is_refused_by_the_other_at_once(
 async def test_changing_the_password_on_one_process_logs_out_other_tokens_on_the_other(
     database_url: str, tmp_path: Path
 ) -> None:
-    with (
-        running_server(tmp_path / "a", tmp_path / "a.log", DATABASE_URL=database_url) as (_, a),
-        running_server(tmp_path / "b", tmp_path / "b.log", DATABASE_URL=database_url) as (_, b),
-    ):
+    with two_servers(database_url, tmp_path) as (a, b):
         # given: one session on each process
         kept = sign_up_over_http(a, EMAIL)
         logged_in = graphql(b, LOG_IN, {"input": {"email": EMAIL, "password": PASSWORD}})
