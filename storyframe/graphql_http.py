@@ -182,4 +182,9 @@ class GraphQLOverHTTP(GraphQL[RequestContext, None]):
             failed = not isinstance(response_data, list) and "data" not in response_data
             if failed and not sub_response.status_code:
                 response.status_code = 400
+        results = response_data if isinstance(response_data, list) else [response_data]
+        self.finish_response(response, results)
         return response
+
+    def finish_response(self, response: Response, results: list[GraphQLHTTPResponse]) -> None:
+        """A subclass's last word on a response made of `results` (its status, its headers)."""

@@ -134,18 +134,11 @@ class StoryframeGraphQL(GraphQLOverHTTP):
             self._runtime.outage.refused(unreachable[0])
         return await super().process_result(request, result)
 
-    def create_response(
-        self,
-        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
-        sub_response: Response,
-    ) -> Response:
-        """As Strawberry's; 503 with `Retry-After` when every error is the database's absence."""
-        response = super().create_response(response_data, sub_response)
-        results = response_data if isinstance(response_data, list) else [response_data]
+    def finish_response(self, response: Response, results: list[GraphQLHTTPResponse]) -> None:
+        """503 with `Retry-After` when every error is the database's absence."""
         if all(_only_unavailable(result) for result in results):
             response.status_code = 503
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
 
     async def parse_multipart(self, request: AsyncHTTPRequestAdapter) -> dict[str, str]:
         """The operation of a multipart request (the GraphQL multipart request spec) with its

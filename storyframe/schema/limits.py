@@ -224,13 +224,8 @@ class DocumentChecks:
             prepared.costs[operation_name] = cost
         return cost
 
-    def cost_errors(
-        self,
-        prepared: _Prepared,
-        operation_name: str | None,
-        variables: Mapping[str, Any] | None,
-    ) -> list[GraphQLError]:
-        cost = self.cost(prepared, operation_name, variables)
+    def cost_errors(self, cost: int) -> list[GraphQLError]:
+        """The refusal of an operation that may resolve `cost` fields, if it is over the limit."""
         if cost <= self.limits.max_cost:
             return []
         return [
@@ -286,6 +281,6 @@ class CheckDocuments(SchemaExtension):
         if prepared is not None:
             checks = self._checks(context.schema._schema)
             context.pre_execution_errors = prepared.errors or checks.cost_errors(
-                prepared, context.operation_name, context.variables
+                checks.cost(prepared, context.operation_name, context.variables)
             )
         yield
