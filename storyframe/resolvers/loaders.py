@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlmodel import SQLModel
@@ -17,7 +18,7 @@ from storyframe.schema.connection import Connection
 from storyframe.schema.generation import Generation
 from storyframe.schema.images import Image
 from storyframe.schema.projects import Project, Video
-from storyframe.schema.request_context import Loaders
+from storyframe.schema.request_context import LoaderFactory, Loaders
 from storyframe.services.container import Services
 
 K = TypeVar("K", bound=Hashable)
@@ -76,51 +77,62 @@ def _paged(
     return DataLoader(load)
 
 
+async def _contexts_of_videos(reader: Reader, ids: list[int]) -> list[Context | None]:
+    found = await reader.contexts_of_videos(ids)
+    return [Context.from_row(found[i]) if i in found else None for i in ids]
+
+
+async def _generations_of_messages(reader: Reader, ids: list[int]) -> list[Generation | None]:
+    found = await reader.generations_of_messages(ids)
+    return [Generation.from_row(found[i]) if i in found else None for i in ids]
+
+
+async def _count_projects(reader: Reader, keys: list[int]) -> list[int]:
+    total = await reader.count_projects()
+    return [total for _ in keys]
+
+
+FACTORIES: dict[str, LoaderFactory] = {
+    "project": lambda r, _: _by_id(r, tables.Project, Project.from_row),
+    "video": lambda r, _: _by_id(r, tables.Video, Video.from_row),
+    "context": lambda r, _: _by_id(r, tables.Context, Context.from_row),
+    "frame": lambda r, _: _by_id(r, tables.Frame, Frame.from_row),
+    "main_chat": lambda r, _: _by_id(r, tables.MainChat, MainChat.from_row),
+    "message": lambda r, _: _by_id(r, tables.Message, Message.from_row),
+    "image": lambda r, _: _by_id(r, tables.Image, Image.from_row),
+    "generation": lambda r, _: _by_id(r, tables.Generation, Generation.from_row),
+    "generation_of_message": lambda r, _: DataLoader(partial(_generations_of_messages, r)),
+    "videos_of_project": lambda r, loaders: _paged(
+        r.videos_of_projects, Video.from_row, lambda: loaders.video_count
+    ),
+    "context_of_video": lambda r, _: DataLoader(partial(_contexts_of_videos, r)),
+    "frames_of_video": lambda r, _: _grouped(r.frames_of_videos, Frame.from_row),
+    "main_chats_of_video": lambda r, _: _grouped(r.main_chats_of_videos, MainChat.from_row),
+    "messages_of_chat": lambda r, loaders: _paged(
+        r.messages_of_chats, Message.from_row, lambda: loaders.message_count
+    ),
+    "images_of_message": lambda r, _: _grouped(r.images_of_messages, Image.from_row),
+    "attachments_of_message": lambda r, _: _grouped(r.attachments_of_messages, Image.from_row),
+    "images_of_place": lambda r, loaders: _paged(
+        r.images_of_places, Image.from_row, lambda: loaders.place_image_count
+    ),
+    "images_of_project": lambda r, loaders: _paged(
+        r.images_of_projects, Image.from_row, lambda: loaders.project_image_count
+    ),
+    "places_of_image": lambda r, _: _grouped(r.places_of_images, lambda place: place),
+    "project_count": lambda r, _: DataLoader(partial(_count_projects, r)),
+    "video_count": lambda r, _: _counts(r.count_videos),
+    "project_image_count": lambda r, _: _counts(r.count_project_images),
+    "frame_count": lambda r, _: _counts(r.count_frames),
+    "message_count": lambda r, _: _counts(r.count_messages),
+    "place_image_count": lambda r, _: _counts(r.count_place_images),
+}
+"""How each of a request's loaders is made, from its reader (and the other loaders it uses)."""
+
+
 def make_loaders(services: Services) -> Loaders:
-    reader = services.reads
-    video_count = _counts(reader.count_videos)
-    project_image_count = _counts(reader.count_project_images)
-    message_count = _counts(reader.count_messages)
-    place_image_count = _counts(reader.count_place_images)
+    """The request's loaders, each made when first asked for."""
+    return Loaders(services.reads, FACTORIES)
 
-    async def contexts_of_videos(ids: list[int]) -> list[Context | None]:
-        found = await reader.contexts_of_videos(ids)
-        return [Context.from_row(found[i]) if i in found else None for i in ids]
 
-    async def generations_of_messages(ids: list[int]) -> list[Generation | None]:
-        found = await reader.generations_of_messages(ids)
-        return [Generation.from_row(found[i]) if i in found else None for i in ids]
-
-    async def count_projects(keys: list[int]) -> list[int]:
-        total = await reader.count_projects()
-        return [total for _ in keys]
-
-    return Loaders(
-        project=_by_id(reader, tables.Project, Project.from_row),
-        video=_by_id(reader, tables.Video, Video.from_row),
-        context=_by_id(reader, tables.Context, Context.from_row),
-        frame=_by_id(reader, tables.Frame, Frame.from_row),
-        main_chat=_by_id(reader, tables.MainChat, MainChat.from_row),
-        message=_by_id(reader, tables.Message, Message.from_row),
-        image=_by_id(reader, tables.Image, Image.from_row),
-        generation=_by_id(reader, tables.Generation, Generation.from_row),
-        generation_of_message=DataLoader(generations_of_messages),
-        videos_of_project=_paged(reader.videos_of_projects, Video.from_row, lambda: video_count),
-        context_of_video=DataLoader(contexts_of_videos),
-        frames_of_video=_grouped(reader.frames_of_videos, Frame.from_row),
-        main_chats_of_video=_grouped(reader.main_chats_of_videos, MainChat.from_row),
-        messages_of_chat=_paged(reader.messages_of_chats, Message.from_row, lambda: message_count),
-        images_of_message=_grouped(reader.images_of_messages, Image.from_row),
-        attachments_of_message=_grouped(reader.attachments_of_messages, Image.from_row),
-        images_of_place=_paged(reader.images_of_places, Image.from_row, lambda: place_image_count),
-        images_of_project=_paged(
-            reader.images_of_projects, Image.from_row, lambda: project_image_count
-        ),
-        places_of_image=_grouped(reader.places_of_images, lambda place: place),
-        project_count=DataLoader(count_projects),
-        video_count=video_count,
-        project_image_count=project_image_count,
-        frame_count=_counts(reader.count_frames),
-        message_count=message_count,
-        place_image_count=place_image_count,
-    )
+assert set(FACTORIES) == set(Loaders.__annotations__), "every loader has its factory"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,7 +14,7 @@ from strawberry.dataloader import DataLoader
 from storyframe.domain.errors import Unauthenticated
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place
-from storyframe.domain.ports import Viewer
+from storyframe.domain.ports import Reader, Viewer
 from storyframe.services.accounts import AccountService
 from storyframe.services.container import Services
 
@@ -28,9 +29,12 @@ if TYPE_CHECKING:
 ProjectImagesKey = tuple[int, int | None]
 
 
-@dataclass(slots=True)
+LoaderFactory = Callable[["Reader", "Loaders"], DataLoader[Any, Any]]
+
+
 class Loaders:
-    """DataLoaders for every relation a query can reach; one set per request."""
+    """DataLoaders for every relation a query can reach; one set per request, each made the
+    first time the request asks for it (most requests use a few of them)."""
 
     project: DataLoader[int, Project | None]
     video: DataLoader[int, Video | None]
@@ -58,8 +62,26 @@ class Loaders:
     message_count: DataLoader[Place, int]
     place_image_count: DataLoader[Place, int]
 
+    def __init__(self, reader: Reader, factories: Mapping[str, LoaderFactory]) -> None:
+        self._reader = reader
+        self._factories = factories
+
+    if not TYPE_CHECKING:  # for the type checker, only the loaders declared above exist
+
+        def __getattr__(self, name: str) -> DataLoader[Any, Any]:
+            factory = self.__dict__.get("_factories", {}).get(name)
+            if factory is None:
+                raise AttributeError(name)
+            loader = factory(self._reader, self)
+            setattr(self, name, loader)
+            return loader
+
+    def made(self) -> list[str]:
+        """The loaders the request has asked for so far."""
+        return [name for name in vars(self) if name in self._factories]
+
     def clear_all(self) -> None:
-        for name in self.__slots__:
+        for name in self.made():
             getattr(self, name).clear_all()
 
     def of_type(self, type_name: str) -> DataLoader[int, Any]:

@@ -109,6 +109,24 @@ async def test_the_token_lookup_and_every_read_share_one_connection(
     assert len(watch.statements) == 5
 
 
+async def test_a_request_makes_only_the_loaders_its_fields_use(runtime: Runtime) -> None:
+    # given
+    _, loaders = runtime.scope(1)
+
+    # when
+    projects = loaders.project
+    connection = loaders.videos_of_project
+    counted = loaders.video_count
+
+    # then: the page's count loader is the one the connection uses, made once
+    assert sorted(loaders.made()) == ["project", "video_count", "videos_of_project"]
+    assert loaders.project is projects
+    assert loaders.video_count is counted
+    assert connection is loaders.videos_of_project
+    with pytest.raises(AttributeError):
+        getattr(loaders, "no_such_loader")  # noqa: B009 - a name no loader has
+
+
 async def test_reads_run_outside_any_transaction_and_writes_inside_one(
     runtime: Runtime, gql: GraphQLClient
 ) -> None:
