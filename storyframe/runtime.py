@@ -84,6 +84,9 @@ class Runtime:
         engine, reads = self.engine.sync_engine, self.reads.sync_engine
         return (engine,) if reads.pool is engine.pool else (engine, reads)
 
+    async def release_reads(self) -> None:
+        await self.reads.release()
+
     def scope(self, user_id: int) -> tuple[Services, Loaders]:
         services = self.services_for(user_id)
         return services, make_loaders(services)

@@ -72,6 +72,9 @@ class StoryframeGraphQL(GraphQLOverHTTP):
         context = RequestContext(self._runtime, request)
         if isinstance(request, Request):
             context.viewer = await self._viewer(bearer_token(request.headers.get("authorization")))
+            if request.headers.get("content-type", "").startswith("multipart/"):
+                # An upload's body arrives after this, for as long as the client takes.
+                await self._runtime.reads.release()
         return context
 
     async def on_ws_connect(self, context: RequestContext) -> dict[str, object] | None:

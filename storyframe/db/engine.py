@@ -74,6 +74,9 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine | Engine:
         skip_autocommit_rollback=True,
         # Used on the event loop's thread only, though not always the same loop's (tests).
         connect_args={"check_same_thread": False, "timeout": SQLITE_READ_BUSY_MS / 1000},
+        # Checked out on the event loop, so it must never wait for a connection to come back:
+        # it opens another (a file handle) when all five are out.
+        max_overflow=-1,
     )
 
     @event.listens_for(reads, "connect")

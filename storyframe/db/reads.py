@@ -5,8 +5,10 @@ its statement and its fetch, with no `BEGIN` before it and no `ROLLBACK` after. 
 `Reads.held()` (an HTTP request), every read goes through one connection, checked out at the
 first read and returned when the block ends: the token lookup and the request's reads share it,
 and a request that reads nothing never checks one out. Reads of a request that run at once (its
-DataLoaders' batches) take turns on it. Outside such a block, each read checks a connection out
-for itself.
+DataLoaders' batches) take turns on it. While the request does something else that may take long
+(receiving an upload's body, a mutation's own work) it gives the connection back
+(`Reads.release`), so a pool of a few connections serves any number of such requests. Outside
+such a block, each read checks a connection out for itself.
 
 On PostgreSQL the reads run on asyncpg. On SQLite they run on the event loop itself, through
 the standard library's driver: aiosqlite hands every step of a statement (cursor, execute,
@@ -84,12 +86,16 @@ class _Held:
                 self._connection = await _connect(self._engine)
             return await _execute(self._connection, statement, parameters)
 
-    async def aclose(self) -> None:
-        self.closed = True
+    async def release(self) -> None:
+        """Give the connection back to the pool; the block's next read checks one out again."""
         async with self._turn:
             connection, self._connection = self._connection, None
         if connection is not None:
             await _close(connection)
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self.release()
 
 
 _held: ContextVar[_Held | None] = ContextVar("storyframe_held_reads", default=None)
@@ -136,6 +142,14 @@ class Reads:
         finally:
             _held.reset(token)
             await held.aclose()
+
+    async def release(self) -> None:
+        """Give the current block's connection back while the block does something else for a
+        while (receives an upload, writes, waits for a provider); its next read takes one
+        again. Outside a block, nothing to do."""
+        held = _held.get()
+        if held is not None:
+            await held.release()
 
     async def dispose(self) -> None:
         if isinstance(self.engine, AsyncEngine):

@@ -31,10 +31,11 @@ def mutation(description: str, *, fresh_loaders: bool = True) -> Any:
 
 
 class UserErrors(FieldExtension):
-    """Runs a mutation. With `fresh_loaders`, the request's DataLoaders are cleared first:
-    mutations run one after another, and what an earlier one loaded may be stale now (asking
-    for them also refuses a request without a viewer). Without it, the mutation needs no viewer
-    (signing up, logging in), or clears them itself once it has written."""
+    """Runs a mutation, with the request's read connection given back meanwhile. With
+    `fresh_loaders`, the request's DataLoaders are cleared first: mutations run one after
+    another, and what an earlier one loaded may be stale now (asking for them also refuses a
+    request without a viewer). Without it, the mutation needs no viewer (signing up, logging
+    in), or clears them itself once it has written."""
 
     def __init__(self, *, fresh_loaders: bool = True) -> None:
         self.fresh_loaders = fresh_loaders
@@ -55,6 +56,9 @@ class UserErrors(FieldExtension):
     ) -> Any:
         if self.fresh_loaders:
             info.context.loaders.clear_all()
+        # A mutation writes through units of work of its own, and may wait long (a provider,
+        # storage): the request's read connection goes back meanwhile.
+        await info.context.app.release_reads()
         try:
             return await next_(source, info, **kwargs)
         except DomainError as error:

@@ -110,6 +110,9 @@ class Scopes(Protocol):
 
     def scope(self, user_id: int) -> tuple[Services, Loaders]: ...
 
+    async def release_reads(self) -> None:
+        """Give the request's read connection back while it does something else."""
+
 
 @dataclass(slots=True)
 class RequestContext:

@@ -5,6 +5,7 @@ user got back (stored images, `finalPrompt`, status, usage and cost), on both da
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from tests.support.generating import (
     set_context,
     start_fixture,  # noqa: F401
 )
+from tests.support.polling import until
 from tests.support.scenes import create_frame, seed_video
 
 CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
@@ -637,3 +639,26 @@ async def test_a_failed_generation_logs_its_error_codes(
     assert fields["model"] == DEFAULT_MODEL
     assert (fields["requested"], fields["completed"], fields["failed"]) == (3, 0, 3)
     assert fields["error_codes"] == ["PROVIDER_UNAVAILABLE"]
+
+
+async def test_a_generation_waiting_on_the_provider_holds_no_read_connection(
+    stack: OpenAIStack,
+) -> None:
+    # given: a generation whose image call the fake OpenAI holds
+    video = await seed_video(stack.gql)
+    pool = stack.runtime.reads.sync_engine.pool
+    stack.fake.pause()
+    generating = asyncio.create_task(
+        generate(stack.gql, "MainChat", video.main_chat_id, "a lighthouse at dusk")
+    )
+    await until(lambda: stack.fake.requests_to("images"))
+
+    # when: the request waits for the provider
+    waiting = pool.checkedout()  # type: ignore[attr-defined]
+    stack.fake.resume()
+    payload = await generating
+
+    # then: its token lookup's connection went back before the mutation's own work
+    assert waiting == 0
+    assert payload["userErrors"] == []
+    assert payload["generation"]["status"] == "SUCCEEDED"

@@ -5,17 +5,19 @@ the request ends, is cancelled, or leaves a task behind."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import event, text
 
 from storyframe.runtime import Runtime
 from tests.support.clients import GraphQLClient
 from tests.support.scenes import create_project
+from tests.support.uploading import image_file, multipart
 
 SMALL = "{ viewer { id } projects(first: 5) { nodes { id name } } }"
 WIDE = """
@@ -145,6 +147,70 @@ async def test_reads_run_outside_any_transaction_and_writes_inside_one(
     assert [verb for verb, _ in reads] == ["SELECT", "SELECT"]
     assert not any(inside for _, inside in reads)
     assert writes == [("UPDATE", True)]
+
+
+async def test_an_upload_holds_no_read_connection_while_its_body_arrives(
+    runtime: Runtime, gql: GraphQLClient, http: httpx.AsyncClient
+) -> None:
+    # given: an upload whose body stops halfway until the test lets it go on
+    project = await create_project(gql, "Gallery")
+    data, parts = multipart(project, [image_file("late.png")])
+    prepared = http.build_request("POST", "/graphql", data=data, files=parts)
+    body = prepared.read()
+    halfway, go = asyncio.Event(), asyncio.Event()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[: len(body) // 2]
+        halfway.set()
+        await go.wait()
+        yield body[len(body) // 2 :]
+
+    headers = {**prepared.headers, "Apollo-Require-Preflight": "true"}
+    del headers["content-length"]
+    pool = runtime.reads.sync_engine.pool
+    sending = asyncio.create_task(http.post("/graphql", content=slowly(), headers=headers))
+    await halfway.wait()
+
+    # when: the token is read, and the rest of the body is still to come
+    waiting = pool.checkedout()  # type: ignore[attr-defined]
+    go.set()
+    response = await sending
+
+    # then
+    assert waiting == 0
+    assert response.json()["data"]["uploadImages"]["userErrors"] == []
+
+
+async def test_more_requests_than_a_pool_keeps_hold_their_read_connections_at_once(
+    runtime: Runtime, dialect: str
+) -> None:
+    # given: more requests holding their read connection than a pool keeps (5, and 10 more
+    # on PostgreSQL before a checkout waits); SQLite's checkout blocks the event loop, so it
+    # must never wait
+    reads = runtime.reads
+    requests = 12 if dialect == "postgresql" else 25
+    all_read, go = asyncio.Event(), asyncio.Event()
+    read: list[int] = []
+
+    async def request(number: int) -> None:
+        async with reads.held():
+            read.append(int((await reads.rows(text(f"SELECT {number}")))[0][0]))
+            if len(read) == requests:
+                all_read.set()
+            await go.wait()
+
+    tasks = [asyncio.create_task(request(n)) for n in range(requests)]
+
+    # when
+    async with asyncio.timeout(30):
+        await all_read.wait()
+    held = reads.sync_engine.pool.checkedout()  # type: ignore[attr-defined]
+    go.set()
+    await asyncio.gather(*tasks)
+
+    # then
+    assert sorted(read) == list(range(requests))
+    assert held == requests
 
 
 async def test_a_task_that_outlives_its_request_reads_on_a_connection_of_its_own(
