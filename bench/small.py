@@ -30,7 +30,6 @@ import contextlib
 import gc
 import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -52,6 +51,7 @@ from bench.storyboard import (
     dialect,
     load_arguments,
     migrate,
+    on_database,
     server,
 )
 from storyframe.runtime import build_runtime
@@ -465,15 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (0 < args.seconds <= 600 and 0 < args.concurrency <= 256 and 0 < args.rounds <= 20):
         parser.error("--seconds in (0, 600], --concurrency in [1, 256], --rounds in [1, 20]")
-    with tempfile.TemporaryDirectory(prefix="storyframe-bench-") as tmp:
-        if args.postgres:
-            from tests.postgres import postgres_server
-
-            with postgres_server() as postgres_url:
-                bench(postgres_url, Path(tmp), args)
-        else:
-            bench(args.database_url, Path(tmp), args)
-    return 0
+    return on_database(args, bench)
 
 
 if __name__ == "__main__":

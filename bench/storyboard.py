@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,6 +376,22 @@ def bench(database_url: str | None, data_dir: Path, args: argparse.Namespace) ->
         asyncio.run(run(base_url, video_pk, token, load))
 
 
+def on_database(
+    args: argparse.Namespace, bench: Callable[[str | None, Path, argparse.Namespace], None]
+) -> int:
+    """Run `bench` on the database the arguments name (`--database-url`, `--postgres`, or a
+    fresh SQLite one), with a temporary data directory."""
+    with tempfile.TemporaryDirectory(prefix="storyframe-bench-") as tmp:
+        if args.postgres:
+            from tests.postgres import postgres_server
+
+            with postgres_server() as postgres_url:
+                bench(postgres_url, Path(tmp), args)
+        else:
+            bench(args.database_url, Path(tmp), args)
+    return 0
+
+
 def load_arguments(module: str, doc: str | None, *, seconds: float) -> argparse.ArgumentParser:
     """The options every load benchmark takes: where its database is, and how it drives the
     endpoints (seconds a round, rounds, requests in flight)."""
@@ -415,15 +431,7 @@ def main(argv: list[str] | None = None) -> int:
             "--seconds in (0, 600], --concurrency in [1, 256], --rounds in [1, 20], "
             "--frames in [1, 1000]"
         )
-    with tempfile.TemporaryDirectory(prefix="storyframe-bench-") as tmp:
-        if args.postgres:
-            from tests.postgres import postgres_server
-
-            with postgres_server() as postgres_url:
-                bench(postgres_url, Path(tmp), args)
-        else:
-            bench(args.database_url, Path(tmp), args)
-    return 0
+    return on_database(args, bench)
 
 
 if __name__ == "__main__":

@@ -33,14 +33,6 @@ NEW_PASSWORD_2 = "lanterns along the harbour"
 
 VIEWER = "query { viewer { id email } }"
 PROJECTS = "query { projects { totalCount } }"
-CHANGE_PASSWORD = """
-mutation ChangePassword($input: ChangePasswordInput!) {
-  changePassword(input: $input) {
-    user { id email }
-    userErrors { field message code }
-  }
-}
-"""
 INTROSPECTION = "{ __schema { queryType { name } } }"
 
 
@@ -276,7 +268,7 @@ async def test_a_wrong_current_password_changes_nothing(
 
     # when
     data = await gql.data(
-        CHANGE_PASSWORD,
+        doc.CHANGE_PASSWORD,
         {"input": {"currentPassword": "not the right password", "newPassword": NEW_PASSWORD}},
     )
 
@@ -300,7 +292,7 @@ async def test_a_weak_new_password_changes_nothing(gql: GraphQLClient, runtime: 
 
     # when
     data = await gql.data(
-        CHANGE_PASSWORD,
+        doc.CHANGE_PASSWORD,
         {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": "password123"}},
     )
 
@@ -318,7 +310,7 @@ async def test_changing_the_password_revokes_the_other_tokens_only(
 
     # when
     payload = await gql.mutate(
-        CHANGE_PASSWORD,
+        doc.CHANGE_PASSWORD,
         {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": NEW_PASSWORD_2}},
     )
 
@@ -368,7 +360,7 @@ ANONYMOUS: dict[str, Call] = {
     ),
     "logOut": (doc.LOG_OUT, {}),
     "changePassword": (
-        CHANGE_PASSWORD,
+        doc.CHANGE_PASSWORD,
         {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": "taken by a stranger"}},
     ),
     "createProject": (doc.CREATE_PROJECT, {"name": "Cuckoo"}),
@@ -619,7 +611,7 @@ async def test_passwords_are_stored_only_as_argon2id_hashes(
 ) -> None:
     # given
     await gql.mutate(
-        CHANGE_PASSWORD,
+        doc.CHANGE_PASSWORD,
         {"input": {"currentPassword": OWNER_PASSWORD, "newPassword": NEW_PASSWORD_2}},
     )
 

@@ -10,18 +10,13 @@ from typing import Any
 
 import httpx
 
-from tests.support.documents import LOG_IN, LOG_OUT
+from tests.support.documents import CHANGE_PASSWORD, LOG_IN, LOG_OUT
 from tests.support.servers import graphql, running_server, sign_up_over_http
 
 EMAIL = "two-processes@storyframe.test"
 PASSWORD = "served over plain http"
 VIEWER = "{ viewer { id } }"
 PROJECTS = "{ projects(first: 1) { nodes { id } } }"
-CHANGE_PASSWORD = """
-mutation ChangePassword($input: ChangePasswordInput!) {
-  changePassword(input: $input) { user { id } userErrors { code } }
-}
-"""
 
 
 @contextmanager

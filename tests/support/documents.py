@@ -42,6 +42,14 @@ SIGN_UP = _account("signUp")
 LOG_IN = _account("logIn")
 
 LOG_OUT = "mutation LogOut { logOut { revoked userErrors { field message code } } }"
+CHANGE_PASSWORD = """
+mutation ChangePassword($input: ChangePasswordInput!) {
+  changePassword(input: $input) {
+    user { id email }
+    userErrors { field message code }
+  }
+}
+"""
 
 # --- projects, videos, contexts, main chats ---------------------------------------------------
 
