@@ -60,6 +60,7 @@ from storyframe.domain.image_provider import (
     Description,
     ImageCall,
     ImageProvider,
+    PartialSink,
     Reference,
     RemoteModel,
 )
@@ -132,10 +133,10 @@ class TimedProvider:
     def name(self) -> str:
         return self.inner.name
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
         started = time.monotonic()
         try:
-            return await self.inner.generate(call)
+            return await self.inner.generate(call, on_partial)
         finally:
             self.calls.append((started, time.monotonic()))
 

@@ -6,11 +6,17 @@ API answers with URLs downloads them before returning, since such URLs expire.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Protocol
+from typing import Final, Protocol
+
+log = logging.getLogger("storyframe.providers")
+
+MAX_PARTIAL_IMAGES: Final = 3
+"""The most previews (partial images) a call may ask for, as the Images API allows."""
 
 
 class Failure(StrEnum):
@@ -94,6 +100,18 @@ class ImageCall:
     """A title to show on placeholder images (the frame's title, the chat's name)."""
     first_index: int = 0
     """The position of the call's first image among all images of the generation."""
+    partial_images: int = 0
+    """Previews wanted of the image while it renders (0 to MAX_PARTIAL_IMAGES); only
+    meaningful when `count == 1`, since a stream of partial images does not say which image of
+    a call a partial belongs to."""
+
+    @property
+    def previews(self) -> int:
+        """How many partial images a provider streams for this call, given a sink for them:
+        `partial_images` capped at MAX_PARTIAL_IMAGES, and none unless `count == 1`."""
+        if self.count != 1:
+            return 0
+        return max(0, min(self.partial_images, MAX_PARTIAL_IMAGES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +120,29 @@ class Produced:
 
     data: bytes
     revised_prompt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """A preview of an image still rendering: a low-detail version of the final picture."""
+
+    index: int
+    """Its sequence number among the call's partials, from 0."""
+    data: bytes
+    """The encoded image (PNG, JPEG or WebP), as the provider sent it."""
+
+
+PartialSink = Callable[[Partial], Awaitable[None]]
+"""What a provider hands each partial image to while a call renders."""
+
+
+async def offer_partial(sink: PartialSink, partial: Partial) -> None:
+    """Hands `partial` to `sink`. A sink that fails does not fail the call: the error is logged
+    and the call goes on (cancellation still propagates)."""
+    try:
+        await sink(partial)
+    except Exception:
+        log.exception("a partial image could not be passed on", extra={"index": partial.index})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +187,16 @@ class ImageProvider(Protocol):
         """`openai` or `placeholder`."""
         ...
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
         """Make `call.count` images (at most; fewer is a partial result), raising ProviderError
-        when none could be made. `call.references`, when given, are passed to the model."""
+        when none could be made. `call.references`, when given, are passed to the model.
+
+        With `on_partial` given, `call.count == 1` and `call.partial_images > 0` (see
+        `ImageCall.previews`), the provider streams: it awaits `on_partial` for each preview of
+        the image as it arrives (up to `call.previews` of them, in order of their index from 0;
+        a preview that arrives unusable is skipped), all before it returns the final result.
+        An exception raised by `on_partial` does not fail the call: it is logged and the call
+        goes on (`offer_partial`). Otherwise the call behaves as without streaming."""
         ...
 
     async def describe_references(self, images: Sequence[Reference], model: str) -> Description:

@@ -9,6 +9,12 @@ Calls made:
   describe them;
 - `models.list` (`GET /models`, paged) for the models offered and their shutdown dates.
 
+A call for one image with previews wanted (`ImageCall.previews`) and a sink for them streams:
+the same method with `stream=True` and `partial_images`, answered as server-sent events
+(`image_generation.partial_image` / `image_edit.partial_image`, then
+`image_generation.completed` / `image_edit.completed` with the image and the call's `usage`).
+Each partial is handed to the sink as it arrives; the completed event makes the result.
+
 Image calls are never retried by the SDK (see `_IMAGE_CALL_RETRIES`); only a 429 is retried,
 here, waiting what the provider asks. Answers given as URLs are downloaded at once, since
 those URLs expire. Errors become `ProviderError`s with a short message that never holds the
@@ -29,7 +35,8 @@ from typing import Final, Literal, TypeVar, cast
 
 import httpx2
 import openai
-from openai.types import ImagesResponse
+from openai import AsyncStream
+from openai.types import ImageEditStreamEvent, ImageGenStreamEvent, ImagesResponse
 from openai.types.chat import (
     ChatCompletion,
     ChatCompletionContentPartParam,
@@ -42,11 +49,14 @@ from storyframe.domain.image_provider import (
     Description,
     Failure,
     ImageCall,
+    Partial,
+    PartialSink,
     Produced,
     ProviderError,
     Reference,
     RemoteModel,
     Usage,
+    offer_partial,
 )
 from storyframe.domain.model_catalogue import image_model
 
@@ -69,6 +79,11 @@ _NO_QUOTA: Final = "insufficient_quota"
 # What `ImageCall.quality` holds (catalog qualities) in the SDK's terms; both image methods
 # take these four.
 _Quality = Literal["low", "medium", "high", "auto"]
+
+_ImageStream = AsyncStream[ImageGenStreamEvent] | AsyncStream[ImageEditStreamEvent]
+_PARTIAL_EVENTS: Final = frozenset({"image_generation.partial_image", "image_edit.partial_image"})
+_COMPLETED_EVENTS: Final = frozenset({"image_generation.completed", "image_edit.completed"})
+_SERVER_ERROR: Final = "server_error"
 
 
 class OpenAIProvider:
@@ -107,7 +122,9 @@ class OpenAIProvider:
 
     # Images ---------------------------------------------------------------------------------
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
+        if call.previews > 0 and on_partial is not None:
+            return await self._streamed(call, on_partial)
         try:
             response = await self._rate_limited(lambda: self._image_call(call))
         except openai.OpenAIError as error:
@@ -125,16 +142,23 @@ class OpenAIProvider:
             raise ProviderError(
                 Failure.BAD_RESPONSE,
                 f"OpenAI answered without a usable image ({len(items)} of {call.count} given)",
-                usage=_image_usage(response),  # billed all the same
+                usage=_image_usage(response.usage),  # billed all the same
             )
-        return CallResult(produced, _image_usage(response))
+        return CallResult(produced, _image_usage(response.usage))
+
+    def _references(self, call: ImageCall) -> list[tuple[str, bytes, str]]:
+        """The reference images sent (as `image[]` parts of an edit), within the model's limit;
+        none when the model takes none."""
+        limit = image_model(call.model).max_reference_images
+        if not call.references or limit <= 0:
+            return []
+        return [(ref.filename, ref.data, ref.content_type) for ref in call.references[:limit]]
 
     async def _image_call(self, call: ImageCall) -> ImagesResponse:
         # `quality` comes from the catalog's qualities, which the SDK types as literals.
         quality = cast(_Quality, call.quality)
-        limit = image_model(call.model).max_reference_images
-        if call.references and limit > 0:
-            files = [(ref.filename, ref.data, ref.content_type) for ref in call.references[:limit]]
+        files = self._references(call)
+        if files:
             return await self._images.images.edit(
                 model=call.model,
                 image=files,
@@ -145,6 +169,74 @@ class OpenAIProvider:
             )
         return await self._images.images.generate(
             model=call.model, prompt=call.prompt, n=call.count, size=call.size, quality=quality
+        )
+
+    # Streamed images ------------------------------------------------------------------------
+
+    async def _stream_call(self, call: ImageCall) -> _ImageStream:
+        """`_image_call` as a stream of events, with `call.previews` partial images."""
+        quality = cast(_Quality, call.quality)
+        files = self._references(call)
+        if files:
+            return await self._images.images.edit(
+                model=call.model,
+                image=files,
+                prompt=call.prompt,
+                n=1,
+                size=call.size,
+                quality=quality,
+                stream=True,
+                partial_images=call.previews,
+            )
+        return await self._images.images.generate(
+            model=call.model,
+            prompt=call.prompt,
+            n=1,
+            size=call.size,
+            quality=quality,
+            stream=True,
+            partial_images=call.previews,
+        )
+
+    async def _streamed(self, call: ImageCall, on_partial: PartialSink) -> CallResult:
+        """One image, its partials handed to `on_partial` as they arrive. An error answer
+        before the stream starts fails as without streaming (a 429 is retried the same way);
+        an error event, a broken stream or one that ends without the image fail the call."""
+        try:
+            # the SDK returns the stream once the answer's headers are in: an error status
+            # raises here, as without streaming
+            stream = await self._rate_limited(lambda: self._stream_call(call))
+        except openai.OpenAIError as error:
+            raise _provider_error(error, model=call.model) from error
+        partials = 0
+        try:
+            async with stream:
+                async for event in stream:
+                    kind = getattr(event, "type", None)
+                    if kind in _PARTIAL_EVENTS:
+                        data = _decoded(getattr(event, "b64_json", None))
+                        if data is None:  # a preview lost is no failure
+                            continue
+                        index = _count(getattr(event, "partial_image_index", None), partials)
+                        partials += 1
+                        await offer_partial(on_partial, Partial(index, data))
+                    elif kind in _COMPLETED_EVENTS:
+                        return _completed(event, call)
+                    # other events (none are documented) are skipped
+        except (openai.APIStatusError, openai.APIConnectionError) as error:
+            # a connection broken mid-stream (UNAVAILABLE), or no event in time (TIMEOUT)
+            raise _provider_error(error, model=call.model) from error
+        except openai.APIError as error:  # an error event
+            raise _stream_error(error) from error
+        except openai.OpenAIError as error:
+            raise _provider_error(error, model=call.model) from error
+        except ValueError as error:  # an event whose data is not JSON
+            raise ProviderError(
+                Failure.BAD_RESPONSE, "OpenAI's stream held an unreadable event"
+            ) from error
+        raise ProviderError(
+            Failure.BAD_RESPONSE,
+            f"OpenAI's stream ended without the image ({partials} partial images given)",
         )
 
     async def _rate_limited(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -171,10 +263,7 @@ class OpenAIProvider:
     async def _image_bytes(self, item: openai.types.Image) -> bytes | None:
         """The bytes of one answered image, or None when they cannot be had."""
         if item.b64_json is not None:
-            try:
-                return base64.b64decode(item.b64_json, validate=True) or None
-            except (binascii.Error, ValueError):
-                return None
+            return _decoded(item.b64_json)
         if item.url is not None:
             try:
                 response = await self._downloads.get(item.url)
@@ -266,8 +355,39 @@ def build_openai_provider(
 # Answers ------------------------------------------------------------------------------------
 
 
-def _image_usage(response: ImagesResponse) -> Usage | None:
-    usage = response.usage
+def _completed(event: object, call: ImageCall) -> CallResult:
+    """The result a stream's completed event makes: its image and the call's usage."""
+    usage = _image_usage(getattr(event, "usage", None))
+    data = _decoded(getattr(event, "b64_json", None))
+    if data is None:
+        raise ProviderError(
+            Failure.BAD_RESPONSE,
+            "OpenAI completed the stream without a usable image",
+            usage=usage,  # billed all the same
+        )
+    return CallResult([Produced(data)], usage)
+
+
+def _decoded(b64: object) -> bytes | None:
+    """The bytes of base64 image data, or None when it is none or not base64."""
+    if not isinstance(b64, str):
+        return None
+    try:
+        return base64.b64decode(b64, validate=True) or None
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _count(value: object, default: int) -> int:
+    """`value` if it is a count, else `default`."""
+    return (
+        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+    )
+
+
+def _image_usage(usage: object) -> Usage | None:
+    """The usage an image answer reports (the `usage` of an `ImagesResponse`, or of a stream's
+    completed event: both have the same fields)."""
     if usage is None:
         return None
     output = _tokens(usage, "output_tokens")
@@ -337,6 +457,19 @@ def _provider_message(error: openai.APIError) -> str:
     text = message if isinstance(message, str) and message.strip() else "no message"
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _stream_error(error: openai.APIError) -> ProviderError:
+    """The `ProviderError` for an error event in a stream (the SDK raises it as an `APIError`
+    whose body is the event's `error` object): a moderation refusal is REFUSED, a
+    `server_error` UNAVAILABLE (as a 5xx is), anything else BAD_RESPONSE."""
+    codes = _codes(error)
+    message = _provider_message(error)
+    if codes & _REFUSAL_CODES:
+        return ProviderError(Failure.REFUSED, f"OpenAI's moderation stopped the image: {message}")
+    if _SERVER_ERROR in codes:
+        return ProviderError(Failure.UNAVAILABLE, f"OpenAI failed while streaming: {message}")
+    return ProviderError(Failure.BAD_RESPONSE, f"OpenAI's stream failed: {message}")
 
 
 def _provider_error(error: openai.OpenAIError, *, model: str | None = None) -> ProviderError:

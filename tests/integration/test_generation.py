@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngImageFile
 
 from storyframe.domain.errors import DomainError, ErrorCode
-from storyframe.domain.image_provider import CallResult, ImageCall, ImageProvider
+from storyframe.domain.image_provider import CallResult, ImageCall, ImageProvider, PartialSink
 from storyframe.runtime import Runtime, build_provider
 from storyframe.schema.ids import encode_id
 from storyframe.services.container import Services
@@ -461,11 +461,11 @@ class Faulty:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._provider, name)
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
         self._calls += 1
         if self._calls == self.failing_call:
             raise RuntimeError("an unforeseen fault")
-        return await self._provider.generate(call)
+        return await self._provider.generate(call, on_partial)
 
     async def describe_references(self, images: Any, model: str) -> Any:
         if self.describing_fails:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -21,6 +22,7 @@ from storyframe.domain.image_provider import (
     Failure,
     ImageCall,
     ImageProvider,
+    Partial,
     ProviderError,
     Reference,
     RemoteModel,
@@ -32,10 +34,13 @@ from tests.support.fake_openai import (
     CHAT_IMAGE_TOKENS,
     IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS,
+    PARTIAL_OUTPUT_TOKENS,
     FakeOpenAI,
+    StreamBreak,
     fake_openai_fixture,  # noqa: F401
     image_urls,
 )
+from tests.support.polling import until
 
 MODEL = "gpt-image-2.6-flare"
 PROMPT = "A lighthouse on a cliff at dusk, gulls circling, painted in thick oils"
@@ -99,7 +104,9 @@ def provider(make: Make) -> OpenAIProvider:
     return make()
 
 
-def _call(count: int = 1, references: int = 0, model: str = MODEL) -> ImageCall:
+def _call(
+    count: int = 1, references: int = 0, model: str = MODEL, partial_images: int = 0
+) -> ImageCall:
     return ImageCall(
         prompt=PROMPT,
         model=model,
@@ -107,7 +114,26 @@ def _call(count: int = 1, references: int = 0, model: str = MODEL) -> ImageCall:
         size="1536x1024",
         quality="medium",
         references=[_reference(i) for i in range(references)],
+        partial_images=partial_images,
     )
+
+
+class Partials:
+    """A sink for partial images that keeps them; `arrived` is set once `until` have come."""
+
+    def __init__(self, until: int = 1) -> None:
+        self.got: list[Partial] = []
+        self.until = until
+        self.arrived = asyncio.Event()
+
+    async def __call__(self, partial: Partial) -> None:
+        self.got.append(partial)
+        if len(self.got) >= self.until:
+            self.arrived.set()
+
+    @property
+    def indexes(self) -> list[int]:
+        return [partial.index for partial in self.got]
 
 
 def _reference(index: int) -> Reference:
@@ -495,6 +521,308 @@ async def test_one_of_four_concurrent_calls_failing_fails_alone(
     assert len(fake_openai.requests_to("images")) == 4
     assert [r.status for r in fake_openai.requests_to("images")].count(500) == 1
     assert fake_openai.max_in_flight == 4
+
+
+# Streaming ----------------------------------------------------------------------------------
+
+
+async def test_partials_arrive_in_order_while_the_image_renders(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    # given a stream held by the fake once it has sent two of its three partials
+    hold = fake_openai.hold_stream(2)
+    partials = Partials(until=2)
+
+    # when
+    call = asyncio.create_task(provider.generate(_call(partial_images=3), partials))
+    await asyncio.wait_for(partials.arrived.wait(), timeout=10)
+
+    # then the two were handed on while the call is still under way
+    assert partials.indexes == [0, 1]
+    assert not call.done()
+    hold.release()
+    result = await asyncio.wait_for(call, timeout=10)
+    assert partials.indexes == [0, 1, 2]
+    (image,) = result.images
+    assert _size(image.data) == (64, 64)
+    assert all(_size(partial.data) == (64, 64) for partial in partials.got)
+    assert len({partial.data for partial in partials.got} | {image.data}) == 4
+    (request,) = fake_openai.requests_to("generations")
+    assert request.json == {
+        "model": MODEL,
+        "prompt": PROMPT,
+        "n": 1,
+        "size": "1536x1024",
+        "quality": "medium",
+        "stream": True,
+        "partial_images": 3,
+    }
+
+
+async def test_a_stream_is_held_before_its_first_partial(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    hold = fake_openai.hold_stream(0)
+    partials = Partials()
+
+    call = asyncio.create_task(provider.generate(_call(partial_images=2), partials))
+    assert await asyncio.to_thread(hold.wait)
+
+    assert partials.got == []
+    assert not call.done()
+    hold.release()
+    await asyncio.wait_for(call, timeout=10)
+    assert partials.indexes == [0, 1]
+
+
+async def test_a_paused_stream_sends_nothing_until_resumed(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    fake_openai.pause()
+    partials = Partials()
+
+    call = asyncio.create_task(provider.generate(_call(partial_images=2), partials))
+    await until(lambda: fake_openai.in_flight == 1)
+
+    assert partials.got == []
+    assert not call.done()
+    fake_openai.resume()
+    await asyncio.wait_for(call, timeout=10)
+    assert partials.indexes == [0, 1]
+
+
+async def test_a_streamed_image_reports_the_completed_events_usage(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    result = await provider.generate(_call(partial_images=2), Partials())
+
+    assert result.usage == Usage(
+        input_text_tokens=len(PROMPT) // 4,
+        input_image_tokens=0,
+        output_tokens=IMAGE_OUTPUT_TOKENS + 2 * PARTIAL_OUTPUT_TOKENS,
+    )
+
+
+async def test_references_stream_through_the_edit_endpoint(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    partials = Partials()
+    call = _call(references=2, partial_images=1)
+
+    result = await provider.generate(call, partials)
+
+    assert len(result.images) == 1
+    assert partials.indexes == [0]
+    assert fake_openai.requests_to("generations") == []
+    (request,) = fake_openai.requests_to("edits")
+    assert request.fields == {
+        "model": MODEL,
+        "prompt": PROMPT,
+        "n": "1",
+        "size": "1536x1024",
+        "quality": "medium",
+        "stream": "true",
+        "partial_images": "1",
+    }
+    assert [f.data for f in request.files] == [ref.data for ref in call.references]
+    assert result.usage == Usage(
+        input_text_tokens=len(PROMPT) // 4,
+        input_image_tokens=2 * IMAGE_INPUT_TOKENS,
+        output_tokens=IMAGE_OUTPUT_TOKENS + PARTIAL_OUTPUT_TOKENS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("partial_images", "count", "sink"),
+    [
+        pytest.param(0, 1, True, id="no-partials-asked"),
+        pytest.param(2, 2, True, id="several-images"),
+        pytest.param(2, 1, False, id="no-sink"),
+    ],
+)
+async def test_a_call_streams_only_for_one_image_with_partials_and_a_sink(
+    fake_openai: FakeOpenAI,
+    provider: OpenAIProvider,
+    partial_images: int,
+    count: int,
+    sink: bool,
+) -> None:
+    partials = Partials()
+
+    result = await provider.generate(
+        _call(count=count, partial_images=partial_images), partials if sink else None
+    )
+
+    assert len(result.images) == count
+    assert partials.got == []
+    (request,) = fake_openai.requests_to("generations")
+    assert request.json is not None
+    assert "stream" not in request.json
+    assert "partial_images" not in request.json
+
+
+@pytest.mark.parametrize(
+    ("how", "code", "type", "failure"),
+    [
+        pytest.param("error", "server_error", "server_error", Failure.UNAVAILABLE, id="server"),
+        pytest.param(
+            "error",
+            "moderation_blocked",
+            "image_generation_user_error",
+            Failure.REFUSED,
+            id="moderation",
+        ),
+        pytest.param(
+            "error", "invalid_value", "invalid_request_error", Failure.BAD_RESPONSE, id="other"
+        ),
+        pytest.param("drop", None, "server_error", Failure.UNAVAILABLE, id="dropped"),
+        pytest.param("end", None, "server_error", Failure.BAD_RESPONSE, id="no-completed"),
+    ],
+)
+async def test_a_stream_failing_midway_fails_the_call_once(
+    fake_openai: FakeOpenAI,
+    provider: OpenAIProvider,
+    waits: Waits,
+    how: StreamBreak,
+    code: str | None,
+    type: str,
+    failure: Failure,
+) -> None:
+    fake_openai.fail_stream(
+        after_partials=1, how=how, code=code, type=type, message="Something went wrong."
+    )
+    partials = Partials()
+
+    error = await _failure(provider.generate(_call(partial_images=3), partials))
+
+    assert error.failure is failure
+    assert error.message
+    assert partials.indexes == [0]
+    assert [r.status for r in fake_openai.requests_to("images")] == [200]
+    assert waits == []
+
+
+async def test_an_error_event_tells_the_providers_message(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    fake_openai.fail_stream(message="The image could not be finished.")
+
+    error = await _failure(provider.generate(_call(partial_images=1), Partials()))
+
+    assert "The image could not be finished." in error.message
+
+
+async def test_a_stream_that_stalls_times_out(fake_openai: FakeOpenAI, make: Make) -> None:
+    # held after one partial for longer than the provider waits for the next event
+    fake_openai.hold_stream(1)
+    partials = Partials()
+    provider = make(image_timeout=0.3)
+
+    error = await _failure(provider.generate(_call(partial_images=2), partials))
+
+    assert error.failure is Failure.TIMEOUT
+    assert partials.indexes == [0]
+    assert len(fake_openai.requests_to("images")) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "failure"),
+    [
+        (400, "moderation_blocked", Failure.REFUSED),
+        (404, "model_not_found", Failure.MISCONFIGURED),
+        (503, None, Failure.UNAVAILABLE),
+    ],
+)
+async def test_an_error_before_the_stream_maps_as_without_streaming(
+    fake_openai: FakeOpenAI,
+    provider: OpenAIProvider,
+    status: int,
+    code: str | None,
+    failure: Failure,
+) -> None:
+    fake_openai.fail("images", status=status, code=code)
+    partials = Partials()
+
+    error = await _failure(provider.generate(_call(partial_images=2), partials))
+
+    assert (error.failure, error.status) == (failure, status)
+    assert partials.got == []
+    assert len(fake_openai.requests_to("images")) == 1
+
+
+async def test_a_rate_limited_stream_is_retried_before_it_starts(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider, waits: Waits
+) -> None:
+    _rate_limited(fake_openai, times=1, headers={"Retry-After": "2"})
+    partials = Partials()
+
+    result = await provider.generate(_call(partial_images=1), partials)
+
+    assert len(result.images) == 1
+    assert partials.indexes == [0]
+    assert waits == [2.0]
+    assert [r.status for r in fake_openai.requests_to("images")] == [429, 200]
+
+
+async def test_a_sink_that_raises_does_not_sink_the_call(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    offered: list[int] = []
+
+    async def failing(partial: Partial) -> None:
+        offered.append(partial.index)
+        raise RuntimeError("the preview could not be stored")
+
+    with caplog.at_level(logging.ERROR, logger="storyframe.providers"):
+        result = await provider.generate(_call(partial_images=3), failing)
+
+    assert len(result.images) == 1
+    assert offered == [0, 1, 2]
+    logged = [r for r in caplog.records if r.name == "storyframe.providers"]
+    assert len(logged) == 3
+    assert all(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in logged)
+
+
+def _rewrite_events(event_type: str, change: Callable[[dict[str, Any]], None]) -> Any:
+    def rewrite(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if payload.get("type") == event_type:
+            change(payload)
+        return payload
+
+    return rewrite
+
+
+async def test_an_undecodable_partial_is_skipped(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    def spoil_the_first(event: dict[str, Any]) -> None:
+        if event["partial_image_index"] == 0:
+            event["b64_json"] = "*not base64*"
+
+    fake_openai.rewrite = _rewrite_events("image_generation.partial_image", spoil_the_first)
+    partials = Partials()
+
+    result = await provider.generate(_call(partial_images=2), partials)
+
+    assert len(result.images) == 1
+    assert partials.indexes == [1]
+
+
+async def test_a_completed_event_without_a_usable_image_is_a_bad_response(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider
+) -> None:
+    fake_openai.rewrite = _rewrite_events(
+        "image_generation.completed", lambda event: event.update(b64_json="%%%")
+    )
+
+    error = await _failure(provider.generate(_call(partial_images=1), Partials()))
+
+    assert error.failure is Failure.BAD_RESPONSE
+    # the image was made, so billed: its usage comes with the error
+    assert error.usage == Usage(
+        input_text_tokens=len(PROMPT) // 4,
+        output_tokens=IMAGE_OUTPUT_TOKENS + PARTIAL_OUTPUT_TOKENS,
+    )
 
 
 # Rate limits --------------------------------------------------------------------------------

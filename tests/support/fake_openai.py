@@ -11,14 +11,37 @@ Point the SDK at `base_url` (`http://127.0.0.1:<port>/v1`). It answers:
   ("A description of 2 reference images: …"), with `prompt_tokens`/`completion_tokens`.
 - `GET /v1/models` and `GET /v1/models/<id>`, from `models` (id → shutdown date or None).
 
-Every API call must carry `Authorization: Bearer <api_key>`, else 401 `invalid_api_key`.
-Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`.
+Streaming: an image request with `stream: true` (a JSON boolean for generations, the form field
+`stream=true` for edits, as the SDK sends them) is answered `text/event-stream`, in HTTP/1.1
+chunks written as they are made: for each image, `partial_images` (0 to 3) partial events, then
+its completed event, each as
 
-Tests configure it through attributes (`latency`, `image_call_latency`, `gather`, `url_mode`,
-`short_by`, `revised_prompt`, `chat_answer`, `models`, `rewrite`) and scripted failures (`fail`),
-hold API requests in flight with `pause` until `resume`, and read `requests`, `requests_to`,
-`in_flight` and `max_in_flight`. Endpoint names, for `fail` and `requests_to`: `generations`,
-`edits`, `images` (either of those), `chat`, `models` and `files`.
+    event: image_generation.partial_image
+    data: {"type": "image_generation.partial_image", "b64_json": ..., "partial_image_index": 0,
+           "background": "opaque", "created_at": ..., "output_format": "png", "quality": ...,
+           "size": ...}
+
+    event: image_generation.completed
+    data: {"type": "image_generation.completed", "b64_json": ..., "usage": {...}, ...}
+
+(`image_edit.partial_image` / `image_edit.completed` for edits; `data` is one line of JSON, an
+empty line ends each event). A partial is a 64x64 PNG, a pixelated version of the final image,
+coarsest first. A completed event's usage is its image's: input tokens as above (on the first
+image's only), output tokens IMAGE_OUTPUT_TOKENS plus PARTIAL_OUTPUT_TOKENS for each partial
+sent of it. There is no `[DONE]`: the stream ends after the last completed event. `url_mode` and
+`revised_prompt` do not apply to streams; `rewrite` is given each event's JSON in turn.
+
+Every API call must carry `Authorization: Bearer <api_key>`, else 401 `invalid_api_key`.
+Errors are OpenAI-shaped: `{"error": {"message", "type", "param", "code"}}`; an error in a stream
+is the event `error` with data `{"type": "error", "error": {"message", "type", "param", "code"}}`.
+
+Tests configure it through attributes (`latency`, `image_call_latency`, `seconds_per_image`,
+`partial_delays`, `gather`, `url_mode`, `short_by`, `revised_prompt`, `chat_answer`, `models`,
+`rewrite`) and scripted failures (`fail`, and `fail_stream` for failures mid-stream), hold API
+requests in flight with `pause` until `resume`, hold streams between partials with
+`hold_stream`, and read `requests`, `requests_to`, `in_flight` and `max_in_flight`. Endpoint
+names, for `fail`, `fail_stream` and `requests_to`: `generations`, `edits`, `images` (either of
+those), `chat`, `models` and `files`.
 """
 
 from __future__ import annotations
@@ -32,15 +55,16 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, Final, Literal, cast
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.support.loopback import Answer, LoopbackServer, Request
+from tests.support.loopback import Answer, LoopbackServer, Request, _Handler
 
 DEFAULT_API_KEY = "sk-fake-openai-key-0123456789"
 IMAGE_SIDE = 64
@@ -51,6 +75,9 @@ IMAGE_OUTPUT_TOKENS = 1056
 """Output tokens per image made (a medium 1024x1024 image)."""
 CHAT_IMAGE_TOKENS = 85
 """Prompt tokens per image of a chat message."""
+PARTIAL_OUTPUT_TOKENS = 100
+"""Output tokens per partial image a stream sends, on top of the image's own."""
+MAX_PARTIAL_IMAGES = 3
 
 GATHER_SECONDS = 10.0
 """How long a gathered request waits for the others (see `FakeOpenAI.gather`)."""
@@ -132,6 +159,82 @@ class ScriptedFailure:
         return self.status, {"Content-Type": "application/json", **self.headers}, payload
 
 
+StreamBreak = Literal["error", "drop", "end"]
+"""How a scripted stream fails: an `error` event, the connection dropped mid-body (the HTTP/1.1
+chunked body left unfinished), or the stream ended cleanly without its completed event."""
+
+
+@dataclass
+class ScriptedStreamFailure:
+    endpoint: str
+    after_partials: int
+    """Partials sent before the failure (counted over the whole stream)."""
+    how: StreamBreak
+    code: str | None
+    type: str
+    message: str
+    times: int
+    on_call: int | None
+    base: int
+
+    def event(self) -> bytes:
+        error = _error_json(self.message, self.type, self.code)["error"]
+        return _sse("error", {"type": "error", "error": error})
+
+
+class StreamHold:
+    """Holds the streams it matches once they have sent `after_partials` partials (0: right
+    after the answer's headers, before any event), until `release` (or the fake's `resume`).
+    `reached` is set when a stream first stops at it."""
+
+    def __init__(self, fake: FakeOpenAI, after_partials: int, image_calls: frozenset[int]) -> None:
+        self._fake = fake
+        self.after_partials = after_partials
+        self.image_calls = image_calls
+        """The image requests (from 1) it holds; every one if empty."""
+        self.reached = threading.Event()
+        self.released = False
+        self.held = 0
+        """How many streams it holds now."""
+
+    def holds(self, image_call: int | None, sent: int) -> bool:
+        return (
+            not self.released
+            and sent == self.after_partials
+            and (not self.image_calls or image_call in self.image_calls)
+        )
+
+    def is_released(self) -> bool:
+        return self.released
+
+    def wait(self, timeout: float = PAUSE_SECONDS) -> bool:
+        """Blocks until a stream stops here (or `timeout`); True if one did. From async code:
+        `await asyncio.to_thread(hold.wait)`."""
+        return self.reached.wait(timeout)
+
+    def release(self) -> None:
+        """Lets the held streams go on, and lets later ones pass."""
+        with self._fake.lock:
+            self.released = True
+            self._fake._arrivals.notify_all()
+
+
+class _EventStream(bytes):
+    """An answer sent as a stream (the bytes themselves are empty): the chunks `chunks` yields,
+    each written as soon as it is made. An empty chunk breaks the connection there."""
+
+    chunks: Generator[bytes, None, None]
+
+    @staticmethod
+    def of(chunks: Generator[bytes, None, None]) -> _EventStream:
+        stream = _EventStream()
+        stream.chunks = chunks
+        return stream
+
+
+_DROP: Final = b""
+
+
 class _Answered(Exception):
     """An error answer, raised from deep in a route."""
 
@@ -154,7 +257,13 @@ class FakeOpenAI:
     asked (never fewer than none); `revised_prompt` to add to every image; `chat_answer` to
     replace the text of chat answers; `models` (id → "YYYY-MM-DD" or None); `rewrite`, a
     function given the endpoint and the JSON answer about to be sent that returns the one to
-    send instead (to corrupt answers).
+    send instead (to corrupt answers; for a stream, each event's JSON).
+
+    Time: an API answer takes `latency` (or `image_call_latency[k]` for the k-th image request)
+    plus, for image requests, `seconds_per_image` for each image asked (`n`), so that a call's
+    time grows with `n`. A stream waits its latency after its headers, `partial_delays[k]`
+    before its k-th partial (from 0, counted over the stream), and `seconds_per_image` before
+    each completed event.
     """
 
     def __init__(self, api_key: str = DEFAULT_API_KEY) -> None:
@@ -162,6 +271,10 @@ class FakeOpenAI:
         self.latency = 0.0
         self.image_call_latency: dict[int, float] = {}
         """Seconds the k-th image request (either image endpoint, from 1) takes instead."""
+        self.seconds_per_image = 0.0
+        """Seconds an image request takes for each image asked, on top of its latency."""
+        self.partial_delays: list[float] = []
+        """Seconds a stream waits before its k-th partial (none for those not listed)."""
         self.gather = 0
         """The first `gather` API requests wait (up to GATHER_SECONDS) until that many are in
         flight together before answering: requests made concurrently are seen to overlap
@@ -189,17 +302,20 @@ class FakeOpenAI:
         self._paused = False
         self._paused_image_calls: frozenset[int] = frozenset()
         self._failures: list[ScriptedFailure] = []
+        self._stream_failures: list[ScriptedStreamFailure] = []
+        self._holds: list[StreamHold] = []
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
         self._ids = itertools.count(1)
-        self._server = LoopbackServer(
+        self._server = _StreamingLoopback(
             self._serve, name="fake OpenAI", thread_name="fake-openai", quiet=True
         )
 
     def pause(self, *image_calls: int) -> None:
         """API requests from now on (or only the k-th image requests, from 1, if numbers are
         given) stay in flight, unanswered, until `resume`: a test can act while a call is under
-        way however slow the machine."""
+        way however slow the machine. A stream is held so before its headers; see `hold_stream`
+        to hold one between its partials."""
         with self.lock:
             if image_calls:
                 self._paused_image_calls = frozenset(image_calls)
@@ -207,11 +323,25 @@ class FakeOpenAI:
                 self._paused = True
 
     def resume(self) -> None:
-        """Answers the requests held by `pause`, and those to come."""
+        """Answers the requests held by `pause`, and those to come; releases every
+        `hold_stream` hold."""
         with self.lock:
             self._paused = False
             self._paused_image_calls = frozenset()
+            for hold in self._holds:
+                hold.released = True
             self._arrivals.notify_all()
+
+    def hold_stream(self, after_partials: int, *image_calls: int) -> StreamHold:
+        """Streams from now on (or only the k-th image requests', from 1, if numbers are given)
+        stop once they have sent `after_partials` partials, their connection open, until the
+        hold's `release` (or `resume`): a test sees the partials sent so far arrive while the
+        call is still under way. With 0 they stop right after the headers, before any event
+        (`pause` holds a request before it is answered at all)."""
+        with self.lock:
+            hold = StreamHold(self, after_partials, frozenset(image_calls))
+            self._holds.append(hold)
+            return hold
 
     @property
     def port(self) -> int:
@@ -255,6 +385,41 @@ class FakeOpenAI:
                     message=message or f"Scripted failure {status} ({code or 'no code'}).",
                     param=param,
                     headers=dict(headers or {}),
+                    times=1 if on_call is not None else times,
+                    on_call=on_call,
+                    base=self._counts[endpoint],
+                )
+            )
+
+    def fail_stream(
+        self,
+        endpoint: str = "images",
+        *,
+        after_partials: int = 0,
+        how: StreamBreak = "error",
+        code: str | None = "server_error",
+        type: str = "server_error",
+        message: str | None = None,
+        times: int = 1,
+        on_call: int | None = None,
+    ) -> None:
+        """Break the next `times` streams to `endpoint` (with `on_call=k`, only the k-th
+        request to it from now, if it streams) once they have sent `after_partials` partials:
+        with an `error` event carrying `code`, `type` and `message`, by dropping the
+        connection (`drop`), or by ending the stream without its completed event (`end`). The
+        answer's headers say 200: the failure comes after them. Requests that do not stream
+        neither use nor match these."""
+        if endpoint not in ("generations", "edits", "images"):
+            raise ValueError(f"unknown image endpoint {endpoint!r}")
+        with self.lock:
+            self._stream_failures.append(
+                ScriptedStreamFailure(
+                    endpoint=endpoint,
+                    after_partials=after_partials,
+                    how=how,
+                    code=code,
+                    type=type,
+                    message=message or f"Scripted stream failure ({code or 'no code'}).",
                     times=1 if on_call is not None else times,
                     on_call=on_call,
                     base=self._counts[endpoint],
@@ -312,17 +477,37 @@ class FakeOpenAI:
             latency = self.latency if api else 0.0
             if "images" in numbers and numbers["images"] in self.image_call_latency:
                 latency = self.image_call_latency[numbers["images"]]
+            per_image = self.seconds_per_image if "images" in numbers else 0.0
+        streamed = False
         try:
             status, answer_headers, payload = self._answer(request, numbers)
             with self.lock:
                 self.requests[index] = dataclasses.replace(request, status=status)
+            if isinstance(payload, _EventStream):
+                # in flight until the stream ends; its latency is waited as it is sent
+                streamed = True
+                return status, answer_headers, _EventStream.of(self._timed(payload.chunks, latency))
+            latency += per_image * _images_asked(request)
             if latency > 0:
                 time.sleep(latency)
             return status, answer_headers, payload
         finally:
-            if api:
+            if api and not streamed:
                 with self.lock:
                     self.in_flight -= 1
+
+    def _timed(
+        self, chunks: Generator[bytes, None, None], latency: float
+    ) -> Generator[bytes, None, None]:
+        """A stream's chunks after `latency`; the request leaves `in_flight` when it ends."""
+        try:
+            if latency > 0:
+                time.sleep(latency)
+            yield from chunks
+        finally:
+            chunks.close()
+            with self.lock:
+                self.in_flight -= 1
 
     def _answer(
         self, request: RecordedRequest, numbers: dict[str, int]
@@ -347,6 +532,8 @@ class FakeOpenAI:
         if scripted is not None:
             return scripted
         try:
+            if request.endpoint in ("generations", "edits") and _streams(request):
+                return self._stream_answer(request, numbers)
             payload = self._route(request)
         except _Answered as error:
             return _json_answer(
@@ -394,21 +581,7 @@ class FakeOpenAI:
 
     def _images_answer(self, request: RecordedRequest) -> dict[str, Any]:
         params = request.params
-        prompt = params.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise _Answered(400, "Missing required parameter: 'prompt'.", None, "prompt")
-        if "response_format" in params:
-            raise _Answered(
-                400, "Unknown parameter: 'response_format'.", "unknown_parameter", "response_format"
-            )
-        if request.endpoint == "edits" and not request.files:
-            raise _Answered(400, "Missing required parameter: 'image'.", None, "image")
-        try:
-            n = int(params.get("n", 1))
-        except (TypeError, ValueError):
-            raise _Answered(400, "Invalid type for 'n'.", "invalid_type", "n") from None
-        if not 1 <= n <= 10:
-            raise _Answered(400, f"{n} is out of range for 'n' (1 to 10).", "invalid_value", "n")
+        prompt, n = _checked_image_request(request)
         with self.lock:
             count = max(n - self.short_by, 0)
             url_mode, revised = self.url_mode, self.revised_prompt
@@ -427,9 +600,6 @@ class FakeOpenAI:
             if revised is not None:
                 item["revised_prompt"] = revised
             data.append(item)
-        text_tokens = max(1, int(len(prompt) * TEXT_TOKENS_PER_CHAR))
-        image_tokens = IMAGE_INPUT_TOKENS * len(request.files)
-        output_tokens = IMAGE_OUTPUT_TOKENS * count
         return {
             "created": int(time.time()),
             "data": data,
@@ -437,13 +607,129 @@ class FakeOpenAI:
             "output_format": "png",
             "quality": params.get("quality", "auto"),
             "size": params.get("size", "auto"),
-            "usage": {
-                "input_tokens": text_tokens + image_tokens,
-                "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
-                "output_tokens": output_tokens,
-                "total_tokens": text_tokens + image_tokens + output_tokens,
-            },
+            "usage": _image_usage(prompt, len(request.files), IMAGE_OUTPUT_TOKENS * count),
         }
+
+    # Streams --------------------------------------------------------------------------------
+
+    def _stream_answer(
+        self, request: RecordedRequest, numbers: dict[str, int]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The answer to an image request with `stream: true`: its headers now, its events as
+        `_EventStream` chunks (raises `_Answered` for a request refused before streaming)."""
+        prompt, n = _checked_image_request(request)
+        try:
+            partials = int(request.params.get("partial_images", 0))
+        except (TypeError, ValueError):
+            raise _Answered(
+                400, "Invalid type for 'partial_images'.", "invalid_type", "partial_images"
+            ) from None
+        if not 0 <= partials <= MAX_PARTIAL_IMAGES:
+            raise _Answered(
+                400,
+                f"{partials} is out of range for 'partial_images' (0 to {MAX_PARTIAL_IMAGES}).",
+                "invalid_value",
+                "partial_images",
+            )
+        with self.lock:
+            count = max(n - self.short_by, 0)
+            images = [next(self._images) for _ in range(count)]
+            failure = self._scripted_stream(numbers)
+        chunks = self._events(request, prompt, images, partials, numbers.get("images"), failure)
+        headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        return 200, headers, _EventStream.of(chunks)
+
+    def _scripted_stream(self, numbers: dict[str, int]) -> ScriptedStreamFailure | None:
+        """The scripted stream failure this request uses up, if any (lock held)."""
+        for failure in self._stream_failures:
+            if failure.endpoint not in numbers or failure.times <= 0:
+                continue
+            if (
+                failure.on_call is not None
+                and numbers[failure.endpoint] != failure.base + failure.on_call
+            ):
+                continue
+            failure.times -= 1
+            return failure
+        return None
+
+    def _events(
+        self,
+        request: RecordedRequest,
+        prompt: str,
+        images: list[int],
+        partials: int,
+        image_call: int | None,
+        failure: ScriptedStreamFailure | None,
+    ) -> Generator[bytes, None, None]:
+        """The stream's chunks, one event each; the holds, delays and failure on the way."""
+        prefix = "image_generation" if request.endpoint == "generations" else "image_edit"
+        params = request.params
+        common = {
+            "background": "opaque",
+            "output_format": "png",
+            "quality": params.get("quality", "auto"),
+            "size": params.get("size", "auto"),
+        }
+        sent = 0
+        for position, number in enumerate(images):
+            for index in range(partials):
+                if (yield from self._checkpoint(image_call, sent, failure)):
+                    return
+                with self.lock:
+                    delays = list(self.partial_delays)
+                if sent < len(delays) and delays[sent] > 0:
+                    time.sleep(delays[sent])
+                event = {
+                    "type": f"{prefix}.partial_image",
+                    "b64_json": _b64(_partial_png(number, index, partials)),
+                    "partial_image_index": index,
+                    "created_at": int(time.time()),
+                    **common,
+                }
+                yield self._event(request.endpoint, event)
+                sent += 1
+            if (yield from self._checkpoint(image_call, sent, failure)):
+                return
+            with self.lock:
+                per_image = self.seconds_per_image
+            if per_image > 0:
+                time.sleep(per_image)
+            output = IMAGE_OUTPUT_TOKENS + PARTIAL_OUTPUT_TOKENS * partials
+            event = {
+                "type": f"{prefix}.completed",
+                "b64_json": _b64(_png(number)),
+                "created_at": int(time.time()),
+                "usage": _image_usage(prompt, len(request.files), output, inputs=position == 0),
+                **common,
+            }
+            yield self._event(request.endpoint, event)
+
+    def _checkpoint(
+        self, image_call: int | None, sent: int, failure: ScriptedStreamFailure | None
+    ) -> Generator[bytes, None, bool]:
+        """Where a stream that has sent `sent` partials waits for the holds on it, then breaks
+        if its scripted failure is due there: True if the stream ends here."""
+        with self.lock:
+            for hold in list(self._holds):
+                if hold.holds(image_call, sent):
+                    hold.held += 1
+                    hold.reached.set()
+                    self._arrivals.wait_for(hold.is_released, PAUSE_SECONDS)
+                    hold.held -= 1
+        if failure is None or failure.after_partials != sent:
+            return False
+        if failure.how == "error":
+            yield failure.event()
+        elif failure.how == "drop":
+            yield _DROP
+        return True
+
+    def _event(self, endpoint: str, payload: dict[str, Any]) -> bytes:
+        rewrite = self.rewrite
+        if rewrite is not None:
+            payload = rewrite(endpoint, payload)
+        return _sse(str(payload.get("type", "")), payload)
 
     def _chat(self, request: RecordedRequest) -> dict[str, Any]:
         body = request.json or {}
@@ -515,6 +801,67 @@ def _endpoint(method: str, path: str) -> str:
     if method == "GET" and re.fullmatch(r"/files/[^/]+", path):
         return "files"
     return ""
+
+
+def _streams(request: RecordedRequest) -> bool:
+    """Whether an image request asks for a stream: `stream: true` in JSON, `stream=true` as a
+    form field."""
+    stream = request.params.get("stream")
+    return stream is True or (isinstance(stream, str) and stream.lower() == "true")
+
+
+def _checked_image_request(request: RecordedRequest) -> tuple[str, int]:
+    """The prompt and `n` of an image request, or `_Answered` with the 400 it deserves."""
+    params = request.params
+    prompt = params.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise _Answered(400, "Missing required parameter: 'prompt'.", None, "prompt")
+    if "response_format" in params:
+        raise _Answered(
+            400, "Unknown parameter: 'response_format'.", "unknown_parameter", "response_format"
+        )
+    if request.endpoint == "edits" and not request.files:
+        raise _Answered(400, "Missing required parameter: 'image'.", None, "image")
+    try:
+        n = int(params.get("n", 1))
+    except (TypeError, ValueError):
+        raise _Answered(400, "Invalid type for 'n'.", "invalid_type", "n") from None
+    if not 1 <= n <= 10:
+        raise _Answered(400, f"{n} is out of range for 'n' (1 to 10).", "invalid_value", "n")
+    return prompt, n
+
+
+def _images_asked(request: RecordedRequest) -> int:
+    """The `n` of an image request (1 if absent), 0 for any other request or a bad `n`."""
+    if request.endpoint not in ("generations", "edits"):
+        return 0
+    try:
+        return max(int(request.params.get("n", 1)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _image_usage(
+    prompt: str, references: int, output_tokens: int, *, inputs: bool = True
+) -> dict[str, Any]:
+    """GPT-Image-shaped usage; with `inputs` False, no input tokens (a stream's later images)."""
+    text_tokens = max(1, int(len(prompt) * TEXT_TOKENS_PER_CHAR)) if inputs else 0
+    image_tokens = IMAGE_INPUT_TOKENS * references if inputs else 0
+    return {
+        "input_tokens": text_tokens + image_tokens,
+        "input_tokens_details": {"text_tokens": text_tokens, "image_tokens": image_tokens},
+        "output_tokens": output_tokens,
+        "total_tokens": text_tokens + image_tokens + output_tokens,
+    }
+
+
+def _sse(event: str, payload: dict[str, Any]) -> bytes:
+    """One server-sent event: its name, its data as one line of JSON, an empty line."""
+    return f"event: {event}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _groups(endpoint: str) -> tuple[str, ...]:
@@ -597,6 +944,19 @@ def _png(number: int) -> bytes:
     return buffer.getvalue()
 
 
+def _partial_png(number: int, index: int, partials: int) -> bytes:
+    """The `index`-th of `partials` previews of image `number`: its 64x64 PNG pixelated to
+    blocks of 32, 16 or 8 pixels (the last partial the finest)."""
+    with Image.open(BytesIO(_png(number))) as final:
+        block = 8 << (partials - 1 - index)
+        side = max(1, IMAGE_SIDE // block)
+        coarse = final.convert("RGB").resize((side, side), Image.Resampling.BOX)
+    image = coarse.resize((IMAGE_SIDE, IMAGE_SIDE), Image.Resampling.NEAREST)
+    buffer = BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _model(model_id: str, shutdown_date: str | None) -> dict[str, Any]:
     return {
         "id": model_id,
@@ -619,6 +979,67 @@ def _error_body(message: str, type: str | None, code: str | None, param: str | N
 
 def _json_answer(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
     return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
+
+
+class _StreamingLoopback(LoopbackServer):
+    """A `LoopbackServer` whose answers may also be `_EventStream`s, written as they are made."""
+
+    def __enter__(self) -> _StreamingLoopback:
+        super().__enter__()
+        assert self._server is not None
+        self._server.RequestHandlerClass = _StreamingHandler
+        return self
+
+
+class _StreamingHandler(_Handler):
+    """The loopback's handler, which writes an `_EventStream` answer in HTTP/1.1 chunks, each
+    as soon as it is made, and closes the connection after it; an empty chunk breaks the
+    connection without the body's last chunk, as a connection lost mid-stream."""
+
+    def _answer(self, method: str) -> None:
+        loopback = cast(Any, self.server).loopback
+        parts = urlsplit(self.path)
+        request = Request(
+            method=method,
+            path=unquote(parts.path),
+            query={key: values[-1] for key, values in parse_qs(parts.query).items()},
+            headers={key.lower(): value for key, value in self.headers.items()},
+            body=self.rfile.read(int(self.headers.get("content-length") or 0)),
+        )
+        status, headers, payload = loopback.answer(request)
+        try:
+            if isinstance(payload, _EventStream):
+                self._stream(status, headers, payload.chunks)
+                return
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            if not loopback.quiet:
+                raise
+
+    def _stream(
+        self, status: int, headers: dict[str, str], chunks: Generator[bytes, None, None]
+    ) -> None:
+        try:
+            self.protocol_version = "HTTP/1.1"  # for chunked transfer, this answer only
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in chunks:
+                if not chunk:  # dropped: the body is left unfinished
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            chunks.close()
+            self.close_connection = True
 
 
 @pytest.fixture(name="fake_openai")

@@ -28,6 +28,7 @@ from storyframe.domain.image_provider import (
     Failure,
     ImageCall,
     ImageProvider,
+    PartialSink,
     Produced,
     ProviderError,
     Reference,
@@ -114,7 +115,7 @@ class ScriptedProvider:
     def name(self) -> str:
         return "placeholder" if self._placeholder else "openai"
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
         self.calls.append(call)
         task = asyncio.current_task()
         assert task is not None

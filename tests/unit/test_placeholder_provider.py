@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 import struct
 import zlib
@@ -10,7 +11,13 @@ import zlib
 import pytest
 from PIL import ExifTags, Image, ImageChops, PngImagePlugin
 
-from storyframe.domain.image_provider import ImageCall, ImageProvider, Reference, RemoteModel
+from storyframe.domain.image_provider import (
+    ImageCall,
+    ImageProvider,
+    Partial,
+    Reference,
+    RemoteModel,
+)
 from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
 from storyframe.providers.placeholder import (
     SOFTWARE,
@@ -34,6 +41,7 @@ def call(
     references: tuple[Reference, ...] = (),
     caption: str = "Scene 1",
     first_index: int = 0,
+    partial_images: int = 0,
 ) -> ImageCall:
     return ImageCall(
         prompt=prompt,
@@ -44,6 +52,7 @@ def call(
         references=references,
         caption=caption,
         first_index=first_index,
+        partial_images=partial_images,
     )
 
 
@@ -174,6 +183,100 @@ async def test_count_is_honoured(provider: PlaceholderProvider) -> None:
     assert len(result.images) == 3
     assert len({produced.data for produced in result.images}) == 3
     assert (await provider.generate(call(count=0))).images == []
+
+
+class Partials(list[Partial]):
+    """A sink that keeps the partial images it is handed."""
+
+    async def __call__(self, partial: Partial) -> None:
+        self.append(partial)
+
+
+def _distance(preview: bytes, final: Image.Image) -> float:
+    """How far a preview is from the final picture: the mean absolute difference of their
+    pixels, at the preview's size."""
+    with Image.open(io.BytesIO(preview), formats=["JPEG"]) as image:
+        shown = image.convert("RGB")
+    expected = final.convert("RGB").resize(shown.size, Image.Resampling.BOX)
+    difference = ImageChops.difference(shown, expected).convert("L")
+    return sum(i * n for i, n in enumerate(difference.histogram())) / (shown.width * shown.height)
+
+
+async def test_previews_of_the_picture_come_before_it_coarsest_first(
+    provider: PlaceholderProvider,
+) -> None:
+    partials = Partials()
+
+    result = await provider.generate(call(size="1024x512", partial_images=3), partials)
+
+    [produced] = result.images
+    final = opened(produced.data)
+    assert final.size == (1024, 512)
+    assert [partial.index for partial in partials] == [0, 1, 2]
+    for partial in partials:
+        with Image.open(io.BytesIO(partial.data)) as preview:
+            assert preview.format == "JPEG"
+            assert preview.size == (256, 128)  # small, of the picture's shape
+        assert len(partial.data) < len(produced.data)
+    distances = [_distance(partial.data, final) for partial in partials]
+    # the same picture, closer to it with each preview
+    assert distances == sorted(distances, reverse=True)
+    assert distances[0] > distances[-1]
+    assert distances[-1] < 20
+    # a preview of another picture is further from this one than the coarsest
+    other = opened((await provider.generate(call("A meadow", size="1024x512"))).images[0].data)
+    assert _distance(partials[0].data, other) > distances[-1]
+
+
+async def test_fewer_previews_are_the_most_detailed_and_at_most_three(
+    provider: PlaceholderProvider,
+) -> None:
+    one, five = Partials(), Partials()
+
+    await provider.generate(call(size="256x256", partial_images=1), one)
+    await provider.generate(call(size="256x256", partial_images=5), five)
+
+    assert [partial.index for partial in one] == [0]
+    assert [partial.index for partial in five] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("count", "partial_images", "sink"),
+    [
+        pytest.param(1, 0, True, id="none-asked"),
+        pytest.param(2, 2, True, id="several-images"),
+        pytest.param(1, 2, False, id="no-sink"),
+    ],
+)
+async def test_previews_only_for_one_image_with_partials_and_a_sink(
+    provider: PlaceholderProvider, count: int, partial_images: int, sink: bool
+) -> None:
+    partials = Partials()
+
+    result = await provider.generate(
+        call(count=count, size="256x256", partial_images=partial_images),
+        partials if sink else None,
+    )
+
+    assert len(result.images) == count
+    assert partials == []
+
+
+async def test_a_sink_that_fails_does_not_fail_the_image(
+    provider: PlaceholderProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    offered: list[int] = []
+
+    async def failing(partial: Partial) -> None:
+        offered.append(partial.index)
+        raise OSError("no room for the preview")
+
+    with caplog.at_level(logging.ERROR, logger="storyframe.providers"):
+        result = await provider.generate(call(size="256x256", partial_images=2), failing)
+
+    assert len(result.images) == 1
+    assert offered == [0, 1]
+    assert len([r for r in caplog.records if r.name == "storyframe.providers"]) == 2
 
 
 async def test_the_same_prompt_twice_gives_different_images(

@@ -8,6 +8,10 @@ images look alike, not even two of the same prompt made one after the other. The
 marks it too: `Software` is "Storyframe placeholder", `Description` the prompt and `Title` the
 caption.
 
+A call for one image with partial images wanted and a sink for them (`ImageCall.previews`)
+hands the sink that many previews before it returns, as a model streaming its image would:
+small blurred JPEGs of the same picture (at most 256 pixels wide or high), coarsest first.
+
 `describe` cannot look at images without a vision model; it says so, and reports what can be
 known offline: each image's size, format and dominant colours.
 """

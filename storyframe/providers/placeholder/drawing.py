@@ -32,6 +32,11 @@ SOFTWARE: Final = "Storyframe placeholder"
 _MAX_DESCRIPTION: Final = 2000  # characters of the prompt kept in the PNG metadata
 _MAX_REFERENCES: Final = 16  # references decoded for the strip; any more are left out
 _PNG_COMPRESS_LEVEL: Final = 1  # 2x faster than the default 6, for 10-20% larger files
+_PREVIEW_DETAIL: Final = (12, 32, 96)
+"""Pixels along the longer side of the picture each preview shows, the last the most; a call
+with fewer previews takes the most detailed ones."""
+_PREVIEW_SIDE: Final = 256  # the longer side of a preview, blurred up from its detail
+_PREVIEW_QUALITY: Final = 70
 
 _SOFT_WHITE: Final = (235, 235, 240)
 _INK: Final = (20, 20, 28)
@@ -118,6 +123,73 @@ def render(
     hue: float,
 ) -> bytes:
     """One placeholder PNG. Synchronous and CPU-bound: run it in a worker thread."""
+    image = _draw(
+        layout,
+        prompt=prompt,
+        caption=caption,
+        number=number,
+        thumbnails=thumbnails,
+        nonce=nonce,
+        hue=hue,
+    )
+    return _png(image, prompt=prompt, caption=caption)
+
+
+def render_previewed(
+    layout: Layout,
+    *,
+    prompt: str,
+    caption: str,
+    number: int,
+    thumbnails: Sequence[Image.Image],
+    nonce: bytes,
+    hue: float,
+    previews: int,
+) -> tuple[bytes, list[bytes]]:
+    """`render`, and `previews` low-detail JPEGs of the same picture, coarsest first, the last
+    the most detailed: what a model streaming partial images would show. Synchronous and
+    CPU-bound: run it in a worker thread."""
+    image = _draw(
+        layout,
+        prompt=prompt,
+        caption=caption,
+        number=number,
+        thumbnails=thumbnails,
+        nonce=nonce,
+        hue=hue,
+    )
+    levels = _PREVIEW_DETAIL[max(0, len(_PREVIEW_DETAIL) - previews) :] if previews > 0 else ()
+    return _png(image, prompt=prompt, caption=caption), [_preview(image, side) for side in levels]
+
+
+def _preview(image: Image.Image, detail: int) -> bytes:
+    """The picture as if rendered with only `detail` pixels along its longer side: shrunk that
+    far, then blown up (smoothly, so blurred) to at most _PREVIEW_SIDE, as a JPEG."""
+    scale = detail / max(image.width, image.height)
+    tiny = image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+        Image.Resampling.BOX,
+    )
+    scale = min(1.0, _PREVIEW_SIDE / max(image.width, image.height))
+    shown = tiny.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+        Image.Resampling.BILINEAR,
+    )
+    buffer = io.BytesIO()
+    shown.save(buffer, format="JPEG", quality=_PREVIEW_QUALITY)
+    return buffer.getvalue()
+
+
+def _draw(
+    layout: Layout,
+    *,
+    prompt: str,
+    caption: str,
+    number: int,
+    thumbnails: Sequence[Image.Image],
+    nonce: bytes,
+    hue: float,
+) -> Image.Image:
     seed = hashlib.sha256(b"\0".join((utf8(prompt), str(number).encode(), nonce))).digest()
     image = _background(layout.width, layout.height, seed, hue)
     draw = ImageDraw.Draw(image)
@@ -133,6 +205,11 @@ def render(
         stroke_width=max(1, layout.footer_size // 20),
         stroke_fill=_INK,
     )
+    return image
+
+
+def _png(image: Image.Image, *, prompt: str, caption: str) -> bytes:
+    """The picture as a PNG, with the metadata that marks it a placeholder."""
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE)
     info.add_text("Description", metadata_text(prompt)[:_MAX_DESCRIPTION])

@@ -12,13 +12,21 @@ from storyframe.domain.image_provider import (
     CallResult,
     Description,
     ImageCall,
+    Partial,
+    PartialSink,
     Produced,
     Reference,
     RemoteModel,
+    offer_partial,
 )
 from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
 from storyframe.providers.placeholder.describing import summarise
-from storyframe.providers.placeholder.drawing import Layout, reference_thumbnails, render
+from storyframe.providers.placeholder.drawing import (
+    Layout,
+    reference_thumbnails,
+    render,
+    render_previewed,
+)
 from storyframe.providers.placeholder.shared import (
     ELLIPSIS,
 )
@@ -51,7 +59,7 @@ class PlaceholderProvider:
     def name(self) -> str:
         return "placeholder"
 
-    async def generate(self, call: ImageCall) -> CallResult:
+    async def generate(self, call: ImageCall, on_partial: PartialSink | None = None) -> CallResult:
         if call.count < 1:
             return CallResult(images=[], usage=None)
         width, height = parse_size(call.size)
@@ -61,6 +69,23 @@ class PlaceholderProvider:
             if call.references
             else []
         )
+        if call.previews > 0 and on_partial is not None:
+            # one image: its previews (blurred, small JPEGs of the same picture) go to the
+            # sink first, as a model streaming partial images would send them
+            data, previews = await asyncio.to_thread(
+                render_previewed,
+                layout,
+                prompt=call.prompt,
+                caption=call.caption,
+                number=call.first_index + 1,
+                thumbnails=thumbnails,
+                nonce=secrets.token_bytes(16),
+                hue=self._take_hue(),
+                previews=call.previews,
+            )
+            for index, preview in enumerate(previews):
+                await offer_partial(on_partial, Partial(index, preview))
+            return CallResult(images=[Produced(data=data)], usage=None)
         images = await asyncio.gather(
             *(
                 asyncio.to_thread(
