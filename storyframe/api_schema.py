@@ -20,6 +20,7 @@ from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
 from storyframe.resolvers.images import ImageMutation
 from storyframe.resolvers.projects import ProjectMutation
 from storyframe.resolvers.query import Query
+from storyframe.resolvers.subscriptions import Subscription
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.cost import ListBound, length_of
 from storyframe.schema.errors import CodedErrors
@@ -67,6 +68,7 @@ def build_schema(
     schema = Schema(
         query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
         mutation=merge_types("Mutation", MUTATIONS),
+        subscription=Subscription,
         extensions=extensions,
     )
     return resolve_relations_directly(schema) if direct_relations else schema

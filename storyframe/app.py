@@ -52,12 +52,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        sweeping = asyncio.create_task(runtime.sweep.forever(settings.generation_sweep_seconds))
+        tasks = [asyncio.create_task(runtime.sweep.forever(settings.generation_sweep_seconds))]
+        if settings.generation_jobs_in_process:
+            runtime.runner.start()
+            heartbeat = settings.generation_heartbeat_seconds
+            tending = runtime.runner.tend(runtime.job_store, clock, heartbeat, heartbeat * 3)
+            tasks.append(asyncio.create_task(tending))
         try:
             yield
         finally:
-            sweeping.cancel()
-            await asyncio.gather(sweeping, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.aclose()
 
     app = Starlette(

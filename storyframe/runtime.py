@@ -12,14 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from storyframe.db.accounts import SqlAccountStore
 from storyframe.db.blobs import SqlBlobIndex
 from storyframe.db.engine import create_engine, create_read_engine, session_factory
-from storyframe.db.generations import SqlStaleGenerations
+from storyframe.db.generations import SqlJobStore, SqlStaleGenerations
 from storyframe.db.outage import Outage
 from storyframe.db.reader import SqlReader
 from storyframe.db.reads import Reads
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import utcnow
 from storyframe.domain.image_provider import ImageProvider
+from storyframe.domain.jobs import Ticket
 from storyframe.domain.ports import BlobStorage
+from storyframe.events import EventHub
+from storyframe.jobs import InProcessRunner
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.loaders import make_loaders
@@ -29,6 +32,7 @@ from storyframe.services.container import Services
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.files import FileJanitor
 from storyframe.services.generation import Generator, ImageDefaults, Sweep
+from storyframe.services.generation.types import CUT_SHORT_SECONDS
 from storyframe.services.image_files import ImageLimits
 from storyframe.services.limits import ListLimits
 from storyframe.services.media import Media
@@ -39,8 +43,6 @@ from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
 
 LOGIN_WINDOW_SECONDS = 15 * 60
-DRAIN_SECONDS = 30
-"""How long shutdown waits for running generations before it cancels them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,14 @@ class Runtime:
     generator: Generator
     sweep: Sweep
     list_limits: ListLimits
+    runner: InProcessRunner
+    """Runs generations in this process (unless the settings leave them to workers)."""
+    job_store: SqlJobStore
+    events: EventHub
     outage: Outage = field(default_factory=Outage)
+
+    async def run_job(self, ticket: Ticket) -> None:
+        await self.services_for(ticket.owner_id).generation.run_job(ticket.generation_id)
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
@@ -68,10 +77,14 @@ class Runtime:
             self.list_limits,
         )
 
-    async def aclose(self, drain_seconds: float = DRAIN_SECONDS) -> None:
-        """Let running generations finish, then close the provider's client and the database."""
+    async def aclose(self, drain_seconds: float | None = None) -> None:
+        """Let running generations finish for a while, hand the rest back to the queue, then
+        close the provider's client and the database."""
+        grace = self.settings.generation_shutdown_grace_seconds
+        grace = grace if drain_seconds is None else drain_seconds
         try:
-            await self.generator.drain(drain_seconds)
+            await self.runner.stop(grace, CUT_SHORT_SECONDS)
+            await self.generator.drain(grace)
             await self.generator.aclose()
         finally:
             await self.engine.dispose()
@@ -83,6 +96,10 @@ class Runtime:
         reads' where they have connections of their own (SQLite)."""
         engine, reads = self.engine.sync_engine, self.reads.sync_engine
         return (engine,) if reads.pool is engine.pool else (engine, reads)
+
+    @property
+    def max_subscriptions(self) -> int:
+        return self.settings.max_subscriptions_per_connection
 
     async def release_reads(self) -> None:
         await self.reads.release()
@@ -123,6 +140,10 @@ def build_runtime(
     # in memory at once.
     decodes = DecodeSlots(settings.max_concurrent_decodes)
     media = Media(storage, janitor, limits, settings.max_upload_files, temporaries, decodes=decodes)
+    runner = InProcessRunner(
+        per_user=settings.generation_running_per_user, total=settings.generation_running_total
+    )
+    events = EventHub()
     generator = Generator(
         provider or build_provider(settings),
         media,
@@ -135,16 +156,38 @@ def build_runtime(
         + 10,
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
         clock=clock,
+        jobs=runner if settings.generation_jobs_in_process else None,
+        events=events,
+        partial_images=settings.openai_partial_images,
+        images_per_call=settings.generation_images_per_call,
+        idempotency_ttl=timedelta(hours=settings.idempotency_key_hours),
+        wait_seconds=settings.generation_wait_seconds,
     )
-    sweep = Sweep(SqlStaleGenerations(sessions), generator, DRAIN_SECONDS)
+    sweep = Sweep(
+        SqlStaleGenerations(sessions), generator, settings.generation_shutdown_grace_seconds
+    )
     list_limits = ListLimits(
         frames_per_video=settings.max_frames_per_video,
         main_chats_per_video=settings.max_main_chats_per_video,
         image_places=settings.max_image_places,
     )
-    return Runtime(
-        settings, engine, sessions, reads, accounts, media, janitor, generator, sweep, list_limits
+    runtime = Runtime(
+        settings,
+        engine,
+        sessions,
+        reads,
+        accounts,
+        media,
+        janitor,
+        generator,
+        sweep,
+        list_limits,
+        runner,
+        SqlJobStore(sessions),
+        events,
     )
+    runner.bind(runtime.run_job)
+    return runtime
 
 
 def image_defaults(settings: Settings) -> ImageDefaults:

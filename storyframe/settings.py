@@ -95,6 +95,57 @@ class Settings(BaseSettings):
         description="how often to look for generations whose process stopped without "
         "recording them (a crash), and record them as interrupted",
     )
+    openai_partial_images: int = Field(
+        default=2,
+        ge=0,
+        le=3,
+        description="previews streamed while each image renders (each costs about 100 output "
+        "tokens); 0 turns streaming off",
+    )
+    generation_images_per_call: int = Field(
+        default=1,
+        ge=1,
+        le=4,
+        description="images asked of one provider call; 1 streams previews and keeps a failure "
+        "to its image, more batches them where a provider makes that cheaper",
+    )
+    generation_wait_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="the longest a generate mutation with `wait: true` waits for its images",
+    )
+    generation_running_per_user: int = Field(
+        default=2, ge=1, le=100, description="generations running at once for one user"
+    )
+    generation_running_total: int = Field(
+        default=8,
+        ge=1,
+        le=1_000,
+        description="generations running at once in one process; the rest wait in the queue",
+    )
+    generation_jobs_in_process: bool = Field(
+        default=True,
+        description="run generations in this process (the embedded default); off for API "
+        "processes that leave them to `storyframe worker`",
+    )
+    generation_heartbeat_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="how often a process says it is still running its generations; one "
+        "silent for three times this is run again elsewhere",
+    )
+    generation_shutdown_grace_seconds: float = Field(
+        default=30,
+        ge=0,
+        description="how long a stopping process lets running generations finish before "
+        "handing their unfinished images back to the queue",
+    )
+    idempotency_key_hours: float = Field(
+        default=24, gt=0, description="how long a generate mutation's idempotency key holds"
+    )
+    max_subscriptions_per_connection: int = Field(
+        default=20, ge=1, le=1_000, description="subscriptions one WebSocket may hold at once"
+    )
 
     @property
     def media_dir(self) -> Path:

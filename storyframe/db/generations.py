@@ -1,17 +1,21 @@
-"""Generations across every owner: finding those whose process stopped without recording them."""
+"""Generations across every owner: the job engine's view of them, and the sweep's."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from storyframe.db.tables import Generation
+from storyframe.domain.jobs import JobStore, Ticket
 from storyframe.domain.ports import StaleGenerations
 
-_UNFINISHED = ("QUEUED", "RUNNING")
+_last_sign = func.coalesce(
+    col(Generation.heartbeat_at), col(Generation.started_at), col(Generation.created_at)
+)
 
 
 class SqlStaleGenerations(StaleGenerations):
@@ -21,10 +25,9 @@ class SqlStaleGenerations(StaleGenerations):
     async def interrupt(
         self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
     ) -> list[int]:
-        last_change = func.coalesce(col(Generation.started_at), col(Generation.created_at))
         statement = (
             update(Generation)
-            .where(col(Generation.status).in_(_UNFINISHED), last_change < unchanged_since)
+            .where(col(Generation.status) == "RUNNING", _last_sign < unchanged_since)
             .values(status="FAILED", errors=errors, finished_at=now)
             .returning(col(Generation.id))
             .execution_options(synchronize_session=False)
@@ -33,3 +36,48 @@ class SqlStaleGenerations(StaleGenerations):
             ids = sorted(pk for pk in (await session.scalars(statement)).all() if pk is not None)
             await session.commit()
         return ids
+
+
+class SqlJobStore(JobStore):
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def recover(self, stale_before: datetime) -> list[Ticket]:
+        requeue = (
+            update(Generation)
+            .where(col(Generation.status) == "RUNNING", _last_sign < stale_before)
+            .values(status="QUEUED")
+            .execution_options(synchronize_session=False)
+        )
+        queued = (
+            select(col(Generation.id), col(Generation.owner_id))
+            .where(col(Generation.status) == "QUEUED", col(Generation.owner_id).is_not(None))
+            .order_by(col(Generation.id))
+        )
+        async with self._sessions() as session:
+            await session.execute(requeue)
+            rows = await session.execute(queued)
+            await session.commit()
+        return [
+            Ticket(generation_id, owner_id)
+            for generation_id, owner_id in rows
+            if generation_id is not None and owner_id is not None
+        ]
+
+    async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
+        if not generation_ids:
+            return set()
+        statement = (
+            update(Generation)
+            .where(
+                col(Generation.id).in_(sorted(generation_ids)),
+                col(Generation.status) == "RUNNING",
+            )
+            .values(heartbeat_at=now)
+            .returning(col(Generation.id), col(Generation.cancel_requested))
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(statement)).all()
+            await session.commit()
+        return {pk for pk, cancelled in rows if cancelled and pk is not None}

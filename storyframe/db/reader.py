@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import BindParameter, bindparam, func, select, text
+from sqlalchemy import BindParameter, ColumnElement, bindparam, func, select, text
 from sqlalchemy.sql import Executable
 from sqlmodel import SQLModel, col
 
@@ -33,7 +33,7 @@ from storyframe.db.tables import (
 )
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place, PlaceKind, place_named_by
-from storyframe.domain.ports import Reader
+from storyframe.domain.ports import GenerationScope, Reader
 
 Row = TypeVar("Row", bound=SQLModel)
 Key = TypeVar("Key")
@@ -124,6 +124,48 @@ def _attachments() -> Executable:
 def _video_image_counts() -> Executable:
     project, video = col(Image.project_id), col(Image.video_id)
     return select(project, video, func.count()).where(video.in_(_ids())).group_by(project, video)
+
+
+@cache
+def _generations_of_video() -> Executable:
+    return (
+        select(Generation)
+        .where(
+            col(Generation.video_id) == bindparam("video"),
+            col(Generation.status).in_(_ids("statuses")),
+            owned_by(Generation, _OWNER),
+        )
+        .order_by(col(Generation.id))
+    )
+
+
+def _generations_where(by_project: bool) -> list[Any]:
+    video = col(Generation.video_id)
+    in_scope: ColumnElement[bool]
+    if by_project:
+        in_scope = video.in_(select(col(Video.id)).where(col(Video.project_id) == _SCOPE))
+    else:
+        in_scope = video == _SCOPE
+    return [in_scope, col(Generation.status).in_(_ids("statuses")), owned_by(Generation, _OWNER)]
+
+
+_SCOPE: BindParameter[int] = bindparam("scope")
+
+
+@cache
+def _generations(by_project: bool, before: bool) -> Executable:
+    statement = (
+        select(Generation)
+        .where(*_generations_where(by_project))
+        .order_by(col(Generation.id).desc())
+        .limit(_FIRST)
+    )
+    return statement.where(col(Generation.id) < _BEFORE) if before else statement
+
+
+@cache
+def _count_generations(by_project: bool) -> Executable:
+    return select(func.count()).select_from(Generation).where(*_generations_where(by_project))
 
 
 _COUNT_PROJECTS = select(func.count()).select_from(Project).where(owned_by(Project, _OWNER))
@@ -219,6 +261,30 @@ class SqlReader(Reader):
         statement = _of_parents(Generation, col(Generation.message_id))
         rows = await self._rows(Generation, statement, ids=list(message_ids))
         return {row.message_id: row for row in rows}
+
+    async def generations_of_video(
+        self, video_id: int, statuses: Sequence[str]
+    ) -> list[Generation]:
+        statement = _generations_of_video()
+        return await self._rows(Generation, statement, video=video_id, statuses=list(statuses))
+
+    async def generations(
+        self, scope: GenerationScope, statuses: Sequence[str], page: PageRequest
+    ) -> list[Generation]:
+        statement = _generations(scope.by_project, page.before_id is not None)
+        return await self._rows(
+            Generation,
+            statement,
+            scope=scope.id,
+            statuses=list(statuses),
+            first=page.first + 1,
+            before=page.before_id,
+        )
+
+    async def count_generations(self, scope: GenerationScope, statuses: Sequence[str]) -> int:
+        statement = _count_generations(scope.by_project)
+        rows = await self._all(statement, scope=scope.id, statuses=list(statuses))
+        return int(rows[0][0])
 
     async def attachments_of_messages(
         self, message_ids: Sequence[int]

@@ -25,6 +25,7 @@ from storyframe.db.tables import (
     Message,
     MessageAttachment,
     Project,
+    User,
     Video,
 )
 from storyframe.domain.places import Place, PlaceKind, PlaceOwner
@@ -228,10 +229,28 @@ class SqlRepository(Repository):
                 col(Generation.status) == "QUEUED",
                 owned_by(Generation, self._owner_id),
             )
-            .values(status="RUNNING", started_at=now)
+            .values(
+                status="RUNNING",
+                started_at=func.coalesce(col(Generation.started_at), now),
+                heartbeat_at=now,
+                attempts=col(Generation.attempts) + 1,
+            )
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def generation_for_key(self, key: str) -> Generation | None:
+        # Two requests with a key take turns on the user's row (a no-op on SQLite, whose
+        # write transactions are already exclusive).
+        await self._session.execute(
+            select(col(User.id))
+            .where(col(User.id) == self._owner_id)
+            .with_for_update(key_share=True)
+        )
+        statement = select(Generation).where(
+            col(Generation.owner_id) == self._owner_id, col(Generation.idempotency_key) == key
+        )
+        return (await self._session.scalars(statement)).first()
 
     async def attachments_of(self, message_id: int) -> list[Image]:
         statement = (

@@ -211,6 +211,9 @@ class Image(SQLModel, table=True):
     content_type: str = Field(max_length=100)
     byte_size: int
     placeholder: bool = Field(default=False, description="made offline, not by a model")
+    slot: int | None = Field(
+        default=None, description="its position among the images its generation was asked for"
+    )
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
 
 
@@ -269,6 +272,10 @@ class Generation(SQLModel, table=True):
     """
 
     __tablename__ = "generations"
+    __table_args__ = (
+        Index("uq_generations_idempotency", "owner_id", "idempotency_key", unique=True),
+        Index("ix_generations_status", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(
@@ -300,3 +307,16 @@ class Generation(SQLModel, table=True):
     finished_at: datetime | None = Field(
         default=None, sa_column=Column(UtcDateTime(), nullable=True)
     )
+    owner_id: int | None = Field(default=None, sa_column=_fk("users.id", nullable=True))
+    """The user who asked: whose running generations count against their cap, and whose
+    idempotency keys it answers."""
+    attempts: int = 0
+    """How many times a process started it: 2 when a crash lost the first run's work."""
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    """When the process running it last said it still is; a stale one is run again."""
+    cancel_requested: bool = False
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+    """A digest of what was asked: the same key with other input is a conflict."""

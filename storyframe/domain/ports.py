@@ -98,8 +98,14 @@ class Repository(Protocol):
     async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None: ...
     async def context_of_video(self, video_id: int) -> Context | None: ...
     async def start_generation(self, generation_id: int, now: datetime) -> bool:
-        """Mark a QUEUED generation RUNNING, started `now`; False (and nothing changed) when it
-        is not there or not QUEUED. Atomic: of two concurrent calls, one gets True."""
+        """Mark a QUEUED generation RUNNING: started `now` (unless it had started before and was
+        handed back), alive `now`, one more attempt. False (and nothing changed) when it is not
+        there or not QUEUED. Atomic: of two concurrent calls, one gets True."""
+        ...
+
+    async def generation_for_key(self, key: str) -> Generation | None:
+        """The owner's generation asked with this idempotency key, if any. Two transactions
+        asking for one owner's keys take turns until the first ends."""
         ...
 
     async def attachments_of(self, message_id: int) -> list[Image]:
@@ -127,6 +133,14 @@ class UnitOfWork(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class GenerationScope:
+    """The generations of one video, or of every video of one project."""
+
+    id: int
+    by_project: bool = False
+
+
 class Reader(Protocol):
     """Batched reads for the API: one statement per call, whatever the number of keys."""
 
@@ -148,6 +162,20 @@ class Reader(Protocol):
     async def generations_of_messages(
         self, message_ids: Sequence[int]
     ) -> Mapping[int, Generation]: ...
+    async def generations_of_video(
+        self, video_id: int, statuses: Sequence[str]
+    ) -> list[Generation]:
+        """The owner's generations of the video in one of `statuses`, oldest first."""
+        ...
+
+    async def generations(
+        self, scope: GenerationScope, statuses: Sequence[str], page: PageRequest
+    ) -> list[Generation]:
+        """A page of the owner's generations of a video or project in one of `statuses`,
+        newest first."""
+        ...
+
+    async def count_generations(self, scope: GenerationScope, statuses: Sequence[str]) -> int: ...
     async def attachments_of_messages(
         self, message_ids: Sequence[int]
     ) -> Mapping[int, list[Image]]: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -47,6 +48,13 @@ class CodedErrors(SchemaExtension):
         if result is None or not result.errors:
             return
         result.errors = [_shown(error) for error in result.errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """The same for each result a subscription sends."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [_shown(error) for error in errors]
+        yield
 
 
 def _shown(error: GraphQLError) -> GraphQLError:

@@ -3,6 +3,7 @@ generate mutations."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -10,11 +11,13 @@ import strawberry
 from strawberry import Private
 
 from storyframe.db import tables
+from storyframe.domain import jobs
 from storyframe.domain.image_provider import Usage
 from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
 from storyframe.schema.chats import Message
 from storyframe.schema.errors import ErrorCode
 from storyframe.schema.ids import encode_id
+from storyframe.schema.images import Image
 from storyframe.schema.nodes import Columns, Node
 from storyframe.schema.payloads import Payload
 from storyframe.schema.request_context import Info_
@@ -86,6 +89,8 @@ _GENERATION_COLUMNS = Columns(
     "created_at",
     "started_at",
     "finished_at",
+    "attempts",
+    "cancel_requested",
 )
 
 
@@ -117,6 +122,23 @@ class Generation(Node):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    attempts: int = strawberry.field(
+        description="How many times a process started it: 2 when a crash lost the first "
+        "run's images, which were then asked for (and paid for) again."
+    )
+    cancel_requested: bool = strawberry.field(
+        description="`cancelGeneration` was asked; it ends CANCELLED (PARTIAL with images)."
+    )
+
+    @strawberry.field(
+        description="Its place in the queue from 1 (the next to start) while QUEUED; null "
+        "otherwise."
+    )
+    def position(self, info: Info_) -> int | None:
+        jobs = info.context.services.generation.generator.jobs
+        if self.status is not generation.GenerationStatus.QUEUED or jobs is None:
+            return None
+        return jobs.position(self.pk)
 
     @strawberry.field
     def failed_count(self) -> int:
@@ -159,6 +181,8 @@ class Generation(Node):
             created_at,
             started_at,
             finished_at,
+            attempts,
+            cancel_requested,
         ) = _GENERATION_COLUMNS.of(row)
         assert pk is not None
         usage = None
@@ -186,6 +210,8 @@ class Generation(Node):
             created_at=created_at,
             started_at=started_at,
             finished_at=finished_at,
+            attempts=attempts,
+            cancel_requested=cancel_requested,
         )
 
 
@@ -197,6 +223,17 @@ CONTEXT_IMAGE_IDS = (
 MODEL = "An image model from `imageModels`; the default when omitted."
 SIZE = "One of the model's `sizes`; the server's default when omitted."
 QUALITY = "One of the model's `qualities`; the server's default when omitted."
+WAIT = (
+    "Answer once the generation has ended (up to the server's `GENERATION_WAIT_SECONDS`), with "
+    "its images; by default the answer comes at once, with the generation QUEUED, and "
+    "`generationUpdated` tells how it goes. A waiting client that goes away does not stop it."
+)
+IDEMPOTENCY_KEY = (
+    "A key of your choosing (for instance a UUID) that makes retrying safe: the same key with "
+    "the same input answers with the first request's message and generation and makes no "
+    "second generation, also while the first is running; with other input it is refused with "
+    "IDEMPOTENCY_CONFLICT. Keys are yours alone and expire after a day."
+)
 
 
 @strawberry.input
@@ -213,6 +250,8 @@ class GenerateFrameImagesInput:
     model: str | None = strawberry.field(default=None, description=MODEL)
     size: str | None = strawberry.field(default=None, description=SIZE)
     quality: str | None = strawberry.field(default=None, description=QUALITY)
+    wait: bool = strawberry.field(default=False, description=WAIT)
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 @strawberry.input(description="The context chat's prompts always carry the context's text.")
@@ -226,6 +265,8 @@ class GenerateContextImagesInput:
     model: str | None = strawberry.field(default=None, description=MODEL)
     size: str | None = strawberry.field(default=None, description=SIZE)
     quality: str | None = strawberry.field(default=None, description=QUALITY)
+    wait: bool = strawberry.field(default=False, description=WAIT)
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 @strawberry.input(description="A main chat's prompts always carry the video's context text.")
@@ -239,6 +280,8 @@ class GenerateMainChatImagesInput:
     model: str | None = strawberry.field(default=None, description=MODEL)
     size: str | None = strawberry.field(default=None, description=SIZE)
     quality: str | None = strawberry.field(default=None, description=QUALITY)
+    wait: bool = strawberry.field(default=False, description=WAIT)
+    idempotency_key: str | None = strawberry.field(default=None, description=IDEMPOTENCY_KEY)
 
 
 @strawberry.type(
@@ -249,3 +292,65 @@ class GenerateMainChatImagesInput:
 class GenerateImagesPayload(Payload):
     message: Message | None = None
     generation: Generation | None = None
+
+
+@strawberry.input
+class CancelGenerationInput:
+    id: strawberry.ID
+
+
+@strawberry.type(
+    description="The generation, cancelled (or PARTIAL, keeping the images it had stored); "
+    "a running one may take a moment to reach its final status, which `generationUpdated` "
+    "tells."
+)
+class CancelGenerationPayload(Payload):
+    generation: Generation | None = None
+
+
+GenerationEventKind = strawberry.enum(
+    jobs.EventKind,
+    name="GenerationEventKind",
+    description="What changed: STATE is the generation as it stands, sent first to a new "
+    "subscriber; FINISHED is the last event of a generation.",
+)
+
+
+@strawberry.type(description="A preview of an image still being made: small, and soon replaced.")
+class GenerationPreview:
+    index: int = strawberry.field(description="The image's position among those asked for.")
+    sequence: int = strawberry.field(description="Which preview of that image, from 0.")
+    url: str = strawberry.field(description="A `data:` URL of a JPEG at most 512 px a side.")
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, index: int, preview: jobs.Preview) -> GenerationPreview:
+        encoded = base64.b64encode(preview.data).decode()
+        return cls(
+            index=index,
+            sequence=preview.sequence,
+            url=f"data:{preview.content_type};base64,{encoded}",
+            width=preview.width,
+            height=preview.height,
+        )
+
+
+@strawberry.type(description="One change of a generation, as `generationUpdated` tells it.")
+class GenerationEvent:
+    kind: GenerationEventKind  # type: ignore[valid-type]
+    generation: Generation = strawberry.field(description="The generation after the change.")
+    index: int | None = strawberry.field(
+        description="The image concerned (PREVIEW, IMAGE_STORED, IMAGE_FAILED), by position."
+    )
+    image_pk: Private[int | None]
+    preview: GenerationPreview | None = strawberry.field(description="With PREVIEW.")
+
+    @strawberry.field(
+        graphql_type=Image | None,
+        description="With IMAGE_STORED: the stored image, whose URL answers already.",
+    )
+    async def image(self, info: Info_) -> Any:
+        if self.image_pk is None:
+            return None
+        return await info.context.loaders.image.load(self.image_pk)

@@ -113,6 +113,11 @@ class Scopes(Protocol):
     async def release_reads(self) -> None:
         """Give the request's read connection back while it does something else."""
 
+    @property
+    def max_subscriptions(self) -> int:
+        """The subscriptions one WebSocket may hold at once."""
+        ...
+
 
 @dataclass(slots=True)
 class RequestContext:
@@ -123,6 +128,8 @@ class RequestContext:
     request: Request | WebSocket | None = None
     viewer: Viewer | None = None
     connection_params: dict[str, object] | None = None  # set from a WebSocket's connection_init
+    subscriptions: int = 0
+    """The subscriptions a WebSocket holds now."""
     _scoped: tuple[Services, Loaders] | None = None
 
     @property

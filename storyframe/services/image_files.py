@@ -381,3 +381,28 @@ def fit_for_model(data: bytes, content_type: str) -> tuple[bytes, str]:
         return buffer.getvalue(), "image/png"
     fitted.save(buffer, format="JPEG", quality=_MODEL_JPEG_QUALITY)
     return buffer.getvalue(), "image/jpeg"
+
+
+PREVIEW_SIDE: Final = 512
+"""The longest side of a preview of an image still being made."""
+PREVIEW_MAX_PIXELS: Final = 4096 * 4096
+_PREVIEW_JPEG_QUALITY: Final = 70
+
+
+def make_preview(data: bytes) -> tuple[bytes, int, int]:
+    """A JPEG of a partial image at most `PREVIEW_SIDE` pixels on its longest side, with its
+    width and height. CPU-bound: run it in a thread. Raises ImageRefused when the bytes are not
+    an image or one too large to decode."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > PREVIEW_MAX_PIXELS:
+                raise ImageRefused("the preview is too large", ErrorCode.TOO_LARGE)
+            image.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
+            image.load()
+            image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)
+            small = image.convert("RGB")
+    except _UNREADABLE as error:
+        raise ImageRefused(f"not a readable image: {error}", ErrorCode.CORRUPT_IMAGE) from None
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=_PREVIEW_JPEG_QUALITY)
+    return buffer.getvalue(), small.width, small.height

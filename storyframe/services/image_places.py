@@ -28,6 +28,8 @@ class StoredImage:
     thumbnail_url: str | None = None
     checksum: str | None = None
     placeholder: bool = False
+    slot: int | None = None
+    """Its position among the images of the generation that made it."""
 
     @classmethod
     def of(cls, blob: Blob, facts: Inspected, *, placeholder: bool = False) -> StoredImage:

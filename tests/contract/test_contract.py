@@ -191,9 +191,11 @@ def test_every_fragment_is_used() -> None:
     assert not unused, f"fragments no document uses: {sorted(unused)}"
 
 
-@pytest.mark.parametrize("operation_type", [OperationType.QUERY, OperationType.MUTATION])
+@pytest.mark.parametrize(
+    "operation_type", [OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION]
+)
 def test_every_root_field_has_a_document(operation_type: OperationType) -> None:
-    """A new query or mutation needs a contract document showing how the frontend calls it."""
+    """A new root field needs a contract document showing how the frontend calls it."""
     root = current_schema().get_root_type(operation_type)
     assert root is not None
     covered = {

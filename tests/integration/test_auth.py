@@ -22,6 +22,7 @@ from tests.support import documents as doc
 from tests.support.apps import OWNER_EMAIL, OWNER_PASSWORD, app_with
 from tests.support.clients import GraphQLClient, client_of, http_client, sign_up
 from tests.support.generating import generate_document
+from tests.support.ids import unknown_id
 from tests.support.scenes import Ids, Their, a_full_project, with_ids
 from tests.support.seeds import Seeds
 from tests.support.sql import dump
@@ -342,6 +343,10 @@ def _generate(kind: str, chat: str, field: str) -> Call:
 
 ANONYMOUS: dict[str, Call] = {
     "projects": ("query { projects { totalCount nodes { id } } }", {}),
+    "generations": (
+        "query($id: ID) { generations(videoId: $id) { totalCount } }",
+        {"id": unknown_id("Video")},
+    ),
     **{
         field: _by_id(field, kind)
         for field, kind in [
@@ -392,6 +397,11 @@ ANONYMOUS: dict[str, Call] = {
     "generateFrameImages": _generate("Frame", "frame", "frameId"),
     "generateContextImages": _generate("Context", "context", "contextId"),
     "generateMainChatImages": _generate("MainChat", "main_chat", "mainChatId"),
+    "cancelGeneration": (
+        "mutation($input: CancelGenerationInput!) {"
+        " cancelGeneration(input: $input) { generation { id } userErrors { code } } }",
+        {"input": {"id": unknown_id("Generation")}},
+    ),
     "analyzeImages": (
         "mutation($input: AnalyzeImagesInput!) {"
         " analyzeImages(input: $input) { analysis { text } } }",

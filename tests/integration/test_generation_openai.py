@@ -1,7 +1,10 @@
 """Generating images through OpenAI: the real SDK against a fake OpenAI server on loopback.
 
-Each test asserts what the server was sent (model, `n`, size, prompt, references) and what the
-user got back (stored images, `finalPrompt`, status, usage and cost), on both databases."""
+Each test asserts what the server was sent (model, `n`, size, prompt, references, streaming)
+and what the user got back (stored images, `finalPrompt`, status, usage and cost), on both
+databases. By default each image is a call of its own, streamed with two partial images; the
+tests about batching several images into one call with `n` turn that on
+(`generation_images_per_call=4`)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,23 @@ import base64
 import logging
 from collections.abc import Callable
 from datetime import date
+from io import BytesIO
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image as PILImage
+from sqlalchemy import select
+from sqlmodel import col
 
+from storyframe.db.tables import Image
+from storyframe.domain.jobs import EventKind, GenerationEvent, Subscription
 from tests.support.fake_openai import (
     IMAGE_INPUT_TOKENS,
     IMAGE_OUTPUT_TOKENS,
+    PARTIAL_OUTPUT_TOKENS,
     FakeOpenAI,
+    StreamBreak,
     fake_openai_fixture,  # noqa: F401
     image_urls,
 )
@@ -31,6 +42,7 @@ from tests.support.generating import (
     set_context,
     start_fixture,  # noqa: F401
 )
+from tests.support.ids import pk_of
 from tests.support.polling import until
 from tests.support.scenes import create_frame, seed_video
 
@@ -38,14 +50,61 @@ CONTEXT_TEXT = "A lighthouse keeper and her grey cat, in watercolour."
 DEFAULT_MODEL = "gpt-image-2.6-flare"
 # gpt-image-2.6 list prices, US dollars per million tokens: text in, image in, image out.
 TEXT_IN, IMAGE_IN, IMAGE_OUT = 5.0, 8.0, 30.0
+PARTIALS = 2
+"""Partial images each one-image call streams by default (`openai_partial_images`)."""
+STREAMED_OUTPUT_TOKENS = IMAGE_OUTPUT_TOKENS + PARTIALS * PARTIAL_OUTPUT_TOKENS
+"""Output tokens a streamed call of one image is billed: the image's and its partials'."""
+EVENT_SECONDS = 30.0
+"""The longest a test waits for an event it expects: reached only when something is wrong."""
 
 
 def _text_tokens(prompt: str) -> int:
     return max(1, len(prompt) // 4)
 
 
-async def test_four_images_are_one_call_with_n_and_are_stored(stack: OpenAIStack) -> None:
-    # given
+async def _take(
+    events: Subscription, enough: Callable[[list[GenerationEvent]], bool]
+) -> list[GenerationEvent]:
+    """Events of the subscription, in the order published, until `enough` holds of those taken
+    (at once if it already holds)."""
+    taken: list[GenerationEvent] = []
+    async with asyncio.timeout(EVENT_SECONDS):
+        while not enough(taken):
+            taken.append(await anext(events))
+    return taken
+
+
+def _finished(taken: list[GenerationEvent]) -> bool:
+    return bool(taken) and taken[-1].kind is EventKind.FINISHED
+
+
+def _indexes(taken: list[GenerationEvent], kind: EventKind) -> list[int]:
+    """The image positions the events of that kind are about, in the order published."""
+    indexes = [event.index for event in taken if event.kind is kind]
+    assert None not in indexes, taken
+    return [index for index in indexes if index is not None]
+
+
+async def _slots(stack: OpenAIStack, message_id: str) -> dict[int, int | None]:
+    """The slot of each image the message's generation made, by image id, read straight from
+    the database."""
+    statement = select(Image).where(col(Image.message_id) == pk_of(message_id))
+    async with stack.runtime.sessions() as session:
+        return {image.id: image.slot for image in await session.scalars(statement) if image.id}
+
+
+async def _slots_taken(stack: OpenAIStack, message_id: str) -> list[int | None]:
+    """The slots of the message's images, in the order of their positions (None, for an image
+    recorded without one, first)."""
+    slots = (await _slots(stack, message_id)).values()
+    return sorted(slots, key=lambda slot: -1 if slot is None else slot)
+
+
+async def test_four_images_are_one_call_with_n_and_are_stored(
+    start: Callable[..., Any],
+) -> None:
+    # given images batched four to a call
+    stack: OpenAIStack = await start(generation_images_per_call=4)
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Opening shot")
     prompt = "a red fox at dawn, wide shot"
@@ -93,10 +152,60 @@ async def test_four_images_are_one_call_with_n_and_are_stored(stack: OpenAIStack
         response = await stack.http.get(urlsplit(image["url"]).path)
         assert response.status_code == 200
         assert response.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # and each image of the call is recorded in its own slot
+    assert await _slots_taken(stack, message["id"]) == [0, 1, 2, 3]
 
 
-async def test_url_answers_are_downloaded_at_once(stack: OpenAIStack) -> None:
+async def test_by_default_each_image_is_a_streamed_call_of_its_own(stack: OpenAIStack) -> None:
     # given
+    video = await seed_video(stack.gql)
+    frame = await create_frame(stack.gql, video.id, "Opening shot")
+    prompt = "a red fox at dawn, wide shot"
+
+    # when
+    payload = await generate_ok(stack.gql, "Frame", frame, prompt, imageCount=4)
+
+    # then the server was asked four times, for one image each, streamed with two partials
+    sent = stack.fake.requests_to("images")
+    assert [request.endpoint for request in sent] == ["generations"] * 4
+    assert [request.params for request in sent] == [
+        {
+            "model": DEFAULT_MODEL,
+            "prompt": prompt,
+            "n": 1,
+            "size": "1024x1024",
+            "quality": "medium",
+            "stream": True,
+            "partial_images": PARTIALS,
+        }
+    ] * 4
+    assert [request.status for request in sent] == [200] * 4
+    # and the user got four stored images, each call's usage (its partials' too) and cost added
+    message, generation = payload["message"], payload["generation"]
+    assert message["finalPrompt"] == prompt
+    assert generation["status"] == "SUCCEEDED"
+    assert (generation["requestedCount"], generation["completedCount"]) == (4, 4)
+    text = _text_tokens(prompt)
+    assert generation["usage"] == {
+        "inputTextTokens": 4 * text,
+        "inputImageTokens": 0,
+        "outputTokens": 4 * STREAMED_OUTPUT_TOKENS,
+        "totalTokens": 4 * (text + STREAMED_OUTPUT_TOKENS),
+    }
+    expected_cost = 4 * (text * TEXT_IN + STREAMED_OUTPUT_TOKENS * IMAGE_OUT) / 1_000_000
+    assert generation["estimatedCostUsd"] == pytest.approx(expected_cost)
+    images = message["images"]
+    assert [(i["width"], i["height"], i["contentType"]) for i in images] == [
+        (64, 64, "image/png")
+    ] * 4
+    assert not any(image["placeholder"] for image in images)
+    assert len(stack.media()) == 4
+    assert await _slots_taken(stack, message["id"]) == [0, 1, 2, 3]
+
+
+async def test_url_answers_are_downloaded_at_once(start: Callable[..., Any]) -> None:
+    # given calls answered with URLs (only calls that do not stream are)
+    stack: OpenAIStack = await start(openai_partial_images=0)
     stack.fake.url_mode = True
     video = await seed_video(stack.gql)
 
@@ -104,6 +213,8 @@ async def test_url_answers_are_downloaded_at_once(stack: OpenAIStack) -> None:
     payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "a map", imageCount=2)
 
     # then
+    calls = stack.fake.requests_to("images")
+    assert [(call.params["n"], "stream" in call.params) for call in calls] == [(1, False)] * 2
     downloads = stack.fake.requests_to("files")
     assert len(downloads) == 2
     images = payload["message"]["images"]
@@ -162,20 +273,25 @@ async def test_references_are_described_and_passed_to_the_edit_endpoint(
     urls = image_urls(vision)
     assert [base64.b64decode(url.split(",", 1)[1]) for url in urls] == reference_bytes
     assert all(url.startswith("data:image/png;base64,") for url in urls)
-    # and the image model got the references themselves, and the described prompt
-    (edit,) = stack.fake.requests_to("images")
-    assert edit.endpoint == "edits"
-    assert [part.data for part in edit.files] == reference_bytes
-    assert edit.params["n"] == "2"
-    assert edit.params["model"] == DEFAULT_MODEL
+    # and the image model got, in each image's streamed call, the references themselves and the
+    # described prompt
+    edits = stack.fake.requests_to("images")
+    assert len(edits) == 2
     message, generation = payload["message"], payload["generation"]
-    assert edit.params["prompt"] == message["finalPrompt"]
+    for edit in edits:
+        assert edit.endpoint == "edits"
+        assert [part.data for part in edit.files] == reference_bytes
+        assert (edit.params["n"], edit.params["stream"]) == ("1", "true")
+        assert edit.params["partial_images"] == str(PARTIALS)
+        assert edit.params["model"] == DEFAULT_MODEL
+        assert edit.params["prompt"] == message["finalPrompt"]
     prompt, description = message["finalPrompt"].split("\n\nReference images: ")
     assert prompt == "the keeper at the window"
     assert "2 reference images" in description
     assert message["attachedImages"] == [{"id": image["id"]} for image in references]
     assert generation["visionModel"].startswith("gpt-5.4-mini")  # the snapshot that answered
-    assert generation["usage"]["inputImageTokens"] == 2 * IMAGE_INPUT_TOKENS
+    # each call was billed for both references
+    assert generation["usage"]["inputImageTokens"] == 2 * 2 * IMAGE_INPUT_TOKENS
     assert generation["status"] == "SUCCEEDED"
 
 
@@ -203,8 +319,9 @@ async def test_a_failed_description_still_generates_and_is_reported(stack: OpenA
     assert [r.status for r in stack.fake.requests_to("chat")] == [500, 500, 500]
 
 
-async def test_fewer_images_than_asked_is_a_partial_result(stack: OpenAIStack) -> None:
-    # given
+async def test_fewer_images_than_asked_is_a_partial_result(start: Callable[..., Any]) -> None:
+    # given one call for the four images, answered with one image fewer
+    stack: OpenAIStack = await start(generation_images_per_call=4)
     stack.fake.short_by = 1
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
@@ -219,13 +336,17 @@ async def test_fewer_images_than_asked_is_a_partial_result(stack: OpenAIStack) -
     assert [(e["index"], e["code"]) for e in generation["errors"]] == [(3, "PROVIDER_ERROR")]
     assert len(payload["message"]["images"]) == 3
     assert len(stack.media()) == 3
+    (call,) = stack.fake.requests_to("images")
+    assert call.params["n"] == 4
 
 
 async def test_a_model_without_n_gets_concurrent_calls_and_keeps_partial_results(
     start: Callable[..., Any],
 ) -> None:
-    # given a model the catalog does not know: one image per call
-    stack: OpenAIStack = await start(openai_image_model="compatible-image-model")
+    # given a model the catalog does not know: one image per call, though calls may batch four
+    stack: OpenAIStack = await start(
+        openai_image_model="compatible-image-model", generation_images_per_call=4
+    )
     stack.fake.gather = 4  # answered only once all four are in flight, if they ever are
     stack.fake.fail("generations", status=500, on_call=2)
     video = await seed_video(stack.gql)
@@ -306,10 +427,10 @@ FAILURES = [
 async def test_a_failed_generation_keeps_the_message_and_says_why(
     stack: OpenAIStack, failure: dict[str, Any], code: str, calls: int
 ) -> None:
-    # given
+    # given both images' calls fail (`calls` is how often each is made)
     video = await seed_video(stack.gql)
     frame = await create_frame(stack.gql, video.id, "Shot")
-    stack.fake.fail("images", **failure)
+    stack.fake.fail("images", **{"times": 2, **failure})
 
     # when
     payload = await generate(stack.gql, "Frame", frame, "a forbidden thing", imageCount=2)
@@ -331,16 +452,18 @@ async def test_a_failed_generation_keeps_the_message_and_says_why(
     assert message["images"] == []
     assert message["generation"]["status"] == "FAILED"
     assert message == payload["message"]
-    # the provider was called as often as allowed, and nothing was stored
-    assert len(stack.fake.requests_to("images")) == calls
+    # each image's call was made as often as allowed, and nothing was stored
+    assert len(stack.fake.requests_to("images")) == 2 * calls
     assert stack.media() == []
 
 
 async def test_an_answer_without_a_usable_image_still_counts_what_it_cost(
     stack: OpenAIStack,
 ) -> None:
-    # given an answer whose images cannot be decoded
+    # given answers whose images (and partial images) cannot be decoded
     def undecodable(endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if "b64_json" in payload:  # an event of a stream
+            payload["b64_json"] = "*not base64*"
         for item in payload.get("data", []):
             item["b64_json"] = "*not base64*"
         return payload
@@ -351,33 +474,39 @@ async def test_an_answer_without_a_usable_image_still_counts_what_it_cost(
     # when
     payload = await generate(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
 
-    # then nothing was made, but what OpenAI billed is recorded
+    # then nothing was made, but what OpenAI billed for both calls is recorded
     assert [e["code"] for e in payload["userErrors"]] == ["PROVIDER_ERROR"]
     generation = payload["generation"]
     assert generation["status"] == "FAILED"
+    assert [(e["index"], e["code"]) for e in generation["errors"]] == [
+        (0, "PROVIDER_ERROR"),
+        (1, "PROVIDER_ERROR"),
+    ]
     text = _text_tokens("owls")
     assert generation["usage"] == {
-        "inputTextTokens": text,
+        "inputTextTokens": 2 * text,
         "inputImageTokens": 0,
-        "outputTokens": 2 * IMAGE_OUTPUT_TOKENS,
-        "totalTokens": text + 2 * IMAGE_OUTPUT_TOKENS,
+        "outputTokens": 2 * STREAMED_OUTPUT_TOKENS,
+        "totalTokens": 2 * (text + STREAMED_OUTPUT_TOKENS),
     }
     assert generation["estimatedCostUsd"] == pytest.approx(
-        (text * TEXT_IN + 2 * IMAGE_OUTPUT_TOKENS * IMAGE_OUT) / 1e6, abs=1e-6
+        2 * (text * TEXT_IN + STREAMED_OUTPUT_TOKENS * IMAGE_OUT) / 1e6, abs=1e-6
     )
+    assert stack.media() == []
 
 
 async def test_a_rate_limit_is_retried_after_the_wait_asked(stack: OpenAIStack) -> None:
-    # given
+    # given the first image call refused with a 429
     video = await seed_video(stack.gql)
-    stack.fake.fail("images", status=429, headers={"Retry-After": "0"})
+    stack.fake.fail("images", status=429, headers={"Retry-After": "0"}, on_call=1)
 
     # when
     payload = await generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2)
 
-    # then
-    assert [r.status for r in stack.fake.requests_to("images")] == [429, 200]
+    # then it was made again, and both images were made
+    assert [r.status for r in stack.fake.requests_to("images")] == [429, 200, 200]
     assert payload["generation"]["status"] == "SUCCEEDED"
+    assert payload["generation"]["completedCount"] == 2
 
 
 async def test_a_slow_provider_times_out(start: Callable[..., Any]) -> None:
@@ -625,7 +754,7 @@ async def test_a_failed_generation_logs_its_error_codes(
 ) -> None:
     # given
     video = await seed_video(stack.gql)
-    stack.fake.fail("images", status=503)
+    stack.fake.fail("images", status=503, times=3)  # each image's call
 
     # when
     with caplog.at_level(logging.INFO, logger="storyframe.generation"):
@@ -662,3 +791,127 @@ async def test_a_generation_waiting_on_the_provider_holds_no_read_connection(
     assert waiting == 0
     assert payload["userErrors"] == []
     assert payload["generation"]["status"] == "SUCCEEDED"
+
+
+async def test_previews_arrive_while_each_image_renders_and_before_it_is_stored(
+    stack: OpenAIStack,
+) -> None:
+    # given image calls whose streams stop once they have sent their partial images
+    video = await seed_video(stack.gql)
+    hold = stack.fake.hold_stream(PARTIALS)
+    async with stack.runtime.events.subscribe(lambda event: True) as events:
+        payload = await generate_ok(
+            stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=2, wait=False
+        )
+        assert payload["generation"]["status"] == "QUEUED"
+
+        # when both images have sent their previews, and neither is finished
+        rendering = await _take(
+            events, lambda taken: len(_indexes(taken, EventKind.PREVIEW)) == 2 * PARTIALS
+        )
+        (message,) = await chat_messages(stack.gql, video.main_chat_id)
+        hold.release()
+        rest = await _take(events, _finished)
+
+    # then each preview came as it rendered, before any image was stored or shown
+    generation_id = pk_of(payload["generation"]["id"])
+    assert {event.generation_id for event in rendering + rest} == {generation_id}
+    assert [event.kind for event in rendering] == [
+        EventKind.QUEUED,
+        EventKind.STARTED,
+        *[EventKind.PREVIEW] * 2 * PARTIALS,
+    ]
+    assert (message["generation"]["status"], message["images"]) == ("RUNNING", [])
+    for index in (0, 1):
+        previews = [e.preview for e in rendering if e.index == index and e.preview is not None]
+        assert [preview.sequence for preview in previews] == list(range(PARTIALS))
+        for preview in previews:
+            assert preview.content_type == "image/jpeg"
+            with PILImage.open(BytesIO(preview.data)) as shown:
+                assert (shown.format, shown.size) == ("JPEG", (preview.width, preview.height))
+    # and then each image was stored, after its previews, and the generation finished
+    assert [event.kind for event in rest] == [
+        EventKind.IMAGE_STORED,
+        EventKind.IMAGE_STORED,
+        EventKind.FINISHED,
+    ]
+    assert sorted(_indexes(rest, EventKind.IMAGE_STORED)) == [0, 1]
+    (message,) = await chat_messages(stack.gql, video.main_chat_id)
+    assert message["generation"]["status"] == "SUCCEEDED"
+    stored = {event.image_id for event in rest if event.kind is EventKind.IMAGE_STORED}
+    assert stored == {pk_of(image["id"]) for image in message["images"]}
+
+
+STREAM_BREAKS = [
+    pytest.param("error", "moderation_blocked", "CONTENT_REFUSED", id="moderation-error-event"),
+    pytest.param("drop", None, "PROVIDER_UNAVAILABLE", id="dropped-connection"),
+]
+
+
+@pytest.mark.parametrize(("how", "provider_code", "code"), STREAM_BREAKS)
+async def test_a_stream_failing_midway_fails_only_its_image_and_says_why(
+    stack: OpenAIStack, how: StreamBreak, provider_code: str | None, code: str
+) -> None:
+    # given the second of three image calls breaking after its first partial image
+    video = await seed_video(stack.gql)
+    stack.fake.fail_stream(
+        "images",
+        after_partials=1,
+        how=how,
+        code=provider_code,
+        type="image_generation_error",
+        on_call=2,
+    )
+    async with stack.runtime.events.subscribe(lambda event: True) as events:
+        # when
+        payload = await generate_ok(
+            stack.gql, "MainChat", video.main_chat_id, "three owls", imageCount=3
+        )
+        taken = await _take(events, _finished)
+
+    # then that image's slot failed, with the code its failure deserves
+    generation = payload["generation"]
+    assert generation["status"] == "PARTIAL"
+    assert (generation["completedCount"], generation["failedCount"]) == (2, 1)
+    ((failed, failed_code),) = [(e["index"], e["code"]) for e in generation["errors"]]
+    assert failed_code == code
+    assert failed in {0, 1, 2}
+    assert _indexes(taken, EventKind.IMAGE_FAILED) == [failed]
+    assert _indexes(taken, EventKind.PREVIEW).count(failed) == 1
+    # and the other images were stored in their slots
+    others = sorted({0, 1, 2} - {failed})
+    assert sorted(_indexes(taken, EventKind.IMAGE_STORED)) == others
+    assert len(payload["message"]["images"]) == 2
+    assert await _slots_taken(stack, payload["message"]["id"]) == others
+    assert len(stack.media()) == 2
+    # and no call was made again: the failure came after the answer had begun
+    assert [r.status for r in stack.fake.requests_to("images")] == [200, 200, 200]
+
+
+async def test_each_image_is_recorded_in_its_slot_whichever_is_stored_first(
+    stack: OpenAIStack,
+) -> None:
+    # given the first image call held before it sends anything, so its image is stored last
+    video = await seed_video(stack.gql)
+    hold = stack.fake.hold_stream(0, 1)
+    async with stack.runtime.events.subscribe(lambda event: True) as events:
+        generating = asyncio.create_task(
+            generate_ok(stack.gql, "MainChat", video.main_chat_id, "owls", imageCount=3)
+        )
+        first = await _take(events, lambda taken: len(_indexes(taken, EventKind.IMAGE_STORED)) == 2)
+
+        # when the held call goes on
+        hold.release()
+        payload = await generating
+        rest = await _take(events, _finished)
+
+    # then every image is recorded with the slot it was stored for
+    slots = await _slots(stack, payload["message"]["id"])
+    stored = {
+        event.image_id: event.index
+        for event in first + rest
+        if event.kind is EventKind.IMAGE_STORED
+    }
+    assert slots == stored
+    assert await _slots_taken(stack, payload["message"]["id"]) == [0, 1, 2]
+    assert payload["generation"]["completedCount"] == 3

@@ -143,7 +143,9 @@ def test_serve_refuses_an_address_not_of_this_machine(tmp_path: Path) -> None:
 
 GENERATE = """
 mutation($frameId: ID!) {
-  generateFrameImages(input: {frameId: $frameId, prompt: "the keeper climbs", imageCount: 2}) {
+  generateFrameImages(
+    input: {frameId: $frameId, prompt: "the keeper climbs", imageCount: 2, wait: true}
+  ) {
     generation { status } userErrors { code }
   }
 }

@@ -50,6 +50,9 @@ def settings_for(database_url: str | None, data_dir: Path, **overrides: Any) -> 
         # The snapshot that proves a refusal changed nothing reads every object at once, at
         # the largest pages; the tests of the cost limit set it themselves.
         "max_query_cost": 10**12,
+        # A test that ends with a generation still held in a fake does not wait long for it
+        # at shutdown; the tests of shutdown set it themselves.
+        "generation_shutdown_grace_seconds": 0.5,
     }
     return Settings(**{**defaults, **overrides})
 
@@ -87,15 +90,13 @@ async def app_with(
     clock: Callable[[], datetime] = utcnow,
     **overrides: Any,
 ) -> AsyncIterator[Starlette]:
-    """The app `build_app` builds, closed afterwards."""
+    """The app `build_app` builds, running (its lifespan started: the job runner takes
+    generations), and closed afterwards."""
     app = build_app(
         settings, schema=schema, provider=provider, storage=storage, clock=clock, **overrides
     )
-    try:
+    async with app.router.lifespan_context(app):
         yield app
-    finally:
-        runtime: Runtime = app.state.runtime
-        await runtime.aclose()
 
 
 async def sign_in_owner(runtime: Runtime, *, new: bool = True) -> AccountSession:

@@ -381,8 +381,16 @@ class FakeRepository(Repository):
         generation = await self.get(Generation, generation_id)
         if generation is None or generation.status != "QUEUED":
             return False
-        generation.status, generation.started_at = "RUNNING", now
+        generation.status, generation.heartbeat_at = "RUNNING", now
+        generation.started_at = generation.started_at or now
+        generation.attempts += 1
         return True
+
+    async def generation_for_key(self, key: str) -> Generation | None:
+        for generation in self.store.table(Generation).values():
+            if generation.owner_id == self._owner_id and generation.idempotency_key == key:
+                return generation
+        return None
 
     async def attachments_of(self, message_id: int) -> list[Image]:
         attached = sorted(

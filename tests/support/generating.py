@@ -51,8 +51,9 @@ mutation($input: Generate{kind}ImagesInput!) {{
 async def generate(
     gql: GraphQLClient, kind: str, chat_id: str, prompt: str, **extra: Any
 ) -> dict[str, Any]:
-    """The payload of a generate mutation, whatever its user errors."""
-    variables = {"input": {_CHAT_FIELD[kind]: chat_id, "prompt": prompt, **extra}}
+    """The payload of a generate mutation, whatever its user errors. It waits for the
+    generation to end unless `wait=False` is given."""
+    variables = {"input": {_CHAT_FIELD[kind]: chat_id, "prompt": prompt, "wait": True, **extra}}
     data = await gql.data(generate_document(kind), variables)
     (payload,) = data.values()
     result: dict[str, Any] = payload

@@ -1,10 +1,14 @@
-"""GenerationService on the fake unit of work: preparing a request, running it (the pipeline that
-describes references, calls the provider and stores images, and the outcome it records), the
-sweep of generations a stopped process left, and questions asked about images.
+"""GenerationService on the fake unit of work: accepting a request (checked, saved QUEUED,
+handed to the job queue, or replayed for its idempotency key), running it (the pipeline that
+describes references, calls the provider and stores each call's images as it ends, and the
+outcome it records), cancelling it, handing a run stopped by a shutdown back to the queue and
+resuming it, the events it publishes, the sweep of generations a stopped process left, and
+questions asked about images.
 
 The provider is the offline placeholder one, or `ScriptedProvider`, whose answers each test
-writes; a call a test must hold is paused on an event (`Pause`). Images are stored on a
-temporary disk.
+writes; a call a test must hold is paused on an event (`Pause`). The job queue is a recording
+fake (`RecordingQueue`): nothing runs a generation unless the test runs it. Images are stored
+on a temporary disk.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -35,11 +40,13 @@ from storyframe.domain.image_provider import (
     RemoteModel,
     Usage,
 )
+from storyframe.domain.jobs import EventKind, GenerationEvent, Subscription, Ticket
 from storyframe.domain.places import Place, PlaceKind
+from storyframe.domain.ports import Blob
+from storyframe.events import EventHub
 from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.services.decoding import DecodeSlots
 from storyframe.services.generation import (
-    Generated,
     GenerationRequest,
     GenerationService,
     Generator,
@@ -47,6 +54,7 @@ from storyframe.services.generation import (
     ImageFailure,
     Sweep,
 )
+from storyframe.services.generation.service import IDEMPOTENCY_KEY_MAX, MAX_ATTEMPTS
 from storyframe.services.generation.types import (
     INTERRUPTED,
     MAX_ANALYZED,
@@ -88,8 +96,9 @@ Answer = Callable[[ImageCall], Awaitable[CallResult]]
 
 class ScriptedProvider:
     """An image provider whose answers the test writes. A call with no answer in `answers` (by
-    its first index) makes the images asked for, reporting `usage`; it takes one image a call
-    as the placeholder provider, or many as OpenAI's models."""
+    its first index) makes the images asked for, reporting `usage`. The service asks one image
+    a call unless the generator is built with more `images_per_call` (and the model takes
+    them)."""
 
     def __init__(self, *, placeholder: bool = False, usage: Usage | None = None) -> None:
         self._placeholder = placeholder
@@ -178,13 +187,95 @@ class Pause:
         return task
 
 
+class HeldStorage(LocalStorage):
+    """Local storage whose puts can be held: once `go` is set to an event, a put sets
+    `reached` and waits for `go` before storing."""
+
+    def __init__(self, root: Path, base_url: str) -> None:
+        super().__init__(root, base_url)
+        self.reached = asyncio.Event()
+        self.go: asyncio.Event | None = None
+
+    async def put(
+        self, source: Path, *, checksum: str, content_type: str, thumbnail: bytes
+    ) -> Blob:
+        if self.go is not None:
+            self.reached.set()
+            await self.go.wait()
+        return await super().put(
+            source, checksum=checksum, content_type=content_type, thumbnail=thumbnail
+        )
+
+
+class RecordingQueue:
+    """A job queue that runs nothing itself: it remembers what it was given and what it was
+    asked to cancel, and holds what waits. With `work`, an enqueued generation starts at once
+    (as a runner with a free slot starts it), in a task of `tasks`."""
+
+    def __init__(self) -> None:
+        self.enqueued: list[Ticket] = []
+        self.waiting: list[Ticket] = []
+        self.cancelled: list[int] = []
+        self.work: Callable[[int], Coroutine[Any, Any, None]] | None = None
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+
+    def enqueue(self, ticket: Ticket) -> None:
+        self.enqueued.append(ticket)
+        if self.work is not None:
+            self.tasks[ticket.generation_id] = asyncio.create_task(self.work(ticket.generation_id))
+        else:
+            self.waiting.append(ticket)
+
+    def cancel(self, generation_id: int) -> bool:
+        self.cancelled.append(generation_id)
+        held = [t for t in self.waiting if t.generation_id == generation_id]
+        for ticket in held:
+            self.waiting.remove(ticket)
+        return bool(held)
+
+    def position(self, generation_id: int) -> int | None:
+        ids = [ticket.generation_id for ticket in self.waiting]
+        return ids.index(generation_id) + 1 if generation_id in ids else None
+
+
+MARK = GenerationEvent(EventKind.STATE, 0, 0, 0)
+"""Published by a test to mark the end of the events it reads."""
+
+
+class Watch:
+    """The events published since the watch began, as a subscriber gets them."""
+
+    def __init__(self, hub: EventHub, stream: Subscription) -> None:
+        self._hub = hub
+        self._stream = stream
+
+    async def events(self) -> list[GenerationEvent]:
+        """Those published since the last call (up to a mark published now)."""
+        self._hub.publish(MARK)
+        seen: list[GenerationEvent] = []
+        while (event := await anext(self._stream)) is not MARK:
+            seen.append(event)
+        return seen
+
+    async def kinds(self) -> list[tuple[EventKind, int | None, int | None]]:
+        """The events since the last call, as (kind, image index, image id)."""
+        return [(event.kind, event.index, event.image_id) for event in await self.events()]
+
+
 @dataclass(frozen=True)
 class Env:
     d: Domain
-    storage: LocalStorage
+    storage: HeldStorage
     generator: Generator
     service: GenerationService
     clock: Clock
+    queue: RecordingQueue
+    hub: EventHub
+
+    @asynccontextmanager
+    async def watching(self) -> AsyncIterator[Watch]:
+        async with self.hub.subscribe(lambda event: True) as stream:
+            yield Watch(self.hub, stream)
 
 
 def build(
@@ -193,18 +284,31 @@ def build(
     *,
     defaults: ImageDefaults = DEFAULTS,
     budget_seconds: float = 600,
+    images_per_call: int = 1,
+    idempotency_ttl: timedelta = timedelta(hours=24),
 ) -> Env:
     d = domain()
-    storage = LocalStorage(tmp_path / "media", "http://storyframe.test")
+    storage = HeldStorage(tmp_path / "media", "http://storyframe.test")
     media = Media(
         storage, d.files, ImageLimits(), 10, Temporaries(tmp_path / "tmp"), DecodeSlots(2)
     )
     clock = Clock()
     clock.set_day(TODAY)
+    queue = RecordingQueue()
+    hub = EventHub()
     generator = Generator(
-        provider, media, defaults, concurrency=4, budget_seconds=budget_seconds, clock=clock
+        provider,
+        media,
+        defaults,
+        concurrency=4,
+        budget_seconds=budget_seconds,
+        clock=clock,
+        jobs=queue,
+        events=hub,
+        images_per_call=images_per_call,
+        idempotency_ttl=idempotency_ttl,
     )
-    return Env(d, storage, generator, GenerationService(d.uow, generator), clock)
+    return Env(d, storage, generator, GenerationService(d.uow, generator), clock, queue, hub)
 
 
 async def holding(
@@ -306,6 +410,21 @@ def images_of(e: Env, generation_id: int) -> list[Image]:
     return [image for image in e.d.uow.all(Image) if image.message_id == message_id]
 
 
+def slots_of(e: Env, generation_id: int) -> list[int]:
+    return sorted(image.slot for image in images_of(e, generation_id) if image.slot is not None)
+
+
+async def change(e: Env, generation_id: int, **values: Any) -> None:
+    """Write `values` on the generation's row, as another process would have left it."""
+    async with e.d.uow() as repo:
+        generation = await repo.get(Generation, generation_id)
+        assert generation is not None
+        for name, value in values.items():
+            setattr(generation, name, value)
+        await repo.save(generation)
+        await repo.commit()
+
+
 # prepare
 
 
@@ -346,6 +465,7 @@ async def test_prepare_saves_the_message_and_a_queued_generation_and_runs_nothin
     assert provider.calls == []
     assert provider.described == []
     assert await e.storage.keys() == []
+    assert e.queue.enqueued == []
 
 
 @pytest.mark.parametrize("kind", [PlaceKind.CONTEXT, PlaceKind.MAIN_CHAT])
@@ -488,6 +608,282 @@ async def test_with_placeholders_only_the_placeholder_model_and_its_quality_are_
         assert (generation.provider, generation.model) == ("placeholder", "placeholder")
         assert (generation.size, generation.quality) == ("1024x1024", "auto")
     assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID, ["model"])
+
+
+# submit: accepted, queued and told
+
+
+async def test_submit_saves_a_queued_generation_hands_it_to_the_queue_and_tells_it(
+    tmp_path: Path,
+) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+
+    # when
+    async with e.watching() as watch:
+        submitted = await e.service.submit(GenerationRequest(frame, "owls", image_count=2))
+        events = await watch.events()
+
+    # then
+    generation_id = known(submitted.generation.id)
+    assert submitted.replayed is False
+    assert submitted.generation.status == generation_of(e, generation_id).status == "QUEUED"
+    assert submitted.generation.owner_id == FAKE_OWNER_ID
+    assert submitted.message.id == generation_of(e, generation_id).message_id
+    assert e.queue.enqueued == [Ticket(generation_id, FAKE_OWNER_ID)]
+    assert [(ev.kind, ev.generation_id, ev.video_id, ev.owner_id) for ev in events] == [
+        (EventKind.QUEUED, generation_id, scene.video_id, FAKE_OWNER_ID)
+    ]
+    assert provider.calls == []
+
+
+async def test_submit_refuses_bad_input_and_queues_and_tells_nothing(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    before = e.d.uow.snapshot()
+
+    # when
+    async with e.watching() as watch:
+        with pytest.raises(DomainError) as refused:
+            await e.service.submit(GenerationRequest(frame, "owls", image_count=0))
+        events = await watch.events()
+
+    # then
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID, ["imageCount"])
+    assert e.d.uow.snapshot() == before
+    assert (e.queue.enqueued, events) == ([], [])
+
+
+async def test_submit_waits_for_the_end_when_asked(tmp_path: Path) -> None:
+    # given a queue that starts what it is given at once
+    e = build(tmp_path, PlaceholderProvider())
+    e.queue.work = e.service.run_job
+    _, frame = await a_frame_scene(e)
+
+    # when
+    submitted = await e.service.submit(
+        GenerationRequest(frame, "owls", image_count=2), wait_seconds=600
+    )
+
+    # then
+    generation = submitted.generation
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 2)
+    assert submitted.message.final_prompt == "owls"
+    images = images_of(e, known(generation.id))
+    assert e.d.uow.images_in(frame) == {known(image.id) for image in images}
+    assert len(images) == 2
+
+
+async def test_submit_answers_the_generation_as_it_stands_when_the_wait_ends(
+    tmp_path: Path,
+) -> None:
+    # given a queue that runs nothing
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+
+    # when
+    submitted = await e.service.submit(GenerationRequest(frame, "owls"), wait_seconds=0)
+
+    # then
+    assert submitted.generation.status == "QUEUED"
+    assert len(e.queue.enqueued) == 1
+
+
+async def test_the_work_goes_on_when_a_waiting_caller_is_cancelled(tmp_path: Path) -> None:
+    # given a queue that starts what it is given at once, and a call held
+    e, _, pause, frame = await holding(tmp_path)
+    e.queue.work = e.service.run_job
+    request = await pause.start(
+        e.service.submit(GenerationRequest(frame, "owls"), wait_seconds=600)
+    )
+
+    # when the caller goes away, then the provider answers
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    pause.go.set()
+    (ticket,) = e.queue.enqueued
+    await e.queue.tasks[ticket.generation_id]
+
+    # then
+    (generation,) = e.d.uow.all(Generation)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 1)
+    assert len(e.d.uow.all(Image)) == 1
+
+
+# idempotency keys
+
+
+async def test_the_same_key_with_the_same_request_answers_the_first_generation_again(
+    tmp_path: Path,
+) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    first = await e.service.submit(
+        GenerationRequest(frame, "owls", image_count=2), idempotency_key="key-1"
+    )
+
+    # when the request comes again (its prompt spaced otherwise), by submit and by prepare
+    async with e.watching() as watch:
+        again = await e.service.submit(
+            GenerationRequest(frame, "  owls \n", image_count=2), idempotency_key="key-1"
+        )
+        prepared = await e.service.prepare(
+            GenerationRequest(frame, "owls", image_count=2), idempotency_key="key-1"
+        )
+        events = await watch.events()
+
+    # then
+    assert (first.replayed, again.replayed) == (False, True)
+    assert (again.message.id, again.generation.id) == (first.message.id, first.generation.id)
+    assert prepared == first.generation.id
+    assert len(e.d.uow.all(Generation)) == len(e.d.uow.all(Message)) == 1
+    assert e.queue.enqueued == [Ticket(known(first.generation.id), FAKE_OWNER_ID)]
+    assert events == []
+
+
+async def test_a_replay_answers_the_generation_as_it_stands(tmp_path: Path) -> None:
+    # given a generation with a key, run to its end
+    e = build(tmp_path, PlaceholderProvider())
+    _, frame = await a_frame_scene(e)
+    first = await e.service.submit(GenerationRequest(frame, "owls"), idempotency_key="key-1")
+    await e.service.run(known(first.generation.id))
+
+    # when
+    again = await e.service.submit(
+        GenerationRequest(frame, "owls"), idempotency_key="key-1", wait_seconds=600
+    )
+
+    # then
+    assert again.replayed is True
+    assert again.generation.id == first.generation.id
+    assert (again.generation.status, again.generation.completed_count) == ("SUCCEEDED", 1)
+    assert len(e.queue.enqueued) == 1
+
+
+KEY_CONFLICTS = ["another prompt", "another count", "another size", "another chat", "context"]
+
+
+@pytest.mark.parametrize("case", KEY_CONFLICTS)
+async def test_the_same_key_with_another_request_is_a_conflict(tmp_path: Path, case: str) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    scene, frame = await a_frame_scene(e)
+    other_frame = await a_frame(e.d, scene.video_id, "Another frame")
+    await e.service.submit(GenerationRequest(frame, "owls"), idempotency_key="key-1")
+    requests = {
+        "another prompt": GenerationRequest(frame, "cats"),
+        "another count": GenerationRequest(frame, "owls", image_count=2),
+        "another size": GenerationRequest(frame, "owls", size="1536x1024"),
+        "another chat": GenerationRequest(other_frame, "owls"),
+        "context": GenerationRequest(frame, "owls", with_context=True),
+    }
+    before = e.d.uow.snapshot()
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.submit(requests[case], idempotency_key="key-1")
+
+    # then
+    assert (refused.value.code, refused.value.field) == (
+        ErrorCode.IDEMPOTENCY_CONFLICT,
+        ["idempotencyKey"],
+    )
+    assert e.d.uow.snapshot() == before
+    assert len(e.queue.enqueued) == 1
+
+
+async def test_an_expired_key_makes_a_new_generation(tmp_path: Path) -> None:
+    # given a key kept an hour
+    e = build(tmp_path, ScriptedProvider(), idempotency_ttl=timedelta(hours=1))
+    _, frame = await a_frame_scene(e)
+    request = GenerationRequest(frame, "owls")
+    first = await e.service.submit(request, idempotency_key="key-1")
+    first_id = known(first.generation.id)
+    created = generation_of(e, first_id).created_at
+
+    # when
+    e.clock.set(created + timedelta(minutes=59))
+    before_expiry = await e.service.submit(request, idempotency_key="key-1")
+    e.clock.set(created + timedelta(hours=1))
+    expired = await e.service.submit(request, idempotency_key="key-1")
+    later_id = known(expired.generation.id)
+    e.clock.set(generation_of(e, later_id).created_at)
+    again = await e.service.submit(request, idempotency_key="key-1")
+
+    # then
+    assert (before_expiry.replayed, before_expiry.generation.id) == (True, first_id)
+    assert expired.replayed is False
+    assert later_id != first_id
+    assert expired.message.id != first.message.id
+    assert (again.replayed, again.generation.id) == (True, later_id)
+    assert generation_of(e, first_id).idempotency_key is None
+    assert generation_of(e, later_id).idempotency_key == "key-1"
+    assert [ticket.generation_id for ticket in e.queue.enqueued] == [first_id, later_id]
+
+
+BAD_KEYS = {
+    "an empty key": "",
+    "a blank key": " \t ",
+    "a key too long": "k" * (IDEMPOTENCY_KEY_MAX + 1),
+}
+
+
+@pytest.mark.parametrize("key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
+async def test_a_blank_or_too_long_key_is_refused(tmp_path: Path, key: str) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    before = e.d.uow.snapshot()
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.submit(GenerationRequest(frame, "owls"), idempotency_key=key)
+
+    # then
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID, ["idempotencyKey"])
+    assert e.d.uow.snapshot() == before
+    assert e.queue.enqueued == []
+
+
+async def test_the_longest_key_is_taken(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    key = "k" * IDEMPOTENCY_KEY_MAX
+
+    # when
+    submitted = await e.service.submit(GenerationRequest(frame, "owls"), idempotency_key=key)
+
+    # then
+    assert generation_of(e, known(submitted.generation.id)).idempotency_key == key
+
+
+async def test_a_key_is_the_users_own(tmp_path: Path) -> None:
+    # given another user's service, and a chat of theirs
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    theirs = await another_users_chat(e.d)
+    their_service = GenerationService(lambda: e.d.uow(owner_id=STRANGER), e.generator)
+    mine = await e.service.submit(GenerationRequest(frame, "owls"), idempotency_key="key-1")
+
+    # when
+    their = await their_service.submit(
+        GenerationRequest(theirs.chat, "owls"), idempotency_key="key-1"
+    )
+
+    # then
+    assert their.replayed is False
+    assert their.generation.id != mine.generation.id
+    assert their.generation.owner_id == STRANGER
+    assert e.queue.enqueued == [
+        Ticket(known(mine.generation.id), FAKE_OWNER_ID),
+        Ticket(known(their.generation.id), STRANGER),
+    ]
 
 
 # run: what is made and recorded
@@ -760,10 +1156,10 @@ async def test_an_image_that_fails_is_recorded_with_its_typed_failure_and_the_re
 
 
 async def test_fewer_images_than_asked_of_one_call_is_partial(tmp_path: Path) -> None:
-    # given a model making all four images in one call, which answers with two
+    # given a model asked all four images in one call, which answers with two
     provider = ScriptedProvider()
     provider.answers[0] = answering(png(), png(), usage=Usage(20, 0, 2112))
-    e = build(tmp_path, provider)
+    e = build(tmp_path, provider, images_per_call=4)
     _, frame = await a_frame_scene(e)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=4))
 
@@ -834,9 +1230,12 @@ async def test_failures_are_recorded_by_position_not_by_when_they_happened(
 async def test_a_generation_that_made_nothing_fails_keeps_its_message_and_what_it_cost(
     tmp_path: Path, failure: Failure, code: ErrorCode, field: list[str] | None
 ) -> None:
-    # given a call answered without a usable image, billed all the same
+    # given every call (one an image) answered without a usable image, billed all the same
     provider = ScriptedProvider()
-    provider.answers[0] = failing(ProviderError(failure, "nothing for you", usage=Usage(40, 0, 0)))
+    for index in (0, 1):
+        provider.answers[index] = failing(
+            ProviderError(failure, "nothing for you", usage=Usage(40, 0, 0))
+        )
     e = build(tmp_path, provider)
     _, frame = await a_frame_scene(e)
     generation_id = await e.service.prepare(
@@ -858,8 +1257,8 @@ async def test_a_generation_that_made_nothing_fails_keeps_its_message_and_what_i
     generation = generation_of(e, generation_id)
     assert (generation.status, generation.completed_count) == ("FAILED", 0)
     assert failures(generation) == [(0, code, "nothing for you"), (1, code, "nothing for you")]
-    assert generation.input_text_tokens == 40
-    assert generation.estimated_cost_usd == pytest.approx(40 * 5 / 1e6)
+    assert generation.input_text_tokens == 2 * 40
+    assert generation.estimated_cost_usd == pytest.approx(2 * 40 * 5 / 1e6)
     assert generation.finished_at is not None
     message = message_of(e, generation_id)
     assert message.prompt == "owls"
@@ -961,24 +1360,146 @@ async def test_an_unknown_or_another_users_generation_is_not_found(tmp_path: Pat
     assert provider.calls == []
 
 
-# run: stopped before its end
+# run: each call recorded as it ends, and told
 
 
-async def test_a_run_cancelled_before_any_image_is_recorded_as_cancelled(tmp_path: Path) -> None:
+async def test_each_calls_images_are_recorded_as_soon_as_they_are_stored(tmp_path: Path) -> None:
+    # given one image a call, the second call held
+    provider = ScriptedProvider(usage=Usage(20, 0, 1056))
+    pause = Pause(provider.make)
+    provider.answers[1] = pause
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=2))
+    run = await pause.start(e.service.run(generation_id))
+
+    # when the first call has ended
+    await asyncio.wait([provider.tasks[0]])
+
+    # then its image, its usage and its cost are recorded while the second call renders
+    midway = generation_of(e, generation_id)
+    assert (midway.status, midway.completed_count, midway.finished_at) == ("RUNNING", 1, None)
+    assert (midway.input_text_tokens, midway.output_tokens) == (20, 1056)
+    assert midway.estimated_cost_usd == pytest.approx((20 * 5 + 1056 * 30) / 1e6)
+    (first,) = images_of(e, generation_id)
+    assert first.slot == 0
+    assert e.d.uow.images_in(frame) == {known(first.id)}
+
+    # and when the second call ends, it is added
+    pause.go.set()
+    generated = await run
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 2)
+    assert (generation.input_text_tokens, generation.output_tokens) == (40, 2112)
+    assert generation.estimated_cost_usd == pytest.approx(2 * (20 * 5 + 1056 * 30) / 1e6)
+    assert slots_of(e, generation_id) == [0, 1]
+    assert sorted((call.first_index, call.count) for call in provider.calls) == [(0, 1), (1, 1)]
+    assert {known(image.id) for image in generated.images} == e.d.uow.images_in(frame)
+
+
+async def test_a_run_tells_its_start_each_image_stored_or_failed_and_its_end_in_order(
+    tmp_path: Path,
+) -> None:
+    # given two images, the second call refused once the first image is stored
+    provider = ScriptedProvider()
+    pause = Pause(failing(ProviderError(Failure.REFUSED, "refused")))
+    provider.answers[1] = pause
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+
+    # when
+    async with e.watching() as watch:
+        submitted = await e.service.submit(GenerationRequest(frame, "owls", image_count=2))
+        generation_id = known(submitted.generation.id)
+        run = await pause.start(e.service.run(generation_id))
+        await asyncio.wait([provider.tasks[0]])
+        pause.go.set()
+        generated = await run
+        events = await watch.events()
+
+    # then
+    (image,) = generated.images
+    assert [(event.kind, event.index, event.image_id) for event in events] == [
+        (EventKind.QUEUED, None, None),
+        (EventKind.STARTED, None, None),
+        (EventKind.IMAGE_STORED, 0, image.id),
+        (EventKind.IMAGE_FAILED, 1, None),
+        (EventKind.FINISHED, None, None),
+    ]
+    assert {(ev.generation_id, ev.video_id, ev.owner_id) for ev in events} == {
+        (generation_id, scene.video_id, FAKE_OWNER_ID)
+    }
+    assert generation_of(e, generation_id).status == "PARTIAL"
+
+
+# cancel
+
+
+async def test_cancelling_a_queued_generation_ends_it_at_once(tmp_path: Path) -> None:
     # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    submitted = await e.service.submit(GenerationRequest(frame, "owls", image_count=2))
+    generation_id = known(submitted.generation.id)
+
+    # when
+    async with e.watching() as watch:
+        cancelled = await e.service.cancel(generation_id)
+        events = await watch.kinds()
+
+    # then
+    generation = generation_of(e, generation_id)
+    assert cancelled.status == generation.status == "CANCELLED"
+    assert (generation.cancel_requested, generation.completed_count) == (True, 0)
+    assert (generation.started_at, generation.finished_at) == (None, e.clock())
+    assert failures(generation) == [
+        (0, ErrorCode.CANCELLED, "cancelled"),
+        (1, ErrorCode.CANCELLED, "cancelled"),
+    ]
+    assert (e.queue.cancelled, e.queue.waiting) == ([generation_id], [])
+    assert events == [(EventKind.FINISHED, None, None)]
+    # and nothing runs it any more
+    with pytest.raises(DomainError) as refused:
+        await e.service.run(generation_id)
+    assert (refused.value.code, refused.value.message) == (
+        ErrorCode.INVALID,
+        "the generation is cancelled already",
+    )
+    await e.service.run_job(generation_id)  # as the queue would, had it started it meanwhile
+    assert provider.calls == []
+    assert generation_of(e, generation_id).status == "CANCELLED"
+
+
+async def test_cancelling_a_running_generation_stops_its_run_which_records_it_cancelled(
+    tmp_path: Path,
+) -> None:
+    # given a run whose call is held
     e, _, pause, frame = await holding(tmp_path)
     generation_id = await e.service.prepare(GenerationRequest(frame, "owls", with_context=True))
     run = await pause.start(e.service.run(generation_id))
 
     # when
-    run.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await run
+    async with e.watching() as watch:
+        asked = await e.service.cancel(generation_id)
+        while_running = generation_of(e, generation_id)
+        asked_events = await watch.kinds()
+        run.cancel()  # as the runner holding its task does
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        events = await watch.kinds()
 
-    # then
+    # then it is asked to stop: still running until its run stops
+    assert (asked.status, asked.cancel_requested) == ("RUNNING", True)
+    assert (while_running.status, while_running.cancel_requested) == ("RUNNING", True)
+    assert e.queue.cancelled == [generation_id]
+    assert asked_events == []
+    # and the run records its end
     generation = generation_of(e, generation_id)
     assert (generation.status, generation.completed_count) == ("CANCELLED", 0)
-    assert generation.finished_at is not None
+    assert (generation.finished_at, generation.heartbeat_at) == (e.clock(), None)
+    assert failures(generation) == [(0, ErrorCode.CANCELLED, "cancelled")]
+    assert events == [(EventKind.FINISHED, None, None)]
     # what was sent is kept on the message
     assert message_of(e, generation_id).final_prompt == f"owls\n\nContext of the story: {CONTEXT}"
     assert images_of(e, generation_id) == []
@@ -991,7 +1512,8 @@ async def test_a_run_cancelled_after_an_image_was_stored_keeps_it(tmp_path: Path
     run = await pause.start(e.service.run(generation_id))
     await asyncio.wait([provider.tasks[0]])  # the first call made and stored its image
 
-    # when
+    # when its user cancels it
+    await e.service.cancel(generation_id)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
@@ -999,11 +1521,342 @@ async def test_a_run_cancelled_after_an_image_was_stored_keeps_it(tmp_path: Path
     # then the image paid for is kept, the other reported as cancelled
     generation = generation_of(e, generation_id)
     assert (generation.status, generation.completed_count) == ("PARTIAL", 1)
-    assert failures(generation) == [(1, ErrorCode.CANCELLED, "stopped by a shutdown")]
+    assert failures(generation) == [(1, ErrorCode.CANCELLED, "cancelled")]
     (image,) = images_of(e, generation_id)
+    assert image.slot == 0
     assert e.d.uow.images_in(frame) == {image.id}
     assert await e.storage.keys() == [image.storage_key]
     assert all(image.storage_key not in keys for keys in e.d.files.released)
+
+
+async def test_a_cancel_that_comes_after_the_last_image_changes_nothing(tmp_path: Path) -> None:
+    # given a run whose only call is held, asked to stop, but whose task nothing cancels
+    e, _, pause, frame = await holding(tmp_path)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    run = await pause.start(e.service.run(generation_id))
+    await e.service.cancel(generation_id)
+
+    # when the call answers all the same
+    pause.go.set()
+    generated = await run
+
+    # then every image was made: it succeeded
+    assert (generated.generation.status, generated.generation.completed_count) == (
+        "SUCCEEDED",
+        1,
+    )
+    assert generated.error is None
+
+
+async def test_an_ended_generation_cannot_be_cancelled(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, PlaceholderProvider())
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    await e.service.run(generation_id)
+    before = e.d.uow.snapshot()
+
+    # when
+    with pytest.raises(DomainError) as refused:
+        await e.service.cancel(generation_id)
+
+    # then
+    assert (refused.value.code, refused.value.message, refused.value.field) == (
+        ErrorCode.INVALID,
+        "the generation has ended (succeeded)",
+        ["id"],
+    )
+    assert e.d.uow.snapshot() == before
+    assert e.queue.cancelled == []
+
+
+async def test_an_unknown_or_another_users_generation_cannot_be_cancelled(tmp_path: Path) -> None:
+    # given
+    e = build(tmp_path, ScriptedProvider())
+    theirs = await another_users_chat(e.d)
+    before = e.d.uow.snapshot()
+
+    # when
+    with pytest.raises(DomainError) as unknown:
+        await e.service.cancel(999)
+    with pytest.raises(DomainError) as foreign:
+        await e.service.cancel(theirs.generation)
+
+    # then
+    for refused in (unknown, foreign):
+        assert (refused.value.code, refused.value.field) == (ErrorCode.NOT_FOUND, ["id"])
+    assert e.d.uow.snapshot() == before
+    assert e.queue.cancelled == []
+
+
+# run: stopped by a shutdown, handed back to the queue, resumed
+
+
+async def stopped_by_a_shutdown(run: asyncio.Task[Any]) -> None:
+    """Cancel a run as a runner stopping at shutdown does: nobody asked to cancel it."""
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def handed_back(tmp_path: Path) -> tuple[Env, ScriptedProvider, Place, int]:
+    """A generation of three images whose first run stored image 0, had image 1 refused, and
+    was stopped by a shutdown while the call for image 2 was held; that call is answered
+    from now on."""
+    e, provider, pause, frame = await holding(tmp_path, 2)
+    provider.answers[1] = failing(ProviderError(Failure.REFUSED, "refused"))
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=3))
+    run = await pause.start(e.service.run(generation_id))
+    await asyncio.wait([provider.tasks[0], provider.tasks[1]])
+    await stopped_by_a_shutdown(run)
+    del provider.answers[2]
+    return e, provider, frame, generation_id
+
+
+async def test_a_run_stopped_by_a_shutdown_hands_its_generation_back_to_the_queue(
+    tmp_path: Path,
+) -> None:
+    # given three images: the first stored, the second refused, the third's call held
+    e, provider, pause, frame = await holding(tmp_path, 2)
+    provider.answers[1] = failing(ProviderError(Failure.REFUSED, "refused"))
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=3))
+
+    # when
+    async with e.watching() as watch:
+        run = await pause.start(e.service.run(generation_id))
+        await asyncio.wait([provider.tasks[0], provider.tasks[1]])
+        await stopped_by_a_shutdown(run)
+        events = await watch.kinds()
+
+    # then it waits again, this attempt not counted, with what it stored and learnt
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.attempts, generation.cancel_requested) == (
+        "QUEUED",
+        0,
+        False,
+    )
+    assert (generation.heartbeat_at, generation.finished_at) == (None, None)
+    assert generation.started_at is not None
+    assert generation.completed_count == 1
+    assert failures(generation) == [(1, ErrorCode.CONTENT_REFUSED, "refused")]
+    (image,) = images_of(e, generation_id)
+    assert image.slot == 0
+    assert e.d.uow.images_in(frame) == {image.id}
+    assert await e.storage.keys() == [image.storage_key]
+    assert events[0] == (EventKind.STARTED, None, None)
+    assert sorted(events[1:3]) == [
+        (EventKind.IMAGE_FAILED, 1, None),
+        (EventKind.IMAGE_STORED, 0, image.id),
+    ]
+    assert events[3:] == [(EventKind.QUEUED, None, None)]
+
+
+async def test_a_generation_handed_back_is_resumed_asking_only_for_the_images_left(
+    tmp_path: Path,
+) -> None:
+    # given
+    e, provider, frame, generation_id = await handed_back(tmp_path)
+    asked_before = len(provider.calls)
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    assert [call.first_index for call in provider.calls[asked_before:]] == [2]
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count, generation.attempts) == (
+        "PARTIAL",
+        2,
+        1,
+    )
+    assert failures(generation) == [(1, ErrorCode.CONTENT_REFUSED, "refused")]
+    assert slots_of(e, generation_id) == [0, 2]
+    assert [image.slot for image in generated.images] == [2]
+    assert e.d.uow.images_in(frame) == {known(image.id) for image in images_of(e, generation_id)}
+
+
+async def test_a_second_attempt_asks_only_for_the_images_left(tmp_path: Path) -> None:
+    # given a generation handed back, then counted as attempted once (as a process that
+    # crashed while running it leaves it, once recovered)
+    e, provider, frame, generation_id = await handed_back(tmp_path)
+    await change(e, generation_id, attempts=1)
+    asked_before = len(provider.calls)
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    assert [call.first_index for call in provider.calls[asked_before:]] == [2]
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count, generation.attempts) == (
+        "PARTIAL",
+        2,
+        2,
+    )
+    assert failures(generation) == [(1, ErrorCode.CONTENT_REFUSED, "refused")]
+    assert slots_of(e, generation_id) == [0, 2]
+    assert [image.slot for image in generated.images] == [2]
+    assert e.d.uow.images_in(frame) == {known(image.id) for image in images_of(e, generation_id)}
+
+
+async def test_past_the_attempts_allowed_the_images_left_fail_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    # given a generation handed back, already attempted as often as allowed
+    e, provider, _, generation_id = await handed_back(tmp_path)
+    await change(e, generation_id, attempts=MAX_ATTEMPTS)
+    asked_before = len(provider.calls)
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then nothing more is asked; what was made is kept
+    assert provider.calls[asked_before:] == []
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count, generation.attempts) == (
+        "PARTIAL",
+        1,
+        MAX_ATTEMPTS + 1,
+    )
+    assert failures(generation) == [
+        (1, ErrorCode.CONTENT_REFUSED, "refused"),
+        (2, ErrorCode.INTERRUPTED, INTERRUPTED),
+    ]
+    assert generated.error is None
+
+
+async def test_a_generation_that_made_nothing_in_its_attempts_fails_as_interrupted(
+    tmp_path: Path,
+) -> None:
+    # given
+    provider = ScriptedProvider()
+    e = build(tmp_path, provider)
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls", image_count=2))
+    await change(e, generation_id, attempts=MAX_ATTEMPTS)
+
+    # when
+    generated = await e.service.run(generation_id)
+
+    # then
+    assert provider.calls == []
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("FAILED", 0)
+    assert failures(generation) == [
+        (0, ErrorCode.INTERRUPTED, INTERRUPTED),
+        (1, ErrorCode.INTERRUPTED, INTERRUPTED),
+    ]
+    assert generated.error is not None
+    assert (generated.error.code, generated.error.message) == (ErrorCode.INTERRUPTED, INTERRUPTED)
+
+
+async def test_an_image_still_being_stored_when_its_run_is_stopped_is_kept(
+    tmp_path: Path,
+) -> None:
+    # given a run whose image, made, is being put in storage
+    e = build(tmp_path, ScriptedProvider())
+    _, frame = await a_frame_scene(e)
+    generation_id = await e.service.prepare(GenerationRequest(frame, "owls"))
+    e.storage.go = asyncio.Event()
+    run = asyncio.create_task(e.service.run(generation_id))
+    await e.storage.reached.wait()
+
+    # when a shutdown stops the run, and the put ends
+    run.cancel()
+    e.storage.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    await e.generator.drain(600)  # what was kept to record late
+
+    # then the image paid for is kept, and not asked for again
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("QUEUED", 1)
+    (image,) = images_of(e, generation_id)
+    assert image.slot == 0
+    assert e.d.files.released == []
+
+
+async def test_cancelling_a_generation_handed_back_keeps_what_it_stored(tmp_path: Path) -> None:
+    # given
+    e, provider, _, generation_id = await handed_back(tmp_path)
+    asked_before = len(provider.calls)
+
+    # when
+    cancelled = await e.service.cancel(generation_id)
+
+    # then
+    assert cancelled.status == generation_of(e, generation_id).status == "PARTIAL"
+    assert failures(generation_of(e, generation_id)) == [
+        (1, ErrorCode.CONTENT_REFUSED, "refused"),
+        (2, ErrorCode.CANCELLED, "cancelled"),
+    ]
+    assert slots_of(e, generation_id) == [0]
+    assert provider.calls[asked_before:] == []
+
+
+async def references_described_then_handed_back(
+    tmp_path: Path,
+) -> tuple[Env, ScriptedProvider, int]:
+    """A generation with a reference, whose first run described it, then was stopped by a
+    shutdown while its image call was held; that call is answered from now on."""
+    provider = ScriptedProvider()
+    provider.description = Description(
+        "a grey cat on a red boat", "gpt-5.4-mini-2026-03-17", Usage(300, 1200, 80)
+    )
+    pause = Pause(provider.make)
+    provider.answers[0] = pause
+    e = build(tmp_path, provider)
+    scene, frame = await a_frame_scene(e)
+    reference, _ = await a_stored_image(e, scene.gallery)
+    generation_id = await e.service.prepare(
+        GenerationRequest(frame, "the cat sails", reference_ids=[reference], with_context=True)
+    )
+    run = await pause.start(e.service.run(generation_id))
+    await stopped_by_a_shutdown(run)
+    del provider.answers[0]
+    return e, provider, generation_id
+
+
+async def test_the_prompt_sent_is_kept_so_a_resumed_run_does_not_describe_again(
+    tmp_path: Path,
+) -> None:
+    # given
+    e, provider, generation_id = await references_described_then_handed_back(tmp_path)
+    sent = (
+        f"the cat sails\n\nContext of the story: {CONTEXT}"
+        "\n\nReference images: a grey cat on a red boat"
+    )
+    handed = generation_of(e, generation_id)
+
+    # when
+    await e.service.run(generation_id)
+
+    # then the description was asked (and paid for) once, and the same prompt sent twice
+    assert message_of(e, generation_id).final_prompt == sent
+    assert (handed.status, handed.input_text_tokens, handed.output_tokens) == ("QUEUED", 300, 80)
+    assert len(provider.described) == 1
+    assert [call.prompt for call in provider.calls] == [sent, sent]
+    assert [len(call.references) for call in provider.calls] == [1, 1]
+    generation = generation_of(e, generation_id)
+    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 1)
+    tokens = (generation.input_text_tokens, generation.input_image_tokens)
+    assert (tokens, generation.output_tokens) == ((300, 1200), 80)
+
+
+async def test_a_resumed_run_keeps_the_vision_model_that_described_its_references(
+    tmp_path: Path,
+) -> None:
+    # given
+    e, _, generation_id = await references_described_then_handed_back(tmp_path)
+
+    # when
+    await e.service.run(generation_id)
+
+    # then
+    assert generation_of(e, generation_id).vision_model == "gpt-5.4-mini-2026-03-17"
+
+
+# run: its chat deleted meanwhile
 
 
 async def test_a_chat_deleted_while_its_generation_works_gets_no_image(tmp_path: Path) -> None:
@@ -1026,59 +1879,7 @@ async def test_a_chat_deleted_while_its_generation_works_gets_no_image(tmp_path:
     assert {stored} in e.d.files.released
 
 
-# generate: the request and the work
-
-
-async def test_the_work_goes_on_when_its_caller_is_cancelled(tmp_path: Path) -> None:
-    # given
-    e, _, pause, frame = await holding(tmp_path)
-    request = await pause.start(e.service.generate(GenerationRequest(frame, "owls")))
-
-    # when the caller goes away, then the provider answers
-    request.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await request
-    pause.go.set()
-    await e.generator.drain(10)
-
-    # then
-    (generation,) = e.d.uow.all(Generation)
-    assert (generation.status, generation.completed_count) == ("SUCCEEDED", 1)
-    assert len(e.d.uow.all(Image)) == 1
-
-
-async def test_work_stopped_by_a_shutdown_tells_its_caller(tmp_path: Path) -> None:
-    # given
-    e, _, pause, frame = await holding(tmp_path)
-    request = await pause.start(e.service.generate(GenerationRequest(frame, "owls")))
-
-    # when the process drains without waiting
-    await e.generator.drain(0)
-
-    # then
-    with pytest.raises(DomainError) as stopped:
-        await request
-    assert (stopped.value.code, stopped.value.message) == (ErrorCode.CANCELLED, INTERRUPTED)
-    (generation,) = e.d.uow.all(Generation)
-    assert (generation.status, generation.completed_count) == ("CANCELLED", 0)
-
-
-async def test_generate_prepares_and_runs(tmp_path: Path) -> None:
-    # given
-    e = build(tmp_path, PlaceholderProvider())
-    _, frame = await a_frame_scene(e)
-
-    # when
-    generated = await e.service.generate(GenerationRequest(frame, "owls", image_count=2))
-
-    # then
-    assert isinstance(generated, Generated)
-    assert (generated.generation.status, len(generated.images)) == ("SUCCEEDED", 2)
-    assert generated.message.frame_id == frame.id
-    assert e.d.uow.images_in(frame) == {known(image.id) for image in generated.images}
-
-
-# the sweep
+# the sweep (which rows it marks, RUNNING ones only, is the store's query: not tested here)
 
 
 class RecordingStale:

@@ -67,11 +67,23 @@ RULES = [
             "storyframe.services",
             "storyframe.storage",
             "storyframe.providers",
+            "storyframe.jobs",
+            "storyframe.events",
             *DB_BEHIND_PORTS,
         ),
     ),
     # the domain's behaviour knows nothing of GraphQL or HTTP, nor of how the ports are built
-    ("services", (*API, "storyframe.storage", "storyframe.providers", *DB_BEHIND_PORTS)),
+    (
+        "services",
+        (
+            *API,
+            "storyframe.storage",
+            "storyframe.providers",
+            "storyframe.jobs",
+            "storyframe.events",
+            *DB_BEHIND_PORTS,
+        ),
+    ),
     # persistence, storage and providers implement ports; they never reach for the services
     ("db", (*API, "storyframe.services")),
     ("providers", (*API, "storyframe.services", "storyframe.db")),
@@ -79,6 +91,9 @@ RULES = [
     ("storage", ("strawberry", "storyframe.schema", "storyframe.resolvers", "storyframe.services")),
     # the shape of the API asks DataLoaders for data; it never reaches for the roots
     ("schema", ("storyframe.resolvers",)),
+    # the job engine and the events carry ids between processes; they know no behaviour
+    ("jobs", (*API, "storyframe.services", "storyframe.storage", "storyframe.providers")),
+    ("events", (*API, "storyframe.services", "storyframe.db", "storyframe.jobs")),
 ]
 ENTRY_POINTS = (
     # the app layer: the factory, what it wires, and the HTTP endpoint it serves
@@ -104,7 +119,18 @@ def test_a_layer_does_not_import_the_layers_above_it(
 
 @pytest.mark.parametrize(
     "layer",
-    ["domain", "services", "db", "providers", "storage", "schema", "resolvers", "settings"],
+    [
+        "domain",
+        "services",
+        "db",
+        "providers",
+        "storage",
+        "schema",
+        "resolvers",
+        "settings",
+        "jobs",
+        "events",
+    ],
 )
 def test_nothing_but_the_command_line_imports_the_app(layer: str) -> None:
     assert _offences(layer, ENTRY_POINTS) == []

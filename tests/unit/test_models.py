@@ -14,23 +14,24 @@ from storyframe.domain.model_catalogue import (
     usable_image_models,
     vision_cost,
 )
-from storyframe.services.generation.pipeline import split
+from storyframe.services.generation.pipeline import groups
 
 
 @pytest.mark.parametrize(
-    ("count", "per_call", "calls"),
+    ("indexes", "per_call", "calls"),
     [
-        (1, 10, [(0, 1)]),
-        (4, 10, [(0, 4)]),
-        (4, 1, [(0, 1), (1, 1), (2, 1), (3, 1)]),
-        (4, 3, [(0, 3), (3, 1)]),
-        (3, 0, [(0, 1), (1, 1), (2, 1)]),
+        ([0], 10, [[0]]),
+        ([0, 1, 2, 3], 10, [[0, 1, 2, 3]]),
+        ([0, 1, 2, 3], 1, [[0], [1], [2], [3]]),
+        ([0, 1, 2, 3], 3, [[0, 1, 2], [3]]),
+        ([1, 3], 1, [[1], [3]]),  # the images a resumed generation still needs
+        ([0, 2, 3], 2, [[0, 2], [3]]),
     ],
 )
 def test_images_are_split_into_calls(
-    count: int, per_call: int, calls: list[tuple[int, int]]
+    indexes: list[int], per_call: int, calls: list[list[int]]
 ) -> None:
-    assert split(count, per_call) == calls
+    assert groups(indexes, per_call) == calls
 
 
 def test_no_default_or_listed_model_is_retired() -> None:

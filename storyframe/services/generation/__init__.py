@@ -1,9 +1,9 @@
 """Image generation: a prompt in a chat becomes a message, a generation record and 1 to 4 images.
 
-The request and the work are separate steps. `prepare` checks the input and saves the user's
-message with a QUEUED generation; `run` does the work for a generation id alone (describing the
-reference images, calling the provider, storing every image) and records how it went. A
-background worker can call `run` later; the API calls both in turn for now.
+The request and the work are separate steps. `submit` checks the input, saves the user's message
+with a QUEUED generation and hands it to the job queue; `run` does the work for a generation id
+alone (describing the reference images, calling the provider, storing and recording each image
+as it comes) and records how it ended, whichever process runs it.
 
 `types` holds what is asked and answered, `service` the steps, `pipeline` the making of the
 images, `outcome` what a generation did and how it is recorded, `generator` what a process

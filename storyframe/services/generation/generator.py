@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from storyframe.db.tables import Image, utcnow
@@ -15,6 +15,7 @@ from storyframe.domain.image_provider import (
     ImageProvider,
     RemoteModel,
 )
+from storyframe.domain.jobs import Events, GenerationEvent, JobQueue
 from storyframe.domain.model_catalogue import (
     ImageModelSpec,
     image_model,
@@ -45,6 +46,12 @@ class Generator:
         vision_budget_seconds: float = 70,
         *,
         clock: Callable[[], datetime] = utcnow,
+        jobs: JobQueue | None = None,
+        events: Events | None = None,
+        partial_images: int = 0,
+        images_per_call: int = 1,
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        wait_seconds: float = 600,
     ) -> None:
         self.provider = provider
         self.media = media
@@ -57,7 +64,18 @@ class Generator:
         self.calls = asyncio.Semaphore(concurrency)
         self.clock = clock
         """The time now, for a generation's start and end and models' shutdown dates."""
-        self._running: set[asyncio.Task[Any]] = set()
+        self.jobs = jobs
+        """Where accepted generations wait to run; None where nothing runs them (the tests of
+        the service run them by hand)."""
+        self.events = events
+        self.partial_images = partial_images
+        """Previews asked of each image call (0 to 3)."""
+        self.images_per_call = images_per_call
+        """Images asked of one call: 1, unless a provider makes batches cheaper."""
+        self.idempotency_ttl = idempotency_ttl
+        self.wait_seconds = wait_seconds
+        """The longest a request that asked to wait waits for its generation to end."""
+        self._running: set[asyncio.Future[Any]] = set()
         self._models: tuple[float, list[RemoteModel]] | None = None
         self._models_lock = asyncio.Lock()
 
@@ -74,6 +92,10 @@ class Generator:
             self._models = (time.monotonic(), models)
             return models
 
+    def publish(self, event: GenerationEvent) -> None:
+        if self.events is not None:
+            self.events.publish(event)
+
     def today(self) -> date:
         return self.clock().date()
 
@@ -82,14 +104,15 @@ class Generator:
         data = await self.media.storage.read(image.storage_key, url=image.url)
         return await self.media.decodes.run(fit_for_model, data, image.content_type)
 
-    def keep(self, task: asyncio.Task[Any]) -> None:
-        """Hold a running generation until it ends, whatever happens to its request."""
+    def keep(self, task: asyncio.Future[Any]) -> None:
+        """Hold work that must end (a put, a record) whatever happens to what started it; a
+        shutdown drains it."""
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
     async def drain(self, seconds: float) -> None:
-        """Let running generations finish; cancel (and record as CANCELLED) what outlasts
-        `seconds`."""
+        """Let the work held by `keep` (stores and records that outlived a generation's run)
+        finish; cancel what outlasts `seconds`."""
         if not self._running:
             return
         running = list(self._running)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -30,6 +31,8 @@ class Job:
     context_text: str | None
     caption: str
     attachments: list[Image]
+    final_prompt: str | None = None
+    """The prompt an earlier attempt assembled and sent, when it described references."""
 
 
 @dataclass(slots=True)
@@ -49,7 +52,10 @@ class Outcome:
     references_sent: int = 0
     final_prompt: str | None = None
     requested: int = 0
-    finishing: bool = False
+    earlier: set[int] = field(default_factory=set)
+    """The positions an earlier attempt stored or failed."""
+    late: list[asyncio.Future[None]] = field(default_factory=list)
+    """The recording of images whose storing outlived the run's cancellation."""
 
     def add_usage(self, usage: Usage | None, cost: float | None) -> None:
         if usage is not None:
@@ -62,7 +68,7 @@ class Outcome:
 
     def unaccounted(self) -> list[int]:
         """The positions of the images neither stored nor failed (yet)."""
-        done = {index for index, _ in self.stored}
+        done = self.earlier | {index for index, _ in self.stored}
         done |= {e.index for e in self.errors if e.index is not None}
         return [i for i in range(self.requested) if i not in done]
 
@@ -87,30 +93,48 @@ class Outcome:
 UNFINISHED = (GenerationStatus.QUEUED.value, GenerationStatus.RUNNING.value)
 
 
-def status_of(generation: Generation, completed: int) -> GenerationStatus:
-    if completed == generation.requested_count:
+def status_of(generation: Generation) -> GenerationStatus:
+    """The final status of a generation whose work has ended."""
+    completed = generation.completed_count
+    if generation.cancel_requested and completed < generation.requested_count:
+        return GenerationStatus.PARTIAL if completed else GenerationStatus.CANCELLED
+    if completed >= generation.requested_count:
         return GenerationStatus.SUCCEEDED
     return GenerationStatus.PARTIAL if completed else GenerationStatus.FAILED
 
 
-def record(
+def add_to_record(
     generation: Generation,
-    outcome: Outcome,
-    completed: int,
-    status: GenerationStatus,
-    finished_at: datetime,
+    usage: Usage | None,
+    cost: float | None,
+    failures: Sequence[ImageFailure] = (),
+    completed: int = 0,
+) -> None:
+    """Add what one step spent and did to the generation's record."""
+    if usage is not None:
+        generation.input_text_tokens = (generation.input_text_tokens or 0) + usage.input_text_tokens
+        generation.input_image_tokens = (
+            generation.input_image_tokens or 0
+        ) + usage.input_image_tokens
+        generation.output_tokens = (generation.output_tokens or 0) + usage.output_tokens
+    if cost is not None:
+        generation.estimated_cost_usd = round((generation.estimated_cost_usd or 0) + cost, 6)
+    if failures:
+        # A new list: the column is JSON, whose changes in place go unseen.
+        generation.errors = [*generation.errors, *(f.as_json() for f in failures)]
+    generation.completed_count += completed
+
+
+def close_record(
+    generation: Generation, status: GenerationStatus, finished_at: datetime, outcome: Outcome
 ) -> None:
     generation.status = status.value
-    generation.completed_count = completed
-    generation.errors = [e.as_json() for e in sorted(outcome.errors, key=lambda e: e.order)]
-    generation.vision_model = outcome.vision_model
-    usage = outcome.usage
-    if usage is not None:
-        generation.input_text_tokens = usage.input_text_tokens
-        generation.input_image_tokens = usage.input_image_tokens
-        generation.output_tokens = usage.output_tokens
-    generation.estimated_cost_usd = round(outcome.cost, 6) if outcome.cost is not None else None
     generation.finished_at = finished_at
+    generation.heartbeat_at = None
+    if outcome.vision_model is not None:
+        generation.vision_model = outcome.vision_model
+    failures = [ImageFailure.of_json(stored) for stored in generation.errors]
+    generation.errors = [f.as_json() for f in sorted(failures, key=lambda f: f.order)]
 
 
 def log_finished(generation: Generation, outcome: Outcome) -> None:
@@ -134,13 +158,13 @@ def log_finished(generation: Generation, outcome: Outcome) -> None:
     )
 
 
-def summary(outcome: Outcome) -> tuple[ErrorCode, str]:
+def summary(failures: Sequence[ImageFailure]) -> tuple[ErrorCode, str]:
     """The error to tell when nothing was made: that of the first image (by position) that
     failed, whichever call failed first."""
-    per_image = [e for e in outcome.errors if e.index is not None] or outcome.errors
+    per_image = [f for f in failures if f.index is not None] or list(failures)
     if not per_image:
         return ErrorCode.PROVIDER_ERROR, "no image was made"
-    first = min(per_image, key=lambda e: e.index or 0)
+    first = min(per_image, key=lambda f: f.index or 0)
     return first.code, first.message
 
 

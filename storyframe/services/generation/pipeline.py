@@ -1,10 +1,18 @@
-"""The making of a generation's images, from its references to its stored files."""
+"""The making of a generation's images, from its references to its stored files.
+
+Each image is its own call by default (a setting batches several into one call where a provider
+makes that cheaper): a call's time grows with the images it makes, its stream carries no image
+index, and one image per call keeps a failure to its image. Every call's result is handed to the
+`Slots` as soon as it is stored, so it is recorded (and shown) while the others still render.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
+from typing import Protocol
 
 from storyframe.db.tables import Image
 from storyframe.domain.errors import ErrorCode
@@ -12,9 +20,12 @@ from storyframe.domain.image_provider import (
     CallResult,
     Description,
     ImageCall,
+    Partial,
     ProviderError,
     Reference,
+    Usage,
 )
+from storyframe.domain.jobs import Preview
 from storyframe.domain.model_catalogue import (
     ImageModelSpec,
     image_model,
@@ -27,16 +38,47 @@ from storyframe.services.generation.outcome import (
 )
 from storyframe.services.generation.types import (
     FAILURE_CODES,
+    ImageFailure,
 )
 from storyframe.services.image_files import (
     ImageRefused,
     inspect_image_async,
+    make_preview,
 )
 from storyframe.services.image_places import StoredImage
 from storyframe.services.prompts import assemble_prompt
 from storyframe.services.temporaries import GENERATED_PREFIX
 
 log = logging.getLogger("storyframe.generation")
+
+
+class Slots(Protocol):
+    """Where the images of a generation go as they are made."""
+
+    async def prompt(
+        self,
+        final_prompt: str,
+        vision_model: str | None,
+        usage: Usage | None,
+        cost: float | None,
+        failures: Sequence[ImageFailure],
+    ) -> None:
+        """The prompt is assembled (its references read and described, at that cost, with
+        these failures): keep it, so a second attempt sends the same prompt without describing
+        them again."""
+
+    async def preview(self, index: int, preview: Preview) -> None:
+        """A preview of image `index` while it renders."""
+
+    async def made(
+        self,
+        stored: Sequence[tuple[int, StoredImage]],
+        failures: Sequence[ImageFailure],
+        usage: Usage | None,
+        cost: float | None,
+    ) -> None:
+        """A call ended: the images it made, stored; those it did not, with why; what it cost.
+        Once this returns, the stored images are recorded or their files released."""
 
 
 class ImageMaker:
@@ -46,41 +88,53 @@ class ImageMaker:
     def __init__(self, generator: Generator) -> None:
         self._gen = generator
 
-    async def make(self, job: Job, outcome: Outcome) -> None:
-        """Describe the references, assemble the prompt (kept in `outcome`) and make the
-        images."""
+    async def make(self, job: Job, outcome: Outcome, slots: Slots, indexes: list[int]) -> None:
+        """Make the images at `indexes`: describe the references and assemble the prompt (kept
+        in `outcome`) unless the job already has it, then call the provider."""
         generation = job.generation
-        references = await self._references(job.attachments, outcome)
-        description: Description | None = None
-        if references:
-            vision_started = time.monotonic()
-            description = await self._describe(references, outcome)
-            outcome.vision_ms = (time.monotonic() - vision_started) * 1000
-        final_prompt = assemble_prompt(
-            job.message.prompt, job.context_text, description.text if description else None
-        )
-        outcome.final_prompt = final_prompt
         spec = image_model(generation.model)
+        references = await self._references(job.attachments, outcome)
+        final_prompt = job.final_prompt
+        if final_prompt is None:
+            description: Description | None = None
+            if references:
+                vision_started = time.monotonic()
+                description = await self._describe(references, outcome)
+                outcome.vision_ms = (time.monotonic() - vision_started) * 1000
+            final_prompt = assemble_prompt(
+                job.message.prompt, job.context_text, description.text if description else None
+            )
+            if job.attachments:
+                usage = description.usage if description else None
+                cost = vision_cost(description.model, usage) if description else None
+                failures = [f for f in outcome.errors if f.index is None]
+                model = description.model if description else None
+                await slots.prompt(final_prompt, model, usage, cost, failures)
+        outcome.final_prompt = final_prompt
         passed = list(references[: spec.max_reference_images])
         outcome.references, outcome.references_sent = len(references), len(passed)
+        per_call = max(1, min(self._gen.images_per_call, spec.max_images_per_call))
         tasks = [
             asyncio.create_task(
                 self._call(
                     ImageCall(
                         prompt=final_prompt,
                         model=spec.name,
-                        count=count,
+                        count=len(group),
                         size=generation.size,
                         quality=generation.quality,
                         references=passed,
                         caption=job.caption,
-                        first_index=first,
+                        first_index=group[0],
+                        partial_images=self._gen.partial_images if len(group) == 1 else 0,
                     ),
+                    group,
                     spec,
                     outcome,
+                    slots,
                 )
             )
-            for first, count in split(generation.requested_count, spec.max_images_per_call)
+            for group in groups(indexes, per_call)
         ]
         try:
             await asyncio.gather(*tasks)
@@ -127,61 +181,114 @@ class ImageMaker:
         outcome.vision_model = description.model
         return description
 
-    async def _call(self, call: ImageCall, spec: ImageModelSpec, outcome: Outcome) -> None:
-        indexes = list(range(call.first_index, call.first_index + call.count))
+    async def _call(
+        self,
+        call: ImageCall,
+        indexes: list[int],
+        spec: ImageModelSpec,
+        outcome: Outcome,
+        slots: Slots,
+    ) -> None:
+        previews = _Previews(self._gen, slots, indexes[0])
         try:
             async with self._gen.calls:
-                result: CallResult = await self._gen.provider.generate(call)
+                if call.partial_images:
+                    result: CallResult = await self._gen.provider.generate(call, previews.take)
+                else:
+                    result = await self._gen.provider.generate(call)
         except ProviderError as error:
-            outcome.fail(indexes, FAILURE_CODES[error.failure], error.message)
-            if error.usage is not None:  # answered, without a usable image: billed all the same
-                outcome.add_usage(error.usage, spec.estimate(error.usage, 0, call.quality))
+            billed = error.usage  # answered, without a usable image: billed all the same
+            charge = spec.estimate(billed, 0, call.quality) if billed is not None else None
+            refused = _failed(indexes, FAILURE_CODES[error.failure], error.message)
+            await self._made(slots, outcome, [], refused, billed, charge)
             return
+        except asyncio.CancelledError:
+            raise
         except Exception:
             # A fault of ours or an answer nobody foresaw: it costs this call's images, not the
             # images other calls have made.
             log.exception("an image call failed unexpectedly", extra={"indexes": indexes})
-            outcome.fail(indexes, ErrorCode.PROVIDER_ERROR, "the image call failed unexpectedly")
+            failures = _failed(
+                indexes, ErrorCode.PROVIDER_ERROR, "the image call failed unexpectedly"
+            )
+            await self._made(slots, outcome, [], failures, None, None)
             return
         made = result.images[: call.count]
-        outcome.add_usage(result.usage, spec.estimate(result.usage, len(made), call.quality))
+        cost = spec.estimate(result.usage, len(made), call.quality)
+        unusable: list[ImageFailure] = []
 
-        async def store(index: int, data: bytes) -> None:
-            storing = asyncio.ensure_future(self._store(data))
+        async def store(index: int, data: bytes) -> tuple[int, StoredImage] | None:
             try:
-                # Shielded: a put under way ends, and its file is then released (below), rather
-                # than being left in storage unrecorded.
-                stored = await asyncio.shield(storing)
-            except asyncio.CancelledError:
-                # Held like a generation, so that a drain waits for the put and its release.
-                self._gen.keep(asyncio.ensure_future(self._release_late(storing)))
-                raise
+                return index, await self._store(data)
             except ImageRefused as refusal:
-                outcome.fail([index], ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
-                return
+                unusable.append(
+                    ImageFailure(index, ErrorCode.PROVIDER_ERROR, f"unusable image: {refusal}")
+                )
             except Exception:
                 log.exception("a generated image could not be stored", extra={"index": index})
-                outcome.fail([index], ErrorCode.STORAGE_FAILED, "the image could not be stored")
-                return
-            outcome.stored.append((index, stored))
-            if outcome.first_image_ms is None:
-                outcome.first_image_ms = outcome.elapsed_ms()
+                unusable.append(
+                    ImageFailure(index, ErrorCode.STORAGE_FAILED, "the image could not be stored")
+                )
+            return None
 
-        # Checking, thumbnailing and storing run in threads: the images of a call go together.
-        await asyncio.gather(
-            *(store(index, produced.data) for index, produced in zip(indexes, made, strict=False))
+        storing = asyncio.ensure_future(
+            asyncio.gather(
+                *(store(index, item.data) for index, item in zip(indexes, made, strict=False))
+            )
         )
-        missing = indexes[len(made) :]
-        if missing:
-            outcome.fail(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
-
-    async def _release_late(self, storing: asyncio.Future[StoredImage]) -> None:
-        """Release the file of an image stored after its generation stopped waiting for it."""
         try:
-            stored = await storing
-        except Exception:  # refused or failed: nothing was stored
+            # Shielded: a put under way ends and is recorded (or its file released), rather
+            # than being left in storage unrecorded.
+            results = await asyncio.shield(storing)
+        except asyncio.CancelledError:
+            late = asyncio.ensure_future(self._record_late(storing, slots, outcome))
+            outcome.late.append(late)  # the run's stop waits for it before recording itself
+            self._gen.keep(late)
+            raise
+        stored = [item for item in results if item is not None]
+        missing = indexes[len(made) :]
+        unusable.extend(
+            _failed(missing, ErrorCode.PROVIDER_ERROR, "the provider returned fewer images")
+        )
+        await self._made(slots, outcome, stored, unusable, result.usage, cost)
+
+    async def _made(
+        self,
+        slots: Slots,
+        outcome: Outcome,
+        stored: list[tuple[int, StoredImage]],
+        failures: list[ImageFailure],
+        usage: Usage | None,
+        cost: float | None,
+    ) -> None:
+        outcome.add_usage(usage, cost)
+        outcome.errors.extend(failures)
+        outcome.stored.extend(stored)
+        if stored and outcome.first_image_ms is None:
+            outcome.first_image_ms = outcome.elapsed_ms()
+        recording = asyncio.create_task(slots.made(stored, failures, usage, cost))
+        try:
+            await asyncio.shield(recording)
+        except asyncio.CancelledError:
+            self._gen.keep(recording)  # a drain waits for the record
+            raise
+
+    async def _record_late(
+        self,
+        storing: asyncio.Future[list[tuple[int, StoredImage] | None]],
+        slots: Slots,
+        outcome: Outcome,
+    ) -> None:
+        """Record the images of a call stored after its generation was stopped: they are paid
+        for, so they are kept."""
+        try:
+            results = await storing
+        except Exception:
             return
-        await self._gen.media.files.release({stored.storage_key})
+        stored = [item for item in results if item is not None]
+        if stored:
+            outcome.stored.extend(stored)
+            await slots.made(stored, [], None, None)
 
     async def _store(self, data: bytes) -> StoredImage:
         """Check the bytes as an upload is checked, then put them in blob storage."""
@@ -199,7 +306,29 @@ class ImageMaker:
         return StoredImage.of(blob, facts, placeholder=self._gen.provider.placeholder)
 
 
-def split(count: int, per_call: int) -> list[tuple[int, int]]:
-    """(first index, images) of each call for `count` images at most `per_call` a call."""
-    per_call = max(1, per_call)
-    return [(first, min(per_call, count - first)) for first in range(0, count, per_call)]
+class _Previews:
+    """Turns a call's partial images into previews for its slot. A preview that cannot be made
+    is skipped: the image itself still comes."""
+
+    def __init__(self, generator: Generator, slots: Slots, index: int) -> None:
+        self._gen = generator
+        self._slots = slots
+        self._index = index
+
+    async def take(self, partial: Partial) -> None:
+        try:
+            data, width, height = await self._gen.media.decodes.run(make_preview, partial.data)
+        except ImageRefused as refusal:
+            log.warning("a preview could not be made", extra={"reason": refusal.reason})
+            return
+        preview = Preview(data, "image/jpeg", width, height, partial.index)
+        await self._slots.preview(self._index, preview)
+
+
+def _failed(indexes: Sequence[int], code: ErrorCode, message: str) -> list[ImageFailure]:
+    return [ImageFailure(index, code, message) for index in indexes]
+
+
+def groups(indexes: Sequence[int], per_call: int) -> list[list[int]]:
+    """The images at `indexes` in calls of at most `per_call` each."""
+    return [list(indexes[start : start + per_call]) for start in range(0, len(indexes), per_call)]

@@ -1,0 +1,111 @@
+"""Work that outlives a request: the job queue that runs generations, and the progress events
+they publish.
+
+A generation is a row first; a job only carries "run generation X for user Y", and can lose
+nothing the row does not already say. Events are small facts (ids, positions, statuses) sent
+after the row is written; subscribers read the objects through the API as usual. A preview is
+the one exception: it is not written anywhere, so its event carries its (small) image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A generation to run, and the user it runs for (whose cap it counts against)."""
+
+    generation_id: int
+    owner_id: int
+
+
+class JobQueue(Protocol):
+    """Where accepted generations wait for a process to run them."""
+
+    def enqueue(self, ticket: Ticket) -> None:
+        """Run the generation when a slot is free. Enqueuing one already queued or running
+        changes nothing."""
+
+    def cancel(self, generation_id: int) -> bool:
+        """Stop the generation if this queue holds it: taken out of the queue, or its running
+        work stopped (it then records itself as cancelled). False when it is not held here."""
+        ...
+
+    def position(self, generation_id: int) -> int | None:
+        """Its place in the queue from 1 (the next to start), as this process sees it; None
+        when it is not waiting here."""
+        ...
+
+
+class EventKind(StrEnum):
+    STATE = "STATE"
+    """The generation as it stands, sent first to a new subscriber."""
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    PREVIEW = "PREVIEW"
+    IMAGE_STORED = "IMAGE_STORED"
+    IMAGE_FAILED = "IMAGE_FAILED"
+    FINISHED = "FINISHED"
+    """The last event: the generation reached a final status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A small rendering of an image still being made."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+    sequence: int
+    """Which preview of the image this is, from 0."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationEvent:
+    kind: EventKind
+    generation_id: int
+    video_id: int
+    owner_id: int
+    index: int | None = None
+    """The image's position among those asked for (PREVIEW, IMAGE_STORED, IMAGE_FAILED)."""
+    image_id: int | None = None
+    preview: Preview | None = None
+
+
+Subscription = AsyncIterator[GenerationEvent]
+
+
+class Events(Protocol):
+    """Progress events of generations, from whichever process runs them to every subscriber."""
+
+    def publish(self, event: GenerationEvent) -> None:
+        """Send the event to the current subscribers; never blocks."""
+
+    def subscribe(
+        self, accepts: Callable[[GenerationEvent], bool]
+    ) -> AbstractAsyncContextManager[Subscription]:
+        """The events `accepts` takes, from now until the context ends, in the order they were
+        published."""
+        ...
+
+
+class JobStore(Protocol):
+    """The generations' rows as the job engine sees them, across every owner."""
+
+    async def recover(self, stale_before: datetime) -> list[Ticket]:
+        """Every generation a process should run: the QUEUED ones, and the RUNNING ones whose
+        process has not said it is alive since `stale_before` (those are put back to QUEUED
+        first). Oldest first."""
+        ...
+
+    async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
+        """Say that this process is still running these generations; those among them whose
+        cancelling was asked for (maybe through another process)."""
+        ...

@@ -1,0 +1,175 @@
+"""The in-process job runner: users take turns, caps hold, cancel and positions, stopping.
+
+Each job is held on an event of its own until the test lets it end, so what runs at a moment
+is known without waiting on time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+
+from storyframe.domain.jobs import Ticket
+from storyframe.jobs import InProcessRunner
+
+
+class Held:
+    """Jobs that run until the test releases them, in the order they started."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.cancelled: list[int] = []
+        self._gates: dict[int, asyncio.Event] = {}
+
+    async def work(self, ticket: Ticket) -> None:
+        self.started.append(ticket.generation_id)
+        gate = self._gates.setdefault(ticket.generation_id, asyncio.Event())
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(ticket.generation_id)
+            raise
+
+    def release(self, generation_id: int) -> None:
+        self._gates.setdefault(generation_id, asyncio.Event()).set()
+
+
+async def settle() -> None:
+    """Let started tasks reach their gates."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def tickets(owner_id: int, ids: range) -> Iterator[Ticket]:
+    return (Ticket(generation_id, owner_id) for generation_id in ids)
+
+
+@pytest.fixture
+def held() -> Held:
+    return Held()
+
+
+Make = Callable[[int, int], InProcessRunner]
+
+
+@pytest.fixture
+async def make(held: Held) -> AsyncIterator[Make]:
+    """Started runners of `held`'s jobs, stopped at the end of the test."""
+    made: list[InProcessRunner] = []
+
+    def runner_of(per_user: int, total: int) -> InProcessRunner:
+        runner = InProcessRunner(per_user=per_user, total=total)
+        runner.bind(held.work)
+        runner.start()
+        made.append(runner)
+        return runner
+
+    yield runner_of
+    for runner in made:
+        await runner.stop(grace_seconds=0, record_seconds=1)
+
+
+async def test_one_users_flood_does_not_starve_another(held: Held, make: Make) -> None:
+    # given one user with five queued generations, then another with one
+    runner = make(1, 1)
+    for ticket in tickets(1, range(1, 6)):
+        runner.enqueue(ticket)
+    runner.enqueue(Ticket(100, 2))
+    await settle()
+    assert held.started == [1]
+
+    # when the running one ends
+    held.release(1)
+    await settle()
+
+    # then the other user's goes next, before the flood's second
+    assert held.started == [1, 100]
+    assert runner.position(2) == 1
+
+
+async def test_the_per_user_and_total_caps_hold(held: Held, make: Make) -> None:
+    runner = make(2, 3)
+    for ticket in tickets(1, range(1, 5)):
+        runner.enqueue(ticket)
+    runner.enqueue(Ticket(10, 2))
+    runner.enqueue(Ticket(11, 2))
+    await settle()
+
+    # two of user 1's (their cap), one of user 2's (the total)
+    assert sorted(held.started) == [1, 2, 10]
+    assert runner.running == 3
+    assert runner.waiting == 3
+
+
+async def test_positions_follow_the_turns(held: Held, make: Make) -> None:
+    runner = make(1, 1)
+    runner.enqueue(Ticket(1, 1))  # runs
+    for ticket in [Ticket(2, 1), Ticket(3, 1), Ticket(20, 2)]:
+        runner.enqueue(ticket)
+    await settle()
+
+    # user 2 has had no turn yet, so theirs comes before user 1's next
+    assert [runner.position(i) for i in (20, 2, 3)] == [1, 2, 3]
+    assert runner.position(1) is None  # running, not waiting
+
+
+async def test_cancel_takes_a_waiting_one_out_and_stops_a_running_one(
+    held: Held, make: Make
+) -> None:
+    runner = make(1, 1)
+    runner.enqueue(Ticket(1, 1))
+    runner.enqueue(Ticket(2, 1))
+    await settle()
+
+    assert runner.cancel(2) is True
+    assert runner.position(2) is None
+    assert runner.cancel(1) is True
+    await settle()
+
+    assert held.cancelled == [1]
+    assert held.started == [1]  # 2 never ran
+    assert runner.cancel(99) is False
+
+
+async def test_enqueuing_twice_runs_once(held: Held, make: Make) -> None:
+    runner = make(2, 2)
+    runner.enqueue(Ticket(1, 1))
+    runner.enqueue(Ticket(1, 1))
+    await settle()
+    runner.enqueue(Ticket(1, 1))
+    await settle()
+
+    assert held.started == [1]
+    assert runner.waiting == 0
+
+
+async def test_stop_lets_running_jobs_finish_then_cancels_the_rest(held: Held, make: Make) -> None:
+    runner = make(2, 2)
+    runner.enqueue(Ticket(1, 1))
+    runner.enqueue(Ticket(2, 1))
+    runner.enqueue(Ticket(3, 1))  # waits
+    await settle()
+    held.release(1)  # ends within the grace
+
+    await runner.stop(grace_seconds=0.01, record_seconds=1)
+
+    assert held.cancelled == [2]
+    assert held.started == [1, 2]  # nothing more started once stopping
+    runner.enqueue(Ticket(4, 1))
+    await settle()
+    assert held.started == [1, 2]
+
+
+async def test_nothing_runs_before_start(held: Held) -> None:
+    runner = InProcessRunner(per_user=1, total=1)
+    runner.bind(held.work)
+    runner.enqueue(Ticket(1, 1))
+    await settle()
+    assert held.started == []
+
+    runner.start()
+    await settle()
+    assert held.started == [1]
+    held.release(1)
+    await runner.stop(grace_seconds=1, record_seconds=1)
