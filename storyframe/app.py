@@ -52,8 +52,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(runtime.sweep.forever(settings.generation_sweep_seconds))]
-        if settings.generation_jobs_in_process:
+        tasks: list[asyncio.Task[None]] = []
+        if not settings.generation_jobs_in_process:
+            # A process that runs generations takes over those no process runs any more (and
+            # ends them after their last attempt); one that does not, records them as failed.
+            sweeping = runtime.sweep.forever(settings.generation_sweep_seconds)
+            tasks.append(asyncio.create_task(sweeping))
+        else:
             runtime.runner.start()
             heartbeat = settings.generation_heartbeat_seconds
             tending = runtime.runner.tend(runtime.job_store, clock, heartbeat, heartbeat * 3)

@@ -22,6 +22,7 @@ from sqlmodel import col
 from storyframe.db.engine import create_engine, session_factory
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Generation, Image, User
+from storyframe.domain.jobs import EventKind
 from storyframe.domain.ports import Blob, Doomed
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.deletion import doom_chat_history, doom_files
@@ -67,6 +68,8 @@ mutation($id: ID!) {
   }
 }
 """
+EVENT_SECONDS = 60.0
+"""A generous bound for an event on a loaded machine; reached only when it never comes."""
 
 
 # The running app, and what it has written -------------------------------------------------
@@ -325,7 +328,8 @@ async def test_a_shutdown_hands_back_what_outlasts_its_grace_and_keeps_what_was_
     # the server shuts down
     generation_id, _ = await _stopped_by_a_shutdown(settings, fake_openai)
 
-    # then, once its grace has passed, the generation went back to the queue as it stands
+    # then, once its grace has passed (the tests' half a second), the generation went back to
+    # the queue as it stands
     (generation,), images = await _stored(settings)
     assert generation.id == generation_id
     assert (generation.status, generation.attempts) == ("QUEUED", 0)
@@ -339,8 +343,7 @@ async def test_a_shutdown_hands_back_what_outlasts_its_grace_and_keeps_what_was_
     (image,) = images
     assert image.message_id == generation.message_id
     assert image.slot in (0, 1)
-    (original,) = originals(settings.media_dir)
-    assert image.storage_key in original
+    assert originals(settings.media_dir) == [image.storage_key]
 
 
 async def test_the_next_process_resumes_a_handed_back_generation_asking_only_what_is_missing(
@@ -392,6 +395,7 @@ async def test_what_waits_in_the_queue_at_a_shutdown_is_run_by_the_next_process(
         (ids[1], "QUEUED", 0),  # never started
     ]
     assert stopped[1].started_at is None
+    assert [(g.completed_count, g.errors, g.output_tokens) for g in stopped] == [(0, [], None)] * 2
     assert images == []
 
     # then the next process runs both
@@ -403,7 +407,7 @@ async def test_what_waits_in_the_queue_at_a_shutdown_is_run_by_the_next_process(
 
 
 async def _left_running_by_a_dead_process(
-    settings: Settings, fake: FakeOpenAI, attempts: int
+    settings: Settings, fake: FakeOpenAI, attempts: int, dead_for: timedelta = DEAD_FOR
 ) -> tuple[int, Image]:
     """A generation of two images a process had started for the `attempts`-th time when it died,
     one image stored: its id, and that image."""
@@ -413,17 +417,20 @@ async def _left_running_by_a_dead_process(
         assert generation is not None
         generation.status = "RUNNING"
         generation.attempts = attempts
-        generation.heartbeat_at = datetime.now(UTC) - DEAD_FOR
+        generation.heartbeat_at = datetime.now(UTC) - dead_for
         await session.commit()
     (image,) = (await _stored(settings))[1]
     return generation_id, image
 
 
+@pytest.mark.parametrize("dead_for", [DEAD_FOR, timedelta(days=1)], ids=["minutes", "a-day"])
 async def test_a_generation_a_dead_process_left_running_is_resumed_by_the_next(
-    settings: Settings, fake_openai: FakeOpenAI
+    settings: Settings, fake_openai: FakeOpenAI, dead_for: timedelta
 ) -> None:
     # given a generation left RUNNING by a process that died after storing one of its images
-    generation_id, kept = await _left_running_by_a_dead_process(settings, fake_openai, 1)
+    # (a day ago: longer than any generation may take, yet a server that runs generations
+    # takes it over rather than failing it)
+    generation_id, kept = await _left_running_by_a_dead_process(settings, fake_openai, 1, dead_for)
 
     # when the server starts again
     async with _served(settings, fake_openai, new_owner=False) as second:
@@ -715,8 +722,12 @@ async def test_a_chat_deleted_during_generation_leaves_no_files(stack: OpenAISta
         {"id": frame},
     )
     assert deleted["userErrors"] == []
-    stack.fake.resume()
-    await _until_idle(stack)
+    finished = stack.runtime.events.subscribe(lambda e: e.kind is EventKind.FINISHED)
+    async with finished as events:
+        stack.fake.resume()
+        await _until_idle(stack)
+        # and whoever waits for it or follows it is told it has ended
+        assert (await asyncio.wait_for(anext(events), EVENT_SECONDS)).kind is EventKind.FINISHED
 
     # then neither image was recorded, nor its file kept
     assert stack.media() == []
@@ -931,8 +942,12 @@ async def test_a_generation_the_sweep_gave_up_on_keeps_its_verdict(stack: OpenAI
     assert swept == pk_of(payload["generation"]["id"])
 
     # when its call ends after all
-    stack.fake.resume()
-    await _until_idle(stack)
+    finished = stack.runtime.events.subscribe(lambda e: e.kind is EventKind.FINISHED)
+    async with finished as events:
+        stack.fake.resume()
+        await _until_idle(stack)
+        # and whoever waits for it or follows it is told it has ended
+        assert (await asyncio.wait_for(anext(events), EVENT_SECONDS)).generation_id == swept
 
     # then the image it made comes too late: it is not recorded, and its file is released
     (generation,) = await _generations(stack)

@@ -383,6 +383,8 @@ class GenerationService:
             message = await repo.get(Message, generation.message_id) if generation else None
             if generation is None or message is None:
                 self._log_gone(generation_id, outcome)
+                # Gone with its chat: a request waiting for it, and its subscribers, stop.
+                self._publish(EventKind.FINISHED, job.generation)
                 raise NotFound(recorder.chat.label)
             if generation.status == GenerationStatus.RUNNING.value:
                 message.final_prompt = message.final_prompt or final_prompt
@@ -390,8 +392,9 @@ class GenerationService:
                 close_record(generation, status_of(generation), self._gen.clock(), outcome)
                 await repo.save(generation)
                 await repo.commit()
-                self._publish(EventKind.FINISHED, generation)
                 log_finished(generation, outcome)
+            # Ended here, or meanwhile (swept): either way it is final now.
+            self._publish(EventKind.FINISHED, generation)
         error = None
         if generation.completed_count == 0:
             failures = [ImageFailure.of_json(stored) for stored in generation.errors]
@@ -441,6 +444,7 @@ class GenerationService:
             async with self._uow() as repo:
                 generation = await repo.get(Generation, generation_id)
                 if generation is None or generation.status not in UNFINISHED:
+                    self._publish(EventKind.FINISHED, generation or job.generation)
                     return
                 failures = _failed(
                     outcome.unaccounted(), ErrorCode.PROVIDER_ERROR, "the generation failed"
