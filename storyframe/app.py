@@ -33,6 +33,9 @@ from storyframe.storage.local import LocalStorage
 from storyframe.storage.media import media_endpoint
 from storyframe.view import StoryframeGraphQL
 
+STOP_TASKS_SECONDS = 5
+"""How long shutdown waits for the background rounds (heartbeat, recovery) under way."""
+
 
 def create_app(
     settings: Settings | None = None,
@@ -53,6 +56,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
+        tending_task: asyncio.Task[None] | None = None
         if not settings.generation_jobs_in_process:
             # A process that runs generations takes over those no process runs any more (and
             # ends them after their last attempt); one that does not, records them as failed.
@@ -62,10 +66,16 @@ def create_app(
             runtime.runner.start()
             heartbeat = settings.generation_heartbeat_seconds
             tending = runtime.runner.tend(runtime.job_store, clock, heartbeat, heartbeat * 3)
-            tasks.append(asyncio.create_task(tending))
+            tending_task = asyncio.create_task(tending)
+            tasks.append(tending_task)
         try:
             yield
         finally:
+            # Let a round under way end rather than cut a statement short (a driver's thread
+            # may still be at work on it when the database closes).
+            runtime.runner.stop_tending()
+            if tending_task is not None:
+                await asyncio.wait([tending_task], timeout=STOP_TASKS_SECONDS)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

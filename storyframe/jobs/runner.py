@@ -10,6 +10,7 @@ one, not in front of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,6 +32,7 @@ class InProcessRunner(JobQueue):
         """Per user, in the order they were accepted."""
         self._running: dict[int, tuple[Ticket, asyncio.Task[None]]] = {}
         self._accepting = False
+        self._tending: asyncio.Event | None = None
         self._turn = 0
         self._last_turn: dict[int, int] = {}
         """When each user last had a generation started: the one whose turn is oldest goes
@@ -103,10 +105,11 @@ class InProcessRunner(JobQueue):
         interval_seconds: float,
         stale_seconds: float,
     ) -> None:
-        """Until cancelled: say the running generations are alive, and take on what no live
+        """Until `stop_tending`: say the running generations are alive, and take on what no live
         process runs (queued ones, and running ones whose process has stopped saying so), at
         once and then every `interval_seconds`."""
-        while True:
+        self._tending = asyncio.Event()
+        while not self._tending.is_set():
             try:
                 for generation_id in await store.heartbeat(list(self._running), clock()):
                     self.cancel(generation_id)  # asked through another process
@@ -116,7 +119,13 @@ class InProcessRunner(JobQueue):
                         self.enqueue(ticket)
             except Exception:  # the database may be away for a while: try again later
                 log.exception("the job runner could not reach the database")
-            await asyncio.sleep(interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tending.wait(), interval_seconds)
+
+    def stop_tending(self) -> None:
+        """End `tend` after the round it is in (not in the middle of a statement)."""
+        if self._tending is not None:
+            self._tending.set()
 
     def _find(self, generation_id: int) -> Ticket | None:
         for queue in self._waiting.values():

@@ -7,7 +7,6 @@ when its event arrives, and the FINISHED event last, after which the subscriptio
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import httpx
 
 from tests.support.documents import CREATE_FRAME, CREATE_PROJECT, CREATE_VIDEO
 from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.support.polling import until
 from tests.support.servers import graphql, running_server, sign_up_over_http
 from tests.support.subscriptions import subscriptions
 
@@ -64,6 +64,14 @@ class Served:
         assert payload["generation"]["status"] == ("SUCCEEDED" if extra.get("wait") else "QUEUED")
         generation_id: str = payload["generation"]["id"]
         return generation_id
+
+
+COMPLETED = "query($id: ID!) { node(id: $id) { ... on Generation { completedCount } } }"
+
+
+def _completed(app: Served, generation_id: str) -> int:
+    count: int = graphql(app.client, COMPLETED, {"id": generation_id})["node"]["completedCount"]
+    return count
 
 
 @contextmanager
@@ -138,15 +146,8 @@ async def test_a_late_subscriber_sees_the_current_state_first(
     fake_openai.hold_stream(0, 2)  # the second image's call holds; the first is stored
     with served(database_url, tmp_path, fake_openai) as app:
         generation_id = app.generate(imageCount=2)
+        await until(lambda: _completed(app, generation_id) > 0, 60)  # the first image is in
         async with subscriptions(app.base_url, app.token) as ws:
-            stored = 0
-            while stored == 0:  # watch until the first image is in
-                operation = await ws.subscribe(GENERATION_UPDATED, {"id": generation_id})
-                state = (await ws.message())["payload"]["data"]["generationUpdated"]
-                await ws.stop(operation)
-                stored = state["generation"]["completedCount"]
-                await asyncio.sleep(0.05)
-
             # when someone subscribes now
             operation = await ws.subscribe(GENERATION_UPDATED, {"id": generation_id})
             first = (await anext(ws.events(operation)))["generationUpdated"]
