@@ -65,6 +65,7 @@ def create_app(
         else:
             runtime.runner.start()
             heartbeat = settings.generation_heartbeat_seconds
+            await runtime.runner.tend_once(runtime.job_store, clock, heartbeat * 3)
             tending = runtime.runner.tend(runtime.job_store, clock, heartbeat, heartbeat * 3)
             tending_task = asyncio.create_task(tending)
             tasks.append(tending_task)

@@ -105,22 +105,31 @@ class InProcessRunner(JobQueue):
         interval_seconds: float,
         stale_seconds: float,
     ) -> None:
-        """Until `stop_tending`: say the running generations are alive, and take on what no live
-        process runs (queued ones, and running ones whose process has stopped saying so), at
-        once and then every `interval_seconds`."""
-        self._tending = asyncio.Event()
-        while not self._tending.is_set():
-            try:
-                for generation_id in await store.heartbeat(list(self._running), clock()):
-                    self.cancel(generation_id)  # asked through another process
-                if self._accepting:
-                    stale_before = clock() - timedelta(seconds=stale_seconds)
-                    for ticket in await store.recover(stale_before):
-                        self.enqueue(ticket)
-            except Exception:  # the database may be away for a while: try again later
-                log.exception("the job runner could not reach the database")
+        """Until `stop_tending`: every `interval_seconds`, say the running generations are
+        alive, and take on what no live process runs (queued ones, and running ones whose process
+        has stopped saying so)."""
+        self._tending = self._tending or asyncio.Event()
+        while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tending.wait(), interval_seconds)
+            if self._tending.is_set():
+                return
+            await self.tend_once(store, clock, stale_seconds)
+
+    async def tend_once(
+        self, store: JobStore, clock: Callable[[], datetime], stale_seconds: float
+    ) -> None:
+        """One round of `tend`; the app runs one before it serves, so what a previous process
+        left is taken on first."""
+        try:
+            for generation_id in await store.heartbeat(list(self._running), clock()):
+                self.cancel(generation_id)  # asked through another process
+            if self._accepting:
+                stale_before = clock() - timedelta(seconds=stale_seconds)
+                for ticket in await store.recover(stale_before):
+                    self.enqueue(ticket)
+        except Exception:  # the database may be away for a while: try again later
+            log.exception("the job runner could not reach the database")
 
     def stop_tending(self) -> None:
         """End `tend` after the round it is in (not in the middle of a statement)."""
