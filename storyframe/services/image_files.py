@@ -26,10 +26,10 @@ from storyframe.services.decoding import DecodeSlots, after_decoding
 _HASH_CHUNK: Final = 1024 * 1024
 # `Image.thumbnail` first shrinks by a whole factor (cheap) to within this factor of the target,
 # then resamples properly; 2.0 is Pillow's default and all but indistinguishable from a fair resize.
-_REDUCING_GAP: Final = 2.0
+REDUCING_GAP: Final = 2.0
 _THUMBNAIL_QUALITY: Final = 80
 # What Pillow raises while reading headers or decoding data that is not what it should be.
-_UNREADABLE: Final = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+UNREADABLE: Final = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +271,7 @@ def _reading(kind: _Format) -> Iterator[None]:
         raise ImageRefused(
             "the image has more pixels than can be accepted", ErrorCode.TOO_LARGE
         ) from error
-    except _UNREADABLE as error:
+    except UNREADABLE as error:
         raise ImageRefused(
             f"the {kind.label} image is damaged or incomplete and can't be read",
             ErrorCode.CORRUPT_IMAGE,
@@ -299,11 +299,11 @@ def _thumbnail(image: Image.Image, side: int) -> bytes:
     if image.mode in ("1", "P", "PA"):
         # Pillow resizes these only by picking pixels: shrink them roughly that way, then convert
         # (smaller, so cheaper) and resample properly below.
-        rough = side * _REDUCING_GAP
+        rough = side * REDUCING_GAP
         image.thumbnail((rough, rough), Image.Resampling.NEAREST, reducing_gap=None)
         image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-    image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
-    image = _for_webp(_oriented(image))
+    image.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    image = for_webp(oriented(image))
     buffer = io.BytesIO()
     image.save(
         buffer,
@@ -315,17 +315,17 @@ def _thumbnail(image: Image.Image, side: int) -> bytes:
     return buffer.getvalue()
 
 
-def _oriented(image: Image.Image) -> Image.Image:
+def oriented(image: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation says; unturned when its EXIF can't be read."""
     try:
         return ImageOps.exif_transpose(image)
-    except _UNREADABLE:
+    except UNREADABLE:
         # Broken EXIF does not make the pixels unusable. (Pillow mostly copes by itself, with a
         # "Corrupt EXIF data" UserWarning while opening, and no orientation.)
         return image
 
 
-def _for_webp(image: Image.Image) -> Image.Image:
+def for_webp(image: Image.Image) -> Image.Image:
     """RGB, or RGBA when the image has transparency: the modes a WebP holds."""
     if image.mode.startswith("I;16"):  # 16-bit greyscale PNG: scale, don't clip, to 8 bits
         transparent = image.has_transparency_data
@@ -348,61 +348,3 @@ def _sha256(file: BinaryIO) -> str:
     while chunk := file.read(_HASH_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
-
-
-MODEL_INPUT_SIDE: Final = 2048
-"""The longest side of an image sent to a model; larger ones are scaled down first."""
-MODEL_INPUT_BYTES: Final = 4 * 1024 * 1024
-_MODEL_JPEG_QUALITY: Final = 90
-
-
-def fit_for_model(data: bytes, content_type: str) -> tuple[bytes, str]:
-    """Bytes of a stored image small enough to send to a model, with their content type: the
-    stored bytes themselves when they are, else a copy at most `MODEL_INPUT_SIDE` pixels on its
-    longest side (PNG when it has transparency, JPEG otherwise). CPU-bound: run it in a thread.
-    Raises ImageRefused when the bytes are not an image."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if len(data) <= MODEL_INPUT_BYTES and max(image.size) <= MODEL_INPUT_SIDE:
-                return data, content_type
-            image.draft("RGB", (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE))
-            image.load()
-            image.thumbnail(
-                (MODEL_INPUT_SIDE, MODEL_INPUT_SIDE),
-                Image.Resampling.LANCZOS,
-                reducing_gap=_REDUCING_GAP,
-            )
-            fitted = _for_webp(_oriented(image))
-    except _UNREADABLE as error:
-        raise ImageRefused(f"not a readable image: {error}", ErrorCode.CORRUPT_IMAGE) from None
-    buffer = io.BytesIO()
-    if fitted.mode == "RGBA":
-        fitted.save(buffer, format="PNG", compress_level=1)
-        return buffer.getvalue(), "image/png"
-    fitted.save(buffer, format="JPEG", quality=_MODEL_JPEG_QUALITY)
-    return buffer.getvalue(), "image/jpeg"
-
-
-PREVIEW_SIDE: Final = 512
-"""The longest side of a preview of an image still being made."""
-PREVIEW_MAX_PIXELS: Final = 4096 * 4096
-_PREVIEW_JPEG_QUALITY: Final = 70
-
-
-def make_preview(data: bytes) -> tuple[bytes, int, int]:
-    """A JPEG of a partial image at most `PREVIEW_SIDE` pixels on its longest side, with its
-    width and height. CPU-bound: run it in a thread. Raises ImageRefused when the bytes are not
-    an image or one too large to decode."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > PREVIEW_MAX_PIXELS:
-                raise ImageRefused("the preview is too large", ErrorCode.TOO_LARGE)
-            image.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))
-            image.load()
-            image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.BILINEAR)
-            small = image.convert("RGB")
-    except _UNREADABLE as error:
-        raise ImageRefused(f"not a readable image: {error}", ErrorCode.CORRUPT_IMAGE) from None
-    buffer = io.BytesIO()
-    small.save(buffer, format="JPEG", quality=_PREVIEW_JPEG_QUALITY)
-    return buffer.getvalue(), small.width, small.height

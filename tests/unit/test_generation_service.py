@@ -54,7 +54,8 @@ from storyframe.services.generation import (
     ImageFailure,
     Sweep,
 )
-from storyframe.services.generation.service import IDEMPOTENCY_KEY_MAX, MAX_ATTEMPTS
+from storyframe.services.generation.requests import IDEMPOTENCY_KEY_MAX
+from storyframe.services.generation.service import MAX_ATTEMPTS
 from storyframe.services.generation.types import (
     INTERRUPTED,
     MAX_ANALYZED,

@@ -23,10 +23,10 @@ from storyframe.services.image_files import (
     ImageLimits,
     ImageRefused,
     Inspected,
-    fit_for_model,
     inspect_image,
     inspect_image_async,
 )
+from storyframe.services.resized import PREVIEW_SIDE, fit_for_model, make_preview
 
 Colour = tuple[int, int, int]
 
@@ -615,3 +615,30 @@ def test_a_large_image_is_scaled_down_for_a_model(mode: str, fmt: str, content_t
 def test_bytes_that_are_no_image_are_refused_for_a_model() -> None:
     with pytest.raises(ImageRefused):
         fit_for_model(b"not an image at all", "image/png")
+
+
+@pytest.mark.parametrize(("size", "shown"), [((1536, 1024), (512, 341)), ((300, 200), (300, 200))])
+def test_a_preview_is_a_jpeg_at_most_its_side(
+    size: tuple[int, int], shown: tuple[int, int]
+) -> None:
+    data = _encoded(Image.new("RGBA", size, (200, 10, 10, 128)), "PNG")
+
+    preview, width, height = make_preview(data)
+
+    assert (width, height) == shown
+    assert max(width, height) <= PREVIEW_SIDE
+    with Image.open(io.BytesIO(preview)) as image:
+        assert (image.format, image.size, image.mode) == ("JPEG", shown, "RGB")
+
+
+def test_a_preview_refuses_what_is_no_image_or_too_large_to_decode() -> None:
+    with pytest.raises(ImageRefused) as corrupt:
+        make_preview(b"not an image at all")
+    huge = _encoded(Image.new("L", (4097, 4096)), "PNG")
+    with pytest.raises(ImageRefused) as too_large:
+        make_preview(huge)
+
+    assert (corrupt.value.code, too_large.value.code) == (
+        ErrorCode.CORRUPT_IMAGE,
+        ErrorCode.TOO_LARGE,
+    )

@@ -5,10 +5,12 @@ with a QUEUED generation and hands it to the job queue; `run` does the work for 
 alone (describing the reference images, calling the provider, storing and recording each image
 as it comes) and records how it ended, whichever process runs it.
 
-`types` holds what is asked and answered, `service` the steps, `pipeline` the making of the
-images, `outcome` what a generation did and how it is recorded, `generator` what a process
-shares, `sweep` the recording of generations a stopped process left, `vision` the questions
-asked about images and the provider's status.
+`types` holds what is asked and answered, `service` the steps, `requests` the checking and
+saving of a request (and its idempotency key), `pipeline` the making of the images, `recorder`
+the recording of each call's images as they come, `outcome` what a generation did and how it is
+recorded, `generator` what a process shares, `sweep` the failing of running generations no
+process has been heard of for too long, `vision` the questions asked about images and the
+provider's status.
 """
 
 from storyframe.services.generation.generator import Generator

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from storyframe.db.tables import Image, utcnow
+from storyframe.db.tables import Generation, Image, utcnow
 from storyframe.domain.image_provider import (
     ImageProvider,
     RemoteModel,
 )
-from storyframe.domain.jobs import Events, GenerationEvent, JobQueue
+from storyframe.domain.jobs import EventKind, Events, GenerationEvent, JobQueue, Preview
 from storyframe.domain.model_catalogue import (
     ImageModelSpec,
     image_model,
@@ -26,8 +26,8 @@ from storyframe.services.generation.types import (
     MODELS_TTL_SECONDS,
     ImageDefaults,
 )
-from storyframe.services.image_files import fit_for_model
 from storyframe.services.media import Media
+from storyframe.services.resized import fit_for_model
 
 log = logging.getLogger("storyframe.generation")
 
@@ -92,9 +92,29 @@ class Generator:
             self._models = (time.monotonic(), models)
             return models
 
-    def publish(self, event: GenerationEvent) -> None:
-        if self.events is not None:
-            self.events.publish(event)
+    def announce(
+        self,
+        kind: EventKind,
+        generation: Generation,
+        index: int | None = None,
+        image_id: int | None = None,
+        preview: Preview | None = None,
+    ) -> None:
+        """Tell the generation's subscribers what changed (the row is written already)."""
+        assert generation.id is not None
+        assert generation.owner_id is not None
+        if self.events is None:
+            return
+        event = GenerationEvent(
+            kind,
+            generation.id,
+            generation.video_id,
+            generation.owner_id,
+            index=index,
+            image_id=image_id,
+            preview=preview,
+        )
+        self.events.publish(event)
 
     def today(self) -> date:
         return self.clock().date()

@@ -40,13 +40,10 @@ from storyframe.services.generation.types import (
     FAILURE_CODES,
     ImageFailure,
 )
-from storyframe.services.image_files import (
-    ImageRefused,
-    inspect_image_async,
-    make_preview,
-)
+from storyframe.services.image_files import ImageRefused, inspect_image_async
 from storyframe.services.image_places import StoredImage
 from storyframe.services.prompts import assemble_prompt
+from storyframe.services.resized import make_preview
 from storyframe.services.temporaries import GENERATED_PREFIX
 
 log = logging.getLogger("storyframe.generation")

@@ -24,14 +24,8 @@ API key.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import email.utils
-import math
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime
-from typing import Final, Literal, TypeVar, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final, Literal, TypeVar, cast
 
 import httpx2
 import openai
@@ -59,6 +53,20 @@ from storyframe.domain.image_provider import (
     offer_partial,
 )
 from storyframe.domain.model_catalogue import image_model
+from storyframe.providers.openai.answers import (
+    NO_QUOTA,
+    completed,
+    count_or,
+    data_url,
+    decoded,
+    error_codes,
+    image_usage,
+    provider_error,
+    retry_after,
+    shutdown_date,
+    stream_error,
+    tokens,
+)
 
 __all__ = ["OpenAIProvider", "Sleep", "build_openai_provider"]
 
@@ -72,9 +80,6 @@ Sleep = Callable[[float], Awaitable[None]]
 # a 429 is retried, by `_rate_limited`, since the provider refused it before doing any work.
 _IMAGE_CALL_RETRIES: Final = 0
 _MODELS_TIMEOUT: Final = 10.0
-_MAX_MESSAGE: Final = 300
-_REFUSAL_CODES: Final = frozenset({"content_policy_violation", "moderation_blocked"})
-_NO_QUOTA: Final = "insufficient_quota"
 
 # What `ImageCall.quality` holds (catalog qualities) in the SDK's terms; both image methods
 # take these four.
@@ -83,7 +88,6 @@ _Quality = Literal["low", "medium", "high", "auto"]
 _ImageStream = AsyncStream[ImageGenStreamEvent] | AsyncStream[ImageEditStreamEvent]
 _PARTIAL_EVENTS: Final = frozenset({"image_generation.partial_image", "image_edit.partial_image"})
 _COMPLETED_EVENTS: Final = frozenset({"image_generation.completed", "image_edit.completed"})
-_SERVER_ERROR: Final = "server_error"
 
 
 class OpenAIProvider:
@@ -128,7 +132,7 @@ class OpenAIProvider:
         try:
             response = await self._rate_limited(lambda: self._image_call(call))
         except openai.OpenAIError as error:
-            raise _provider_error(error, model=call.model) from error
+            raise provider_error(error, model=call.model) from error
         if not isinstance(response, ImagesResponse):
             raise ProviderError(Failure.BAD_RESPONSE, "OpenAI answered something other than images")
         items = response.data or []
@@ -142,9 +146,9 @@ class OpenAIProvider:
             raise ProviderError(
                 Failure.BAD_RESPONSE,
                 f"OpenAI answered without a usable image ({len(items)} of {call.count} given)",
-                usage=_image_usage(response.usage),  # billed all the same
+                usage=image_usage(response.usage),  # billed all the same
             )
-        return CallResult(produced, _image_usage(response.usage))
+        return CallResult(produced, image_usage(response.usage))
 
     def _references(self, call: ImageCall) -> list[tuple[str, bytes, str]]:
         """The reference images sent (as `image[]` parts of an edit), within the model's limit;
@@ -154,49 +158,38 @@ class OpenAIProvider:
             return []
         return [(ref.filename, ref.data, ref.content_type) for ref in call.references[:limit]]
 
-    async def _image_call(self, call: ImageCall) -> ImagesResponse:
-        # `quality` comes from the catalog's qualities, which the SDK types as literals.
-        quality = cast(_Quality, call.quality)
+    def _arguments(self, call: ImageCall) -> dict[str, Any]:
+        """What both image methods are given for the call; with references, the edit endpoint
+        (`image`) is the one to call."""
+        arguments: dict[str, Any] = {
+            "model": call.model,
+            "prompt": call.prompt,
+            "n": call.count,
+            "size": call.size,
+            # the catalog's qualities, which the SDK types as literals
+            "quality": cast(_Quality, call.quality),
+        }
         files = self._references(call)
         if files:
-            return await self._images.images.edit(
-                model=call.model,
-                image=files,
-                prompt=call.prompt,
-                n=call.count,
-                size=call.size,
-                quality=quality,
-            )
-        return await self._images.images.generate(
-            model=call.model, prompt=call.prompt, n=call.count, size=call.size, quality=quality
-        )
+            arguments["image"] = files
+        return arguments
+
+    async def _image_call(self, call: ImageCall) -> ImagesResponse:
+        arguments = self._arguments(call)
+        images = self._images.images
+        answer = await (images.edit if "image" in arguments else images.generate)(**arguments)
+        return cast(ImagesResponse, answer)
 
     # Streamed images ------------------------------------------------------------------------
 
     async def _stream_call(self, call: ImageCall) -> _ImageStream:
         """`_image_call` as a stream of events, with `call.previews` partial images."""
-        quality = cast(_Quality, call.quality)
-        files = self._references(call)
-        if files:
-            return await self._images.images.edit(
-                model=call.model,
-                image=files,
-                prompt=call.prompt,
-                n=1,
-                size=call.size,
-                quality=quality,
-                stream=True,
-                partial_images=call.previews,
-            )
-        return await self._images.images.generate(
-            model=call.model,
-            prompt=call.prompt,
-            n=1,
-            size=call.size,
-            quality=quality,
-            stream=True,
-            partial_images=call.previews,
+        arguments = {**self._arguments(call), "n": 1, "partial_images": call.previews}
+        images = self._images.images
+        stream = await (images.edit if "image" in arguments else images.generate)(
+            **arguments, stream=True
         )
+        return cast(_ImageStream, stream)
 
     async def _streamed(self, call: ImageCall, on_partial: PartialSink) -> CallResult:
         """One image, its partials handed to `on_partial` as they arrive. An error answer
@@ -207,29 +200,29 @@ class OpenAIProvider:
             # raises here, as without streaming
             stream = await self._rate_limited(lambda: self._stream_call(call))
         except openai.OpenAIError as error:
-            raise _provider_error(error, model=call.model) from error
+            raise provider_error(error, model=call.model) from error
         partials = 0
         try:
             async with stream:
                 async for event in stream:
                     kind = getattr(event, "type", None)
                     if kind in _PARTIAL_EVENTS:
-                        data = _decoded(getattr(event, "b64_json", None))
+                        data = decoded(getattr(event, "b64_json", None))
                         if data is None:  # a preview lost is no failure
                             continue
-                        index = _count(getattr(event, "partial_image_index", None), partials)
+                        index = count_or(getattr(event, "partial_image_index", None), partials)
                         partials += 1
                         await offer_partial(on_partial, Partial(index, data))
                     elif kind in _COMPLETED_EVENTS:
-                        return _completed(event, call)
+                        return completed(event, call)
                     # other events (none are documented) are skipped
         except (openai.APIStatusError, openai.APIConnectionError) as error:
             # a connection broken mid-stream (UNAVAILABLE), or no event in time (TIMEOUT)
-            raise _provider_error(error, model=call.model) from error
+            raise provider_error(error, model=call.model) from error
         except openai.APIError as error:  # an error event
-            raise _stream_error(error) from error
+            raise stream_error(error) from error
         except openai.OpenAIError as error:
-            raise _provider_error(error, model=call.model) from error
+            raise provider_error(error, model=call.model) from error
         except ValueError as error:  # an event whose data is not JSON
             raise ProviderError(
                 Failure.BAD_RESPONSE, "OpenAI's stream held an unreadable event"
@@ -246,9 +239,9 @@ class OpenAIProvider:
             try:
                 return await make()
             except openai.RateLimitError as error:
-                if _codes(error) & {_NO_QUOTA} or retries >= self._rate_limit_retries:
+                if error_codes(error) & {NO_QUOTA} or retries >= self._rate_limit_retries:
                     raise
-                asked = _retry_after(error.response.headers)
+                asked = retry_after(error.response.headers)
                 if asked is not None and asked > self._max_retry_wait:
                     raise ProviderError(
                         Failure.RATE_LIMITED,
@@ -263,7 +256,7 @@ class OpenAIProvider:
     async def _image_bytes(self, item: openai.types.Image) -> bytes | None:
         """The bytes of one answered image, or None when they cannot be had."""
         if item.b64_json is not None:
-            return _decoded(item.b64_json)
+            return decoded(item.b64_json)
         if item.url is not None:
             try:
                 response = await self._downloads.get(item.url)
@@ -283,7 +276,7 @@ class OpenAIProvider:
     async def _ask(self, images: Sequence[Reference], instruction: str, model: str) -> Description:
         content: list[ChatCompletionContentPartParam] = [{"type": "text", "text": instruction}]
         content += [
-            {"type": "image_url", "image_url": {"url": _data_url(image)}} for image in images
+            {"type": "image_url", "image_url": {"url": data_url(image)}} for image in images
         ]
         message: ChatCompletionUserMessageParam = {"role": "user", "content": content}
         try:
@@ -291,7 +284,7 @@ class OpenAIProvider:
                 model=model, messages=[message], timeout=self._image_timeout / 3
             )
         except openai.OpenAIError as error:
-            raise _provider_error(error, model=model) from error
+            raise provider_error(error, model=model) from error
         if not isinstance(response, ChatCompletion):
             raise ProviderError(Failure.BAD_RESPONSE, "OpenAI answered something other than text")
         choice = response.choices[0] if response.choices else None
@@ -306,8 +299,8 @@ class OpenAIProvider:
             None
             if response.usage is None
             else Usage(
-                input_text_tokens=_tokens(response.usage, "prompt_tokens"),
-                output_tokens=_tokens(response.usage, "completion_tokens"),
+                input_text_tokens=tokens(response.usage, "prompt_tokens"),
+                output_tokens=tokens(response.usage, "completion_tokens"),
             )
         )
         return Description(text, model=response.model or model, usage=usage)
@@ -315,11 +308,11 @@ class OpenAIProvider:
     async def models(self) -> list[RemoteModel]:
         try:
             return [
-                RemoteModel(model.id, _shutdown_date(getattr(model, "shutdown_date", None)))
+                RemoteModel(model.id, shutdown_date(getattr(model, "shutdown_date", None)))
                 async for model in self._client.models.list(timeout=_MODELS_TIMEOUT)
             ]
         except openai.OpenAIError as error:
-            raise _provider_error(error) from error
+            raise provider_error(error) from error
 
     async def aclose(self) -> None:
         # `self._images` shares the HTTP client of `self._client`.
@@ -350,159 +343,3 @@ def build_openai_provider(
         max_retry_wait=max_retry_wait,
         sleep=sleep,
     )
-
-
-# Answers ------------------------------------------------------------------------------------
-
-
-def _completed(event: object, call: ImageCall) -> CallResult:
-    """The result a stream's completed event makes: its image and the call's usage."""
-    usage = _image_usage(getattr(event, "usage", None))
-    data = _decoded(getattr(event, "b64_json", None))
-    if data is None:
-        raise ProviderError(
-            Failure.BAD_RESPONSE,
-            "OpenAI completed the stream without a usable image",
-            usage=usage,  # billed all the same
-        )
-    return CallResult([Produced(data)], usage)
-
-
-def _decoded(b64: object) -> bytes | None:
-    """The bytes of base64 image data, or None when it is none or not base64."""
-    if not isinstance(b64, str):
-        return None
-    try:
-        return base64.b64decode(b64, validate=True) or None
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _count(value: object, default: int) -> int:
-    """`value` if it is a count, else `default`."""
-    return (
-        value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
-    )
-
-
-def _image_usage(usage: object) -> Usage | None:
-    """The usage an image answer reports (the `usage` of an `ImagesResponse`, or of a stream's
-    completed event: both have the same fields)."""
-    if usage is None:
-        return None
-    output = _tokens(usage, "output_tokens")
-    details = getattr(usage, "input_tokens_details", None)
-    if details is None:
-        return Usage(input_text_tokens=_tokens(usage, "input_tokens"), output_tokens=output)
-    return Usage(
-        input_text_tokens=_tokens(details, "text_tokens"),
-        input_image_tokens=_tokens(details, "image_tokens"),
-        output_tokens=output,
-    )
-
-
-def _tokens(usage: object, name: str) -> int:
-    """A token count of an answer. The SDK does not check answers' types, and OpenAI-compatible
-    servers may leave counts out or null: anything but a count is taken as 0."""
-    value = getattr(usage, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _data_url(image: Reference) -> str:
-    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
-
-
-def _shutdown_date(value: object) -> date | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d").date()
-    except ValueError:
-        return None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait that `retry-after-ms` or `Retry-After` (seconds or an HTTP date) ask."""
-    for header, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(header)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-# Errors -------------------------------------------------------------------------------------
-
-
-def _codes(error: openai.APIError) -> set[str]:
-    """The error's `code` and `type`, from the body's `error` object."""
-    return {value for value in (error.code, error.type) if value}
-
-
-def _provider_message(error: openai.APIError) -> str:
-    body = error.body
-    message = body.get("message") if isinstance(body, dict) else None
-    text = message if isinstance(message, str) and message.strip() else "no message"
-    text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
-
-
-def _stream_error(error: openai.APIError) -> ProviderError:
-    """The `ProviderError` for an error event in a stream (the SDK raises it as an `APIError`
-    whose body is the event's `error` object): a moderation refusal is REFUSED, a
-    `server_error` UNAVAILABLE (as a 5xx is), anything else BAD_RESPONSE."""
-    codes = _codes(error)
-    message = _provider_message(error)
-    if codes & _REFUSAL_CODES:
-        return ProviderError(Failure.REFUSED, f"OpenAI's moderation stopped the image: {message}")
-    if _SERVER_ERROR in codes:
-        return ProviderError(Failure.UNAVAILABLE, f"OpenAI failed while streaming: {message}")
-    return ProviderError(Failure.BAD_RESPONSE, f"OpenAI's stream failed: {message}")
-
-
-def _provider_error(error: openai.OpenAIError, *, model: str | None = None) -> ProviderError:
-    """The `ProviderError` for an SDK error. Messages never quote the key; the 401 message (which
-    quotes part of it) is left out."""
-    if isinstance(error, openai.APITimeoutError):
-        return ProviderError(Failure.TIMEOUT, "OpenAI did not answer in time")
-    if isinstance(error, openai.APIConnectionError):
-        return ProviderError(Failure.UNAVAILABLE, "OpenAI could not be reached")
-    if not isinstance(error, openai.APIStatusError):
-        return ProviderError(Failure.BAD_RESPONSE, f"OpenAI's answer was unusable: {error}")
-    status = error.status_code
-    codes = _codes(error)
-    named = f"model {model!r}" if model else "the model"
-    failure, message = Failure.BAD_RESPONSE, f"OpenAI answered {status}: {_provider_message(error)}"
-    if status == 400 and codes & _REFUSAL_CODES:
-        failure = Failure.REFUSED
-        message = f"OpenAI's moderation refused the request: {_provider_message(error)}"
-    elif status == 401:
-        failure, message = Failure.MISCONFIGURED, "OpenAI rejected the API key (401)"
-    elif status == 403:
-        failure = Failure.MISCONFIGURED
-        message = f"the API key has no access to {named} (403): {_provider_message(error)}"
-    elif status == 404:
-        failure = Failure.MISCONFIGURED
-        message = f"OpenAI does not know {named} (404): {_provider_message(error)}"
-    elif status == 429 and _NO_QUOTA in codes:
-        failure = Failure.MISCONFIGURED
-        message = "the OpenAI account has no quota left (429 insufficient_quota)"
-    elif status == 429:
-        failure, message = Failure.RATE_LIMITED, "OpenAI is rate limiting, still after retries"
-    elif status == 408:
-        failure, message = Failure.TIMEOUT, "OpenAI timed out the request (408)"
-    elif status >= 500:
-        failure, message = Failure.UNAVAILABLE, f"OpenAI failed ({status})"
-    return ProviderError(failure, message, status=status)
