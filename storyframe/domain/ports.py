@@ -269,8 +269,9 @@ class StaleGenerations(Protocol):
     async def interrupt(
         self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
     ) -> list[int]:
-        """Record as FAILED, with `errors`, every QUEUED or RUNNING generation that has not
-        changed state since `unchanged_since`; their ids."""
+        """Record as FAILED, with `errors`, every RUNNING generation whose process has not been
+        heard of (heartbeat, start) since `unchanged_since`; their ids. QUEUED ones are left to
+        wait, however long the queue."""
         ...
 
 

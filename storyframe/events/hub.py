@@ -45,10 +45,6 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[_Subscriber] = set()
 
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscribers)
-
     def publish(self, event: GenerationEvent) -> None:
         for subscriber in list(self._subscribers):
             try:

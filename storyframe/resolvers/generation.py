@@ -38,9 +38,9 @@ from storyframe.schema.providers import (
     OpenAIStatus,
 )
 from storyframe.schema.request_context import Info_
-from storyframe.services.generation import GenerationRequest, ImageFailure
+from storyframe.services.generation import GenerationRequest
 from storyframe.services.generation import GenerationStatus as StatusValue
-from storyframe.services.generation.outcome import UNFINISHED, summary
+from storyframe.services.generation.outcome import nothing_made
 
 RECORD_SECONDS = 15
 """How long a generation's request waits past the generation's budget, for the record."""
@@ -89,15 +89,11 @@ async def _generate(info: Info_, chat: Place, input: _Generate) -> GenerateImage
     # What the loaders hold predates the new message and images.
     info.context.loaders.clear_all()
     row = submitted.generation
-    errors: list[UserError] = []
-    if input.wait and row.status not in UNFINISHED and row.completed_count == 0:
-        code, text = summary([ImageFailure.of_json(stored) for stored in row.errors])
-        field = ["prompt"] if code is ErrorCode.CONTENT_REFUSED else None
-        errors.append(UserError.of(DomainError(code, text, field)))
+    error = nothing_made(row) if input.wait else None
     return GenerateImagesPayload(
         message=Message.from_row(submitted.message),
         generation=Generation.from_row(row),
-        user_errors=errors,
+        user_errors=[UserError.of(error)] if error else [],
     )
 
 

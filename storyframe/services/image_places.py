@@ -105,6 +105,17 @@ async def add_images(
     await repo.lock_owner(owner)
     if await repo.owner_of(place) is None:
         raise NotFound(place.label)
+    return await place_images(repo, owner, place, stored, message_id)
+
+
+async def place_images(
+    repo: Repository,
+    owner: PlaceOwner,
+    place: Place,
+    stored: Sequence[StoredImage],
+    message_id: int | None = None,
+) -> list[Image]:
+    """`add_images` for a caller that holds the owner's lock and has found the place since."""
     images: list[Image] = []
     for item in stored:
         image = Image(

@@ -293,3 +293,34 @@ async def test_the_generations_of_messages_load_in_one_statement(
 
     # the bearer token; video, frames, messages, their generations
     assert counts == [5, 5], sql_counter.statements
+
+
+async def _run_generation(services: Services, frame_id: int, images: int) -> None:
+    generation_id = await services.generation.prepare(
+        GenerationRequest(Place(PlaceKind.FRAME, frame_id), "owls", images)
+    )
+    await services.generation.run(generation_id)
+
+
+async def test_a_generation_costs_a_few_statements_per_image(
+    services: Services, sql_counter: StatementCounter
+) -> None:
+    project = await services.projects.create("Work")
+    assert project.id is not None
+    video = await services.videos.create(project.id, "Video")
+    assert video.id is not None
+    frame = await services.frames.create(video.id, "Frame")
+    assert frame.id is not None
+
+    counts = []
+    for images in (1, 4):
+        with sql_counter:
+            await _run_generation(services, frame.id, images)
+        counts.append(len(sql_counter.statements))
+
+    # Asking: the chat's owner, the message, the generation (3). Running: starting it, reading
+    # it with its message, frame and references (5), then for each image, in a transaction of
+    # its own, the chat's owner, its lock, the generation, the image, its placement (looked
+    # for, then added) and the counts (7), and at the end the generation and message read
+    # and written (4).
+    assert counts == [3 + 5 + 7 + 4, 3 + 5 + 4 * 7 + 4]

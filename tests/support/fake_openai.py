@@ -55,16 +55,15 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Any, Final, Literal, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Final, Literal, TypeVar, cast
 
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.support.loopback import Answer, LoopbackServer, Request, _Handler
+from tests.support.loopback import Answer, LoopbackServer, Request, Streamed
 
 DEFAULT_API_KEY = "sk-fake-openai-key-0123456789"
 IMAGE_SIDE = 64
@@ -219,19 +218,6 @@ class StreamHold:
             self._fake._arrivals.notify_all()
 
 
-class _EventStream(bytes):
-    """An answer sent as a stream (the bytes themselves are empty): the chunks `chunks` yields,
-    each written as soon as it is made. An empty chunk breaks the connection there."""
-
-    chunks: Generator[bytes, None, None]
-
-    @staticmethod
-    def of(chunks: Generator[bytes, None, None]) -> _EventStream:
-        stream = _EventStream()
-        stream.chunks = chunks
-        return stream
-
-
 _DROP: Final = b""
 
 
@@ -307,7 +293,7 @@ class FakeOpenAI:
         self._counts: dict[str, int] = dict.fromkeys(ENDPOINTS, 0)
         self._images = itertools.count(1)
         self._ids = itertools.count(1)
-        self._server = _StreamingLoopback(
+        self._server = LoopbackServer(
             self._serve, name="fake OpenAI", thread_name="fake-openai", quiet=True
         )
 
@@ -483,10 +469,10 @@ class FakeOpenAI:
             status, answer_headers, payload = self._answer(request, numbers)
             with self.lock:
                 self.requests[index] = dataclasses.replace(request, status=status)
-            if isinstance(payload, _EventStream):
+            if isinstance(payload, Streamed):
                 # in flight until the stream ends; its latency is waited as it is sent
                 streamed = True
-                return status, answer_headers, _EventStream.of(self._timed(payload.chunks, latency))
+                return status, answer_headers, Streamed.of(self._timed(payload.chunks, latency))
             latency += per_image * _images_asked(request)
             if latency > 0:
                 time.sleep(latency)
@@ -549,17 +535,8 @@ class FakeOpenAI:
         self, endpoint: str, numbers: dict[str, int]
     ) -> tuple[int, dict[str, str], bytes] | None:
         with self.lock:
-            for failure in self._failures:
-                if failure.endpoint not in numbers or failure.times <= 0:
-                    continue
-                if (
-                    failure.on_call is not None
-                    and numbers[failure.endpoint] != failure.base + failure.on_call
-                ):
-                    continue
-                failure.times -= 1
-                return failure.answer()
-        return None
+            failure = _use_up(self._failures, numbers)
+        return failure.answer() if failure is not None else None
 
     def _route(self, request: RecordedRequest) -> dict[str, Any]:
         if request.endpoint in ("generations", "edits"):
@@ -616,7 +593,7 @@ class FakeOpenAI:
         self, request: RecordedRequest, numbers: dict[str, int]
     ) -> tuple[int, dict[str, str], bytes]:
         """The answer to an image request with `stream: true`: its headers now, its events as
-        `_EventStream` chunks (raises `_Answered` for a request refused before streaming)."""
+        `Streamed` chunks (raises `_Answered` for a request refused before streaming)."""
         prompt, n = _checked_image_request(request)
         try:
             partials = int(request.params.get("partial_images", 0))
@@ -637,21 +614,11 @@ class FakeOpenAI:
             failure = self._scripted_stream(numbers)
         chunks = self._events(request, prompt, images, partials, numbers.get("images"), failure)
         headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        return 200, headers, _EventStream.of(chunks)
+        return 200, headers, Streamed.of(chunks)
 
     def _scripted_stream(self, numbers: dict[str, int]) -> ScriptedStreamFailure | None:
         """The scripted stream failure this request uses up, if any (lock held)."""
-        for failure in self._stream_failures:
-            if failure.endpoint not in numbers or failure.times <= 0:
-                continue
-            if (
-                failure.on_call is not None
-                and numbers[failure.endpoint] != failure.base + failure.on_call
-            ):
-                continue
-            failure.times -= 1
-            return failure
-        return None
+        return _use_up(self._stream_failures, numbers)
 
     def _events(
         self,
@@ -981,65 +948,22 @@ def _json_answer(status: int, payload: dict[str, Any]) -> tuple[int, dict[str, s
     return status, {"Content-Type": "application/json"}, json.dumps(payload).encode()
 
 
-class _StreamingLoopback(LoopbackServer):
-    """A `LoopbackServer` whose answers may also be `_EventStream`s, written as they are made."""
-
-    def __enter__(self) -> _StreamingLoopback:
-        super().__enter__()
-        assert self._server is not None
-        self._server.RequestHandlerClass = _StreamingHandler
-        return self
+Scripted = TypeVar("Scripted", "ScriptedFailure", "ScriptedStreamFailure")
 
 
-class _StreamingHandler(_Handler):
-    """The loopback's handler, which writes an `_EventStream` answer in HTTP/1.1 chunks, each
-    as soon as it is made, and closes the connection after it; an empty chunk breaks the
-    connection without the body's last chunk, as a connection lost mid-stream."""
-
-    def _answer(self, method: str) -> None:
-        loopback = cast(Any, self.server).loopback
-        parts = urlsplit(self.path)
-        request = Request(
-            method=method,
-            path=unquote(parts.path),
-            query={key: values[-1] for key, values in parse_qs(parts.query).items()},
-            headers={key.lower(): value for key, value in self.headers.items()},
-            body=self.rfile.read(int(self.headers.get("content-length") or 0)),
-        )
-        status, headers, payload = loopback.answer(request)
-        try:
-            if isinstance(payload, _EventStream):
-                self._stream(status, headers, payload.chunks)
-                return
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            if not loopback.quiet:
-                raise
-
-    def _stream(
-        self, status: int, headers: dict[str, str], chunks: Generator[bytes, None, None]
-    ) -> None:
-        try:
-            self.protocol_version = "HTTP/1.1"  # for chunked transfer, this answer only
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Transfer-Encoding", "chunked")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            for chunk in chunks:
-                if not chunk:  # dropped: the body is left unfinished
-                    return
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            self.wfile.write(b"0\r\n\r\n")
-        finally:
-            chunks.close()
-            self.close_connection = True
+def _use_up(failures: Sequence[Scripted], numbers: dict[str, int]) -> Scripted | None:
+    """The first scripted failure that applies to a request of these numbers (its endpoint's,
+    on the call it names if it names one), with one use less; None when none applies."""
+    for failure in failures:
+        if failure.endpoint not in numbers or failure.times <= 0:
+            continue
+        if failure.on_call is not None and numbers[failure.endpoint] != (
+            failure.base + failure.on_call
+        ):
+            continue
+        failure.times -= 1
+        return failure
+    return None
 
 
 @pytest.fixture(name="fake_openai")

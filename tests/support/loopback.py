@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -22,8 +22,23 @@ class Request:
     body: bytes
 
 
+class Streamed(bytes):
+    """A body sent as it is made (the bytes themselves are empty): the chunks `chunks` yields,
+    each written at once in HTTP/1.1 chunked transfer, the connection closed after it. An empty
+    chunk breaks the connection there, without the body's last chunk, as a connection lost
+    mid-stream."""
+
+    chunks: Generator[bytes, None, None]
+
+    @staticmethod
+    def of(chunks: Generator[bytes, None, None]) -> Streamed:
+        stream = Streamed()
+        stream.chunks = chunks
+        return stream
+
+
 Answer = tuple[int, dict[str, str], bytes]
-"""Status, headers (Content-Length is added) and body."""
+"""Status, headers (Content-Length is added) and body, which may be `Streamed`."""
 
 
 class LoopbackServer:
@@ -112,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         )
         status, headers, payload = loopback.answer(request)
         try:
+            if isinstance(payload, Streamed):
+                self._stream(status, headers, payload.chunks)
+                return
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -121,6 +139,26 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             if not loopback.quiet:
                 raise
+
+    def _stream(
+        self, status: int, headers: dict[str, str], chunks: Generator[bytes, None, None]
+    ) -> None:
+        try:
+            self.protocol_version = "HTTP/1.1"  # for chunked transfer, this answer only
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for chunk in chunks:
+                if not chunk:  # dropped: the body is left unfinished
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        finally:
+            chunks.close()
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

@@ -15,8 +15,8 @@ from storyframe.services.generation.outcome import (
     Outcome,
     add_to_record,
     close_record,
+    nothing_made,
     status_of,
-    summary,
 )
 from storyframe.services.generation.types import GenerationStatus, ImageFailure
 
@@ -42,10 +42,18 @@ def a_generation(requested: int = 2, completed: int = 0, **values: object) -> Ge
     return generation
 
 
-# summary
+# nothing_made
 
 
-def test_the_summary_is_the_error_of_the_first_image_not_of_the_first_call_to_fail() -> None:
+def _told(failures: list[ImageFailure], status: str = "FAILED", completed: int = 0) -> object:
+    """What `nothing_made` tells of a generation with these failures: (code, message, field)."""
+    generation = a_generation(completed=completed, status=status)
+    generation.errors = [failure.as_json() for failure in failures]
+    error = nothing_made(generation)
+    return None if error is None else (error.code, error.message, error.field)
+
+
+def test_what_is_told_is_the_error_of_the_first_image_not_of_the_first_call_to_fail() -> None:
     # given two calls that failed differently, the second image's call failing first
     outcome = Outcome(started=0.0)
     outcome.fail([1], ErrorCode.CONTENT_REFUSED, "refused")
@@ -53,29 +61,45 @@ def test_the_summary_is_the_error_of_the_first_image_not_of_the_first_call_to_fa
     outcome.fail([0], ErrorCode.PROVIDER_UNAVAILABLE, "unavailable")
 
     # then
-    assert summary(outcome.errors) == (ErrorCode.PROVIDER_UNAVAILABLE, "unavailable")
+    assert _told(outcome.errors) == (ErrorCode.PROVIDER_UNAVAILABLE, "unavailable", None)
 
 
-def test_without_a_per_image_error_the_summary_is_the_general_one() -> None:
+def test_without_a_per_image_error_what_is_told_is_the_general_one() -> None:
     failures = [ImageFailure(None, ErrorCode.STORAGE_FAILED, "nothing could be stored")]
 
-    assert summary(failures) == (ErrorCode.STORAGE_FAILED, "nothing could be stored")
+    assert _told(failures) == (ErrorCode.STORAGE_FAILED, "nothing could be stored", None)
 
 
-def test_without_any_error_the_summary_still_says_nothing_was_made() -> None:
-    assert summary([]) == (ErrorCode.PROVIDER_ERROR, "no image was made")
+def test_without_any_error_it_still_says_nothing_was_made() -> None:
+    assert _told([]) == (ErrorCode.PROVIDER_ERROR, "no image was made", None)
 
 
-def test_the_summary_reads_the_errors_a_record_holds() -> None:
+def test_what_is_told_reads_the_errors_a_record_holds_by_position() -> None:
     # given errors as stored on the generation, in the order they were recorded
-    stored = [
-        ImageFailure(2, ErrorCode.INTERRUPTED, "interrupted").as_json(),
-        ImageFailure(1, ErrorCode.CANCELLED, "cancelled").as_json(),
+    failures = [
+        ImageFailure(2, ErrorCode.INTERRUPTED, "interrupted"),
+        ImageFailure(1, ErrorCode.CANCELLED, "cancelled"),
     ]
 
     # then
-    failures = [ImageFailure.of_json(error) for error in stored]
-    assert summary(failures) == (ErrorCode.CANCELLED, "cancelled")
+    assert _told(failures) == (ErrorCode.CANCELLED, "cancelled", None)
+
+
+def test_a_refused_prompt_is_told_as_the_prompts_fault() -> None:
+    failures = [ImageFailure(0, ErrorCode.CONTENT_REFUSED, "refused")]
+
+    assert _told(failures) == (ErrorCode.CONTENT_REFUSED, "refused", ["prompt"])
+
+
+@pytest.mark.parametrize(
+    ("status", "completed"), [("RUNNING", 0), ("QUEUED", 0), ("PARTIAL", 1), ("SUCCEEDED", 2)]
+)
+def test_nothing_is_told_while_it_runs_or_once_it_made_an_image(
+    status: str, completed: int
+) -> None:
+    failures = [ImageFailure(0, ErrorCode.PROVIDER_ERROR, "broken")]
+
+    assert _told(failures, status, completed) is None
 
 
 # status_of

@@ -1652,11 +1652,19 @@ async def test_a_run_stopped_by_a_shutdown_hands_its_generation_back_to_the_queu
     assert events[3:] == [(EventKind.QUEUED, None, None)]
 
 
-async def test_a_generation_handed_back_is_resumed_asking_only_for_the_images_left(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "attempted",
+    [None, 1],
+    ids=["handed-back", "crashed-once"],
+)
+async def test_a_resumed_generation_asks_only_for_the_images_left(
+    tmp_path: Path, attempted: int | None
 ) -> None:
-    # given
+    # given a generation handed back at a shutdown; or then counted as attempted once (as a
+    # process that crashed while running it leaves it, once recovered)
     e, provider, frame, generation_id = await handed_back(tmp_path)
+    if attempted is not None:
+        await change(e, generation_id, attempts=attempted)
     asked_before = len(provider.calls)
 
     # when
@@ -1668,31 +1676,7 @@ async def test_a_generation_handed_back_is_resumed_asking_only_for_the_images_le
     assert (generation.status, generation.completed_count, generation.attempts) == (
         "PARTIAL",
         2,
-        1,
-    )
-    assert failures(generation) == [(1, ErrorCode.CONTENT_REFUSED, "refused")]
-    assert slots_of(e, generation_id) == [0, 2]
-    assert [image.slot for image in generated.images] == [2]
-    assert e.d.uow.images_in(frame) == {known(image.id) for image in images_of(e, generation_id)}
-
-
-async def test_a_second_attempt_asks_only_for_the_images_left(tmp_path: Path) -> None:
-    # given a generation handed back, then counted as attempted once (as a process that
-    # crashed while running it leaves it, once recovered)
-    e, provider, frame, generation_id = await handed_back(tmp_path)
-    await change(e, generation_id, attempts=1)
-    asked_before = len(provider.calls)
-
-    # when
-    generated = await e.service.run(generation_id)
-
-    # then
-    assert [call.first_index for call in provider.calls[asked_before:]] == [2]
-    generation = generation_of(e, generation_id)
-    assert (generation.status, generation.completed_count, generation.attempts) == (
-        "PARTIAL",
-        2,
-        2,
+        (attempted or 0) + 1,
     )
     assert failures(generation) == [(1, ErrorCode.CONTENT_REFUSED, "refused")]
     assert slots_of(e, generation_id) == [0, 2]

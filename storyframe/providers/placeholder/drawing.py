@@ -123,7 +123,7 @@ def render(
     hue: float,
 ) -> bytes:
     """One placeholder PNG. Synchronous and CPU-bound: run it in a worker thread."""
-    image = _draw(
+    png, _ = render_previewed(
         layout,
         prompt=prompt,
         caption=caption,
@@ -131,8 +131,9 @@ def render(
         thumbnails=thumbnails,
         nonce=nonce,
         hue=hue,
+        previews=0,
     )
-    return _png(image, prompt=prompt, caption=caption)
+    return png
 
 
 def render_previewed(

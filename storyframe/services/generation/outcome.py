@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from storyframe.db.tables import Generation, Image, Message
-from storyframe.domain.errors import ErrorCode
+from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.domain.image_provider import (
     Usage,
 )
@@ -158,14 +158,19 @@ def log_finished(generation: Generation, outcome: Outcome) -> None:
     )
 
 
-def summary(failures: Sequence[ImageFailure]) -> tuple[ErrorCode, str]:
-    """The error to tell when nothing was made: that of the first image (by position) that
-    failed, whichever call failed first."""
-    per_image = [f for f in failures if f.index is not None] or list(failures)
+def nothing_made(generation: Generation) -> DomainError | None:
+    """What to tell of a generation that ended without an image: the error of the first image
+    (by position) that failed, whichever call failed first; None while it runs or when it made
+    some."""
+    if generation.status in UNFINISHED or generation.completed_count:
+        return None
+    failures = [ImageFailure.of_json(stored) for stored in generation.errors]
+    per_image = [f for f in failures if f.index is not None] or failures
     if not per_image:
-        return ErrorCode.PROVIDER_ERROR, "no image was made"
+        return DomainError(ErrorCode.PROVIDER_ERROR, "no image was made")
     first = min(per_image, key=lambda f: f.index or 0)
-    return first.code, first.message
+    field = ["prompt"] if first.code is ErrorCode.CONTENT_REFUSED else None
+    return DomainError(first.code, first.message, field)
 
 
 def _round(value: float | None) -> float | None:

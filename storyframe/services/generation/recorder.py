@@ -15,7 +15,7 @@ from storyframe.services.generation.generator import Generator
 from storyframe.services.generation.outcome import Job, add_to_record
 from storyframe.services.generation.pipeline import Slots
 from storyframe.services.generation.types import GenerationStatus, ImageFailure
-from storyframe.services.image_places import StoredImage, add_images
+from storyframe.services.image_places import StoredImage, place_images
 
 
 class Recorder(Slots):
@@ -81,7 +81,11 @@ class Recorder(Slots):
                     return  # ended meanwhile (swept): nothing more goes in
                 if stored:
                     slotted = [replace(item, slot=index) for index, item in stored]
-                    images = await add_images(repo, owner, self.chat, slotted, self._job.message.id)
+                    # Found after the lock, the generation (whose message is in the chat) says
+                    # the chat is there, and stays until this commits.
+                    images = await place_images(
+                        repo, owner, self.chat, slotted, self._job.message.id
+                    )
                 add_to_record(generation, usage, cost, failures, completed=len(images))
                 await repo.save(generation)
                 await repo.commit()

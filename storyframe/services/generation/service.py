@@ -24,8 +24,8 @@ from storyframe.services.generation.outcome import (
     add_to_record,
     close_record,
     log_finished,
+    nothing_made,
     status_of,
-    summary,
 )
 from storyframe.services.generation.pipeline import ImageMaker
 from storyframe.services.generation.recorder import Recorder
@@ -215,6 +215,8 @@ class GenerationService:
 
     async def _slots_done(self, repo: Repository, generation: Generation) -> set[int]:
         """The positions an earlier attempt stored or failed."""
+        if not (generation.completed_count or generation.errors):
+            return set()  # nothing done yet: no image to look for
         done = {f["index"] for f in generation.errors if isinstance(f.get("index"), int)}
         image_ids = await repo.image_ids_of_messages([generation.message_id])
         for image_id in image_ids:
@@ -277,13 +279,7 @@ class GenerationService:
                 log_finished(generation, outcome)
             # Ended here, or meanwhile (swept): either way it is final now.
             self._gen.announce(EventKind.FINISHED, generation)
-        error = None
-        if generation.completed_count == 0:
-            failures = [ImageFailure.of_json(stored) for stored in generation.errors]
-            code, text = summary(failures)
-            field = ["prompt"] if code is ErrorCode.CONTENT_REFUSED else None
-            error = DomainError(code, text, field)
-        return Generated(message, generation, recorder.images, error)
+        return Generated(message, generation, recorder.images, nothing_made(generation))
 
     async def _stopped(self, job: Job, outcome: Outcome) -> None:
         """Record a run stopped from outside: cancelled by its user (it ends, keeping what it

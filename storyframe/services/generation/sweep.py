@@ -1,4 +1,5 @@
-"""The sweep: generations a stopped process left unfinished are recorded as interrupted."""
+"""The sweep: running generations a stopped process left are recorded as interrupted, where no
+process of this deployment's runs generations itself (one that does takes them over)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ log = logging.getLogger("storyframe.generation")
 
 
 class Sweep:
-    """Records as FAILED (`INTERRUPTED`) the generations no process will finish: those whose
-    process stopped (a crash, a kill) without recording them.
+    """Records as FAILED (`INTERRUPTED`) the running generations no process will finish: those
+    whose process stopped (a crash, a kill) without recording them.
 
     No process works on a generation longer than the generation budget, plus the drain at
     shutdown: a generation still unfinished well after that is abandoned, whichever process
