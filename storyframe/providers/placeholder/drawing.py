@@ -121,35 +121,11 @@ def render(
     thumbnails: Sequence[Image.Image],
     nonce: bytes,
     hue: float,
-) -> bytes:
-    """One placeholder PNG. Synchronous and CPU-bound: run it in a worker thread."""
-    png, _ = render_previewed(
-        layout,
-        prompt=prompt,
-        caption=caption,
-        number=number,
-        thumbnails=thumbnails,
-        nonce=nonce,
-        hue=hue,
-        previews=0,
-    )
-    return png
-
-
-def render_previewed(
-    layout: Layout,
-    *,
-    prompt: str,
-    caption: str,
-    number: int,
-    thumbnails: Sequence[Image.Image],
-    nonce: bytes,
-    hue: float,
-    previews: int,
+    previews: int = 0,
 ) -> tuple[bytes, list[bytes]]:
-    """`render`, and `previews` low-detail JPEGs of the same picture, coarsest first, the last
-    the most detailed: what a model streaming partial images would show. Synchronous and
-    CPU-bound: run it in a worker thread."""
+    """One placeholder PNG, and `previews` low-detail JPEGs of the same picture, coarsest
+    first, the last the most detailed: what a model streaming partial images would show.
+    Synchronous and CPU-bound: run it in a worker thread."""
     image = _draw(
         layout,
         prompt=prompt,

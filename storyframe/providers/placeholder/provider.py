@@ -25,7 +25,6 @@ from storyframe.providers.placeholder.drawing import (
     Layout,
     reference_thumbnails,
     render,
-    render_previewed,
 )
 from storyframe.providers.placeholder.shared import (
     ELLIPSIS,
@@ -69,24 +68,10 @@ class PlaceholderProvider:
             if call.references
             else []
         )
-        if call.previews > 0 and on_partial is not None:
-            # one image: its previews (blurred, small JPEGs of the same picture) go to the
-            # sink first, as a model streaming partial images would send them
-            data, previews = await asyncio.to_thread(
-                render_previewed,
-                layout,
-                prompt=call.prompt,
-                caption=call.caption,
-                number=call.first_index + 1,
-                thumbnails=thumbnails,
-                nonce=secrets.token_bytes(16),
-                hue=self._take_hue(),
-                previews=call.previews,
-            )
-            for index, preview in enumerate(previews):
-                await offer_partial(on_partial, Partial(index, preview))
-            return CallResult(images=[Produced(data=data)], usage=None)
-        images = await asyncio.gather(
+        # With previews (one image, a sink for them), blurred small JPEGs of the same picture go
+        # to the sink first, as a model streaming partial images would send them.
+        previews = call.previews if on_partial is not None else 0
+        rendered = await asyncio.gather(
             *(
                 asyncio.to_thread(
                     render,
@@ -97,10 +82,16 @@ class PlaceholderProvider:
                     thumbnails=thumbnails,
                     nonce=secrets.token_bytes(16),
                     hue=hue,
+                    previews=previews,
                 )
                 for i, hue in enumerate([self._take_hue() for _ in range(call.count)])
             )
         )
+        for _, partials in rendered:
+            for index, partial in enumerate(partials):
+                assert on_partial is not None  # previews are drawn only for a sink
+                await offer_partial(on_partial, Partial(index, partial))
+        images = [data for data, _ in rendered]
         return CallResult(images=[Produced(data=data) for data in images], usage=None)
 
     async def describe_references(self, images: Sequence[Reference], model: str) -> Description:
