@@ -57,6 +57,7 @@ def create_app(
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
         tending_task: asyncio.Task[None] | None = None
+        await runtime.start()
         if not settings.generation_jobs_in_process:
             # A process that runs generations takes over those no process runs any more (and
             # ends them after their last attempt); one that does not, records them as failed.

@@ -1,4 +1,4 @@
-"""`storyframe serve | migrate | gc | selftest | export-schema`."""
+"""`storyframe serve | worker | migrate | gc | selftest | export-schema`."""
 
 from __future__ import annotations
 
@@ -26,11 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the API server (uvicorn)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    commands.add_parser(
+        "worker",
+        help="run generations from PostgreSQL's task queue (for API processes with "
+        "GENERATION_JOBS_IN_PROCESS=false)",
+    )
     commands.add_parser("migrate", help="apply the database migrations")
     collect = commands.add_parser(
         "gc",
-        help="remove stored files no image references, and temporary files a stopped server "
-        "left; report images whose file is gone",
+        help="remove stored files no image references, and temporary files and previews a "
+        "stopped process left; report images whose file is gone",
     )
     collect.add_argument("--dry-run", action="store_true", help="report only, delete nothing")
     collect.add_argument(
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "gc":
         return asyncio.run(_collect(settings, dry_run=args.dry_run, temp_age=args.temp_age))
+    if args.command == "worker":
+        return asyncio.run(_worker(settings))
     if args.command == "selftest":
         return asyncio.run(_selftest(settings, generate=args.generate))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -102,6 +109,65 @@ async def _migrate(settings: Settings, *, only_if_empty: bool) -> None:
         await engine.dispose()
 
 
+async def _worker(settings: Settings) -> int:
+    """Run generations until SIGTERM or SIGINT, then hand back what is unfinished."""
+    if not settings.uses_postgres:
+        log.error(
+            "storyframe worker needs PostgreSQL (DATABASE_URL=postgresql+asyncpg://...); "
+            "with SQLite, generations run in the API process"
+        )
+        return 2
+    from alembic.script import ScriptDirectory
+
+    from storyframe.db.migrate import alembic_config, current_revision
+    from storyframe.events.postgres import asyncpg_dsn
+    from storyframe.jobs.postgres import SlotGrants
+    from storyframe.jobs.worker import Worker
+    from storyframe.runtime import build_runtime
+    from storyframe.services.generation.types import CUT_SHORT_SECONDS
+
+    runtime = build_runtime(settings.model_copy(update={"generation_jobs_in_process": False}))
+    try:
+        revision = await current_revision(runtime.engine)
+    except Exception as error:
+        await runtime.aclose(drain_seconds=0)
+        log.error("storyframe worker cannot reach the database: %s", error)
+        return 1
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if revision != head:
+        await runtime.aclose(drain_seconds=0)
+        log.error(
+            "the database schema is at %s, not %s: run `storyframe migrate` first", revision, head
+        )
+        return 1
+    worker = Worker(
+        dsn=asyncpg_dsn(settings.resolved_database_url),
+        engine=runtime.engine,
+        grants=runtime.grants
+        or SlotGrants(
+            per_user=settings.generation_running_per_user,
+            total=settings.generation_running_total,
+        ),
+        store=runtime.job_store,
+        work=runtime.run_job,
+        clock=runtime.generator.clock,
+        concurrency=settings.worker_concurrency,
+        heartbeat_seconds=settings.generation_heartbeat_seconds,
+        grace_seconds=settings.generation_shutdown_grace_seconds,
+        record_seconds=CUT_SHORT_SECONDS,
+    )
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    try:
+        await runtime.start()
+        await worker.run()
+    finally:
+        await runtime.aclose(drain_seconds=0)
+    log.info("worker stopped")
+    return 0
+
+
 async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int:
     """Print what drifted apart between storage and the database, and the temporary files a
     stopped server left, as JSON; fix what can be."""
@@ -116,6 +182,11 @@ async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int
         temporaries = runtime.media.temporaries
         stale = await asyncio.to_thread(temporaries.stale, temp_age)
         removed = 0 if dry_run else await asyncio.to_thread(temporaries.remove, stale)
+        previews = 0
+        if settings.uses_postgres and not dry_run:
+            from storyframe.events.postgres import delete_stale_previews
+
+            previews = await delete_stale_previews(settings.resolved_database_url)
     finally:
         await runtime.aclose(drain_seconds=0)
     report = {
@@ -124,6 +195,7 @@ async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int
         "imagesMissingFiles": drift.images_missing_files,
         "staleTemporaries": sorted(_shown(path, settings.data_dir) for path in stale),
         "removedTemporaries": removed,
+        "removedPreviews": previews,
     }
     sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0

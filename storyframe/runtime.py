@@ -14,15 +14,17 @@ from storyframe.db.blobs import SqlBlobIndex
 from storyframe.db.engine import create_engine, create_read_engine, session_factory
 from storyframe.db.generations import SqlJobStore, SqlStaleGenerations
 from storyframe.db.outage import Outage
+from storyframe.db.ratelimits import SqlRateLimit
 from storyframe.db.reader import SqlReader
 from storyframe.db.reads import Reads
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import utcnow
 from storyframe.domain.image_provider import ImageProvider
-from storyframe.domain.jobs import Ticket
+from storyframe.domain.jobs import JobQueue, Ticket
 from storyframe.domain.ports import BlobStorage
-from storyframe.events import EventHub
+from storyframe.events import EventHub, PostgresEvents
 from storyframe.jobs import InProcessRunner
+from storyframe.jobs.postgres import PostgresJobQueue, SlotGrants
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
 from storyframe.resolvers.loaders import make_loaders
@@ -62,7 +64,11 @@ class Runtime:
     runner: InProcessRunner
     """Runs generations in this process (unless the settings leave them to workers)."""
     job_store: SqlJobStore
-    events: EventHub
+    events: EventHub | PostgresEvents
+    """In the process; across processes through LISTEN/NOTIFY on PostgreSQL."""
+    grants: SlotGrants | None = None
+    """With PostgreSQL and generations left to `storyframe worker`: grants running slots to
+    queued generations, in the transaction that queues them."""
     outage: Outage = field(default_factory=Outage)
 
     async def run_job(self, ticket: Ticket) -> None:
@@ -70,16 +76,23 @@ class Runtime:
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
-            SqlUnitOfWork(self.sessions, user_id),
+            SqlUnitOfWork(
+                self.sessions, user_id, self.grants.within if self.grants is not None else None
+            ),
             SqlReader(self.reads, user_id),
             self.media,
             self.generator,
             self.list_limits,
         )
 
+    async def start(self) -> None:
+        """Open what works in the background: the events' connections on PostgreSQL."""
+        if isinstance(self.events, PostgresEvents):
+            await self.events.start()
+
     async def aclose(self, drain_seconds: float | None = None) -> None:
         """Let running generations finish for a while, hand the rest back to the queue, then
-        close the provider's client and the database."""
+        send the last events and close the provider's client and the database."""
         grace = self.settings.generation_shutdown_grace_seconds
         grace = grace if drain_seconds is None else drain_seconds
         try:
@@ -87,8 +100,12 @@ class Runtime:
             await self.generator.drain(grace)
             await self.generator.aclose()
         finally:
-            await self.engine.dispose()
-            await self.reads.dispose()
+            try:
+                if isinstance(self.events, PostgresEvents):
+                    await self.events.aclose()
+            finally:
+                await self.engine.dispose()
+                await self.reads.dispose()
 
     @property
     def engines(self) -> tuple[Engine, ...]:
@@ -125,9 +142,27 @@ def build_runtime(
     accounts = AccountService(
         SqlAccountStore(sessions, reads),
         Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+        # Several API processes may serve one PostgreSQL database, so its attempts are counted
+        # there; SQLite's one process counts them in memory.
         LoginLimits(
-            per_email=SlidingWindow(settings.login_attempts_per_email, LOGIN_WINDOW_SECONDS),
-            per_client=SlidingWindow(settings.login_attempts_per_client, LOGIN_WINDOW_SECONDS),
+            per_email=SqlRateLimit(
+                sessions,
+                "email",
+                settings.login_attempts_per_email,
+                LOGIN_WINDOW_SECONDS,
+                clock=clock,
+            )
+            if engine.dialect.name == "postgresql"
+            else SlidingWindow(settings.login_attempts_per_email, LOGIN_WINDOW_SECONDS),
+            per_client=SqlRateLimit(
+                sessions,
+                "client",
+                settings.login_attempts_per_client,
+                LOGIN_WINDOW_SECONDS,
+                clock=clock,
+            )
+            if engine.dialect.name == "postgresql"
+            else SlidingWindow(settings.login_attempts_per_client, LOGIN_WINDOW_SECONDS),
         ),
         timedelta(days=settings.token_ttl_days),
         clock=clock,
@@ -143,7 +178,16 @@ def build_runtime(
     runner = InProcessRunner(
         per_user=settings.generation_running_per_user, total=settings.generation_running_total
     )
-    events = EventHub()
+    jobs: JobQueue | None = runner if settings.generation_jobs_in_process else None
+    grants: SlotGrants | None = None
+    if settings.uses_workers:
+        grants = SlotGrants(
+            per_user=settings.generation_running_per_user, total=settings.generation_running_total
+        )
+        jobs = PostgresJobQueue(engine)
+    events = (
+        PostgresEvents(settings.resolved_database_url) if settings.uses_postgres else EventHub()
+    )
     generator = Generator(
         provider or build_provider(settings),
         media,
@@ -156,7 +200,7 @@ def build_runtime(
         + 10,
         vision_budget_seconds=settings.openai_timeout_seconds + 10,
         clock=clock,
-        jobs=runner if settings.generation_jobs_in_process else None,
+        jobs=jobs,
         events=events,
         partial_images=settings.openai_partial_images,
         images_per_call=settings.generation_images_per_call,
@@ -185,6 +229,7 @@ def build_runtime(
         runner,
         SqlJobStore(sessions),
         events,
+        grants,
     )
     runner.bind(runtime.run_job)
     return runtime

@@ -121,7 +121,8 @@ class Settings(BaseSettings):
         default=8,
         ge=1,
         le=1_000,
-        description="generations running at once in one process; the rest wait in the queue",
+        description="generations running at once in one process (SQLite), or in the whole "
+        "deployment (PostgreSQL workers); the rest wait in the queue",
     )
     generation_jobs_in_process: bool = Field(
         default=True,
@@ -133,6 +134,12 @@ class Settings(BaseSettings):
         gt=0,
         description="how often a process says it is still running its generations; one "
         "silent for three times this is run again elsewhere",
+    )
+    worker_concurrency: int = Field(
+        default=4,
+        ge=2,
+        le=100,
+        description="generations one `storyframe worker` runs at once (PostgreSQL)",
     )
     generation_shutdown_grace_seconds: float = Field(
         default=30,
@@ -183,6 +190,15 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or sqlite_url_for(self.data_dir)
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
+
+    @property
+    def uses_workers(self) -> bool:
+        """Generations run in `storyframe worker` processes, from PostgreSQL's task queue."""
+        return self.uses_postgres and not self.generation_jobs_in_process
 
     @property
     def resolved_public_url(self) -> str:

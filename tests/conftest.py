@@ -22,12 +22,18 @@ from starlette.applications import Starlette
 
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
+from storyframe.db.queue_schema import QUEUE_TABLES
 from storyframe.domain.image_provider import ImageProvider
 from storyframe.runtime import Runtime
 from storyframe.services.accounts import Session as AccountSession
 from storyframe.services.container import Services
 from storyframe.settings import Settings
-from tests.postgres import PostgresUnavailable, postgres_server
+from tests.postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    own_postgres_server,
+    postgres_server,
+)
 from tests.support.apps import app_with, seeds_of, services_of, settings_for, sign_in_owner
 from tests.support.clients import GraphQLClient, http_client
 from tests.support.seeds import Seeds
@@ -67,6 +73,18 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(str(error))
 
 
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the test's own, to stop and start again."""
+    try:
+        with own_postgres_server() as server:
+            yield server
+    except PostgresUnavailable as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {error}")
+        pytest.skip(str(error))
+
+
 def _database_url(server_url: str, database: str) -> str:
     return make_url(server_url).set(database=database).render_as_string(hide_password=False)
 
@@ -89,6 +107,7 @@ async def _create_database(server_url: str, url: str) -> None:
 # sequence back at its start; in one transaction.
 EMPTY_POSTGRES = "; ".join(
     [f'DELETE FROM "{table.name}"' for table in reversed(SQLModel.metadata.sorted_tables)]
+    + [f'DELETE FROM "{table}"' for table in sorted(QUEUE_TABLES)]
     + ["SELECT setval(seqrelid, seqstart, false) FROM pg_sequence"]
 )
 

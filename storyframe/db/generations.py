@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -24,18 +24,18 @@ class SqlStaleGenerations(StaleGenerations):
 
     async def interrupt(
         self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
-    ) -> list[int]:
+    ) -> list[tuple[int, int, int | None]]:
         statement = (
             update(Generation)
             .where(col(Generation.status) == "RUNNING", _last_sign < unchanged_since)
             .values(status="FAILED", errors=errors, finished_at=now)
-            .returning(col(Generation.id))
+            .returning(col(Generation.id), col(Generation.video_id), col(Generation.owner_id))
             .execution_options(synchronize_session=False)
         )
         async with self._sessions() as session:
-            ids = sorted(pk for pk in (await session.scalars(statement)).all() if pk is not None)
+            rows = (await session.execute(statement)).all()
             await session.commit()
-        return ids
+        return sorted((pk, video, owner) for pk, video, owner in rows if pk is not None)
 
 
 class SqlJobStore(JobStore):
@@ -43,19 +43,13 @@ class SqlJobStore(JobStore):
         self._sessions = sessions
 
     async def recover(self, stale_before: datetime) -> list[Ticket]:
-        requeue = (
-            update(Generation)
-            .where(col(Generation.status) == "RUNNING", _last_sign < stale_before)
-            .values(status="QUEUED")
-            .execution_options(synchronize_session=False)
-        )
         queued = (
             select(col(Generation.id), col(Generation.owner_id))
             .where(col(Generation.status) == "QUEUED", col(Generation.owner_id).is_not(None))
             .order_by(col(Generation.id))
         )
         async with self._sessions() as session:
-            await session.execute(requeue)
+            await session.execute(_requeue(stale_before))
             rows = await session.execute(queued)
             await session.commit()
         return [
@@ -63,6 +57,12 @@ class SqlJobStore(JobStore):
             for generation_id, owner_id in rows
             if generation_id is not None and owner_id is not None
         ]
+
+    async def requeue_stale(self, stale_before: datetime) -> int:
+        async with self._sessions() as session:
+            result = await session.execute(_requeue(stale_before))
+            await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
         if not generation_ids:
@@ -81,3 +81,12 @@ class SqlJobStore(JobStore):
             rows = (await session.execute(statement)).all()
             await session.commit()
         return {pk for pk, cancelled in rows if cancelled and pk is not None}
+
+
+def _requeue(stale_before: datetime) -> Update:
+    return (
+        update(Generation)
+        .where(col(Generation.status) == "RUNNING", _last_sign < stale_before)
+        .values(status="QUEUED")
+        .execution_options(synchronize_session=False)
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -39,10 +39,19 @@ def _placement_is(image_id: int, place: Place) -> ColumnElement[bool]:
     return (col(ImagePlacement.image_id) == image_id) & same_place
 
 
+QueuedHook = Callable[[AsyncSession], Awaitable[None]]
+"""Runs in a transaction that queued generations, just before it commits: the PostgreSQL job
+queue grants them running slots there."""
+
+
 class SqlRepository(Repository):
-    def __init__(self, session: AsyncSession, owner_id: int) -> None:
+    def __init__(
+        self, session: AsyncSession, owner_id: int, on_queued: QueuedHook | None = None
+    ) -> None:
         self._session = session
         self._owner_id = owner_id
+        self._on_queued = on_queued
+        self._queued = False
 
     @property
     def owner_id(self) -> int:
@@ -221,6 +230,10 @@ class SqlRepository(Repository):
         )
         return found
 
+    async def queue_generation(self, generation: Generation) -> None:
+        await self.add(generation)
+        self._queued = True
+
     async def start_generation(self, generation_id: int, now: datetime) -> bool:
         result = await self._session.execute(
             update(Generation)
@@ -328,21 +341,30 @@ class SqlRepository(Repository):
         )
 
     async def commit(self) -> None:
+        if self._queued and self._on_queued is not None:
+            self._queued = False
+            await self._on_queued(self._session)
         await self._session.commit()
 
 
 class SqlUnitOfWork:
     """Write transactions on behalf of one user."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], owner_id: int) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        owner_id: int,
+        on_queued: QueuedHook | None = None,
+    ) -> None:
         self._sessions = sessions
         self._owner_id = owner_id
+        self._on_queued = on_queued
 
     @asynccontextmanager
     async def __call__(self) -> AsyncIterator[Repository]:
         async with self._sessions() as session:
             await session.connection(execution_options={WRITE_OPTION: True})
-            yield SqlRepository(session, self._owner_id)
+            yield SqlRepository(session, self._owner_id, self._on_queued)
 
 
 async def count_rows(session: AsyncSession, model: type[SQLModel]) -> int:

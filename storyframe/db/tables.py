@@ -320,3 +320,39 @@ class Generation(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
     """A digest of what was asked: the same key with other input is a conflict."""
+
+
+class LoginAttempt(SQLModel, table=True):
+    """An attempt to log in, sign up or change a password that a rate limit let through, as
+    every API process on one PostgreSQL database counts it (SQLite's one process counts in
+    memory and leaves the table empty)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_bucket_key_at", "bucket", "key", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    bucket: str = Field(max_length=32)
+    """Which limit counted it: the one per e-mail address or the one per client."""
+    key: str = Field(max_length=64)
+    """A SHA-256 digest (hex) of what was counted, so no e-mail address is kept here."""
+    at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class GenerationPreview(SQLModel, table=True):
+    """A preview of an image still being made, on its way to the processes whose subscribers
+    wait for it (PostgreSQL's notifications are too small to carry it). Deleted when its
+    generation finishes, or by `storyframe gc` when a crash left it."""
+
+    __tablename__ = "generation_previews"
+
+    id: int | None = Field(default=None, primary_key=True)
+    generation_id: int = Field(sa_column=_fk("generations.id", nullable=False))
+    index: int
+    """The image's position among those its generation was asked for."""
+    sequence: int
+    """Which preview of the image this is, from 0."""
+    content_type: str = Field(max_length=100)
+    width: int
+    height: int
+    data: bytes
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())

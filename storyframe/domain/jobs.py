@@ -10,7 +10,8 @@ the one exception: it is not written anywhere, so its event carries its (small) 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,9 +38,8 @@ class JobQueue(Protocol):
         work stopped (it then records itself as cancelled). False when it is not held here."""
         ...
 
-    def position(self, generation_id: int) -> int | None:
-        """Its place in the queue from 1 (the next to start), as this process sees it; None
-        when it is not waiting here."""
+    async def position(self, generation_id: int) -> int | None:
+        """Its place in the queue from 1 (the next to start); None when it is not waiting."""
         ...
 
 
@@ -105,7 +105,35 @@ class JobStore(Protocol):
         first). Oldest first."""
         ...
 
+    async def requeue_stale(self, stale_before: datetime) -> int:
+        """Put back to QUEUED the RUNNING generations whose process has not said it is alive
+        since `stale_before`; how many."""
+        ...
+
     async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
         """Say that this process is still running these generations; those among them whose
         cancelling was asked for (maybe through another process)."""
         ...
+
+
+class SlotLender(Protocol):
+    """Lends the running slot of the job whose work this is, while it waits."""
+
+    def lend(self) -> AbstractAsyncContextManager[None]: ...
+
+
+current_lender: ContextVar[SlotLender | None] = ContextVar("storyframe_slot_lender", default=None)
+"""Set by a job runner for the work of each job (and the tasks that work starts)."""
+
+
+@asynccontextmanager
+async def slot_lent() -> AsyncIterator[None]:
+    """While the work waits on something outside it (a provider's rate limit), its running slot
+    may serve another job; it is taken back, waiting its turn if need be, before going on.
+    Outside a job (or under a runner that does not lend), nothing happens."""
+    lender = current_lender.get()
+    if lender is None:
+        yield
+        return
+    async with lender.lend():
+        yield

@@ -97,6 +97,10 @@ class Repository(Protocol):
 
     async def add_attachments(self, message_id: int, image_ids: Sequence[int]) -> None: ...
     async def context_of_video(self, video_id: int) -> Context | None: ...
+    async def queue_generation(self, generation: Generation) -> None:
+        """Insert a QUEUED generation. Where the job queue lives in the same database, it hears
+        of the generation in the same transaction: committed together, or not at all."""
+
     async def start_generation(self, generation_id: int, now: datetime) -> bool:
         """Mark a QUEUED generation RUNNING: started `now` (unless it had started before and was
         handed back), alive `now`, one more attempt. False (and nothing changed) when it is not
@@ -268,10 +272,10 @@ class StaleGenerations(Protocol):
 
     async def interrupt(
         self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
-    ) -> list[int]:
+    ) -> list[tuple[int, int, int | None]]:
         """Record as FAILED, with `errors`, every RUNNING generation whose process has not been
-        heard of (heartbeat, start) since `unchanged_since`; their ids. QUEUED ones are left to
-        wait, however long the queue."""
+        heard of (heartbeat, start) since `unchanged_since`; their ids, with their video's and
+        owner's. QUEUED ones are left to wait, however long the queue."""
         ...
 
 

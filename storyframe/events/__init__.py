@@ -1,5 +1,6 @@
 """Progress events of generations, from the process that runs them to their subscribers."""
 
 from storyframe.events.hub import EventHub
+from storyframe.events.postgres import PostgresEvents
 
-__all__ = ["EventHub"]
+__all__ = ["EventHub", "PostgresEvents"]

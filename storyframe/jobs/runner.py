@@ -4,19 +4,22 @@ The rows are the durable record: a generation waits here only in memory, and a p
 stops leaves it QUEUED (or hands its unfinished images back), for the next one to recover at
 start. Users take turns: each turn starts the oldest waiting generation of the next user who
 has one and is under their cap, so one user's fifty queued generations wait behind another's
-one, not in front of it.
+one, not in front of it. A generation waiting out a provider's rate limit lends its slot
+(`slot_lent`): another starts meanwhile, and the lender takes a slot back, before any new
+generation starts, once one is free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-from storyframe.domain.jobs import JobQueue, JobStore, Ticket
+from storyframe.domain.jobs import JobQueue, JobStore, SlotLender, Ticket, current_lender
 
 log = logging.getLogger("storyframe.jobs")
 
@@ -37,6 +40,10 @@ class InProcessRunner(JobQueue):
         self._last_turn: dict[int, int] = {}
         """When each user last had a generation started: the one whose turn is oldest goes
         next."""
+        self._lent: dict[int, int] = {}
+        """Running generations whose slot is lent, with how many of their waits lend it."""
+        self._reclaims: deque[tuple[Ticket, asyncio.Future[None]]] = deque()
+        """Lenders waiting for a slot back, in the order they asked."""
 
     def bind(self, work: Work) -> None:
         """What running a ticket means: set once, before `start`."""
@@ -52,6 +59,11 @@ class InProcessRunner(JobQueue):
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def holding(self) -> int:
+        """Running generations that hold a slot (not lending it)."""
+        return len(self._running) - len(self._lent)
 
     @property
     def waiting(self) -> int:
@@ -77,7 +89,7 @@ class InProcessRunner(JobQueue):
         running[1].cancel()
         return True
 
-    def position(self, generation_id: int) -> int | None:
+    async def position(self, generation_id: int) -> int | None:
         for place, ticket in enumerate(self._turns(), start=1):
             if ticket.generation_id == generation_id:
                 return place
@@ -144,7 +156,56 @@ class InProcessRunner(JobQueue):
         return None
 
     def _running_of(self, owner_id: int) -> int:
-        return sum(1 for ticket, _ in self._running.values() if ticket.owner_id == owner_id)
+        """The slots the user's generations hold."""
+        return sum(
+            1
+            for ticket, _ in self._running.values()
+            if ticket.owner_id == owner_id and ticket.generation_id not in self._lent
+        )
+
+    def _free_for(self, owner_id: int) -> bool:
+        return self.holding < self.total and self._running_of(owner_id) < self.per_user
+
+    @contextlib.asynccontextmanager
+    async def _lend(self, ticket: Ticket) -> AsyncIterator[None]:
+        generation_id = ticket.generation_id
+        self._lent[generation_id] = self._lent.get(generation_id, 0) + 1
+        if self._lent[generation_id] == 1:
+            self._pump()
+        try:
+            yield
+        finally:
+            await self._take_back(ticket)
+
+    async def _take_back(self, ticket: Ticket) -> None:
+        """The end of one wait: the last of a generation's waits takes its slot back, when one
+        is free or else first in line."""
+        generation_id = ticket.generation_id
+        left = self._lent.get(generation_id, 1) - 1
+        if left > 0:
+            self._lent[generation_id] = left
+            return
+        self._lent.pop(generation_id, None)
+        if self.holding <= self.total and self._running_of(ticket.owner_id) <= self.per_user:
+            return  # its slot was still free
+        self._lent[generation_id] = 0  # lent until a slot is free
+        claim = asyncio.get_running_loop().create_future()
+        self._reclaims.append((ticket, claim))
+        try:
+            await claim
+        finally:
+            if not claim.done():
+                claim.cancel()
+            with contextlib.suppress(ValueError):
+                self._reclaims.remove((ticket, claim))
+            self._lent.pop(generation_id, None)
+
+    def _serve_reclaims(self) -> None:
+        for ticket, claim in list(self._reclaims):
+            if not claim.done() and self._free_for(ticket.owner_id):
+                self._lent.pop(ticket.generation_id, None)
+                claim.set_result(None)
+                self._reclaims.remove((ticket, claim))
 
     def _turns(self) -> list[Ticket]:
         """Every waiting ticket in the order they would start if no more came and no cap held:
@@ -163,12 +224,18 @@ class InProcessRunner(JobQueue):
         return order
 
     def _pump(self) -> None:
-        """Start waiting tickets while there are free slots, one user's turn at a time."""
-        while self._accepting and self._work is not None and len(self._running) < self.total:
+        """Give free slots back to the generations that lent theirs, then start waiting tickets
+        while there are free slots, one user's turn at a time."""
+        self._serve_reclaims()
+        while self._accepting and self._work is not None and self.holding < self.total:
             ticket = self._next()
             if ticket is None:
                 return
-            task = asyncio.get_running_loop().create_task(self._run(ticket, self._work))
+            context = contextvars.copy_context()
+            context.run(current_lender.set, _Lender(self, ticket))
+            task = asyncio.get_running_loop().create_task(
+                self._run(ticket, self._work), context=context
+            )
             self._running[ticket.generation_id] = (ticket, task)
 
     def _next(self) -> Ticket | None:
@@ -197,5 +264,15 @@ class InProcessRunner(JobQueue):
             log.exception("a generation job failed", extra={"generation_id": ticket.generation_id})
         finally:
             self._running.pop(ticket.generation_id, None)
+            self._lent.pop(ticket.generation_id, None)
             if self._accepting:
                 self._pump()
+
+
+class _Lender(SlotLender):
+    def __init__(self, runner: InProcessRunner, ticket: Ticket) -> None:
+        self._runner = runner
+        self._ticket = ticket
+
+    def lend(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._runner._lend(self._ticket)

@@ -134,11 +134,11 @@ class Generation(Node):
         description="Its place in the queue from 1 (the next to start) while QUEUED; null "
         "otherwise."
     )
-    def position(self, info: Info_) -> int | None:
+    async def position(self, info: Info_) -> int | None:
         jobs = info.context.services.generation.generator.jobs
         if self.status is not generation.GenerationStatus.QUEUED or jobs is None:
             return None
-        return jobs.position(self.pk)
+        return await jobs.position(self.pk)
 
     @strawberry.field
     def failed_count(self) -> int:

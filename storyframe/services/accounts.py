@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from storyframe.db.tables import EMAIL_MAX, User, utcnow
 from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.domain.ports import AccountStore, Viewer
+from storyframe.domain.ratelimit import RateLimit
 from storyframe.services.passwords import PASSWORD_MAX, Passwords, check_new_password
-from storyframe.services.ratelimit import SlidingWindow
 
 TOKEN_PREFIX = "sf_"
 
@@ -47,8 +47,11 @@ def normalize_email(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
-    per_email: SlidingWindow
-    per_client: SlidingWindow
+    """How often one e-mail address and one client may try to log in (or sign up, or change a
+    password): kept in the process, or shared by every process on the same database."""
+
+    per_email: RateLimit
+    per_client: RateLimit
 
 
 class AccountService:
@@ -67,7 +70,7 @@ class AccountService:
         self._clock = clock
 
     async def sign_up(self, email: str, password: str, client: str) -> Session:
-        if not self._limits.per_client.allow(f"sign-up:{client}"):
+        if not await self._limits.per_client.allow(f"sign-up:{client}"):
             raise _rate_limited()
         normalized = normalize_email(email)
         check_new_password(password, normalized)
@@ -80,8 +83,8 @@ class AccountService:
         """A new token for the right e-mail and password. A refusal takes as long whether or
         not the e-mail has an account, so the answer does not tell which."""
         key = email.strip().lower()[:EMAIL_MAX]
-        if not self._limits.per_client.allow(f"log-in:{client}") or not (
-            self._limits.per_email.allow(key)
+        if not await self._limits.per_client.allow(f"log-in:{client}") or not (
+            await self._limits.per_email.allow(key)
         ):
             raise _rate_limited()
         user = await self._store.user_by_email(key)
@@ -98,7 +101,7 @@ class AccountService:
 
     async def change_password(self, viewer: Viewer, current: str, new: str) -> User:
         """Set a new password and revoke every other token of the user."""
-        if not self._limits.per_email.allow(f"change-password:{viewer.user_id}"):
+        if not await self._limits.per_email.allow(f"change-password:{viewer.user_id}"):
             raise _rate_limited()
         user = await self._store.user(viewer.user_id)
         assert user is not None

@@ -1,4 +1,5 @@
-"""Sliding-window rate limits, kept in the process."""
+"""Sliding-window rate limits, kept in the process: enough where one process serves the API
+(SQLite). Several processes on PostgreSQL share `storyframe.db.ratelimits` instead."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from storyframe.domain.ratelimit import RateLimit
 
-class SlidingWindow:
+
+class SlidingWindow(RateLimit):
     """At most `limit` events per key within any `window` seconds."""
 
     def __init__(
@@ -18,7 +21,7 @@ class SlidingWindow:
         self._clock = clock
         self._events: dict[str, deque[float]] = {}
 
-    def allow(self, key: str) -> bool:
+    async def allow(self, key: str) -> bool:
         """Record an event for `key`; False when it is over the limit (and not recorded)."""
         now = self._clock()
         events = self._events.setdefault(key, deque())

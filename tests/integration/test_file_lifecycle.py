@@ -300,6 +300,7 @@ async def test_the_gc_command_removes_an_orphan_file_and_reports_a_missing_one(
         "imagesMissingFiles": [pk_of(lost["id"])],
         "staleTemporaries": [],
         "removedTemporaries": 0,
+        "removedPreviews": 0,
     }
     assert media_files(media) == before
 
@@ -315,6 +316,7 @@ async def test_the_gc_command_removes_an_orphan_file_and_reports_a_missing_one(
         "imagesMissingFiles": [pk_of(lost["id"])],
         "staleTemporaries": [],
         "removedTemporaries": 0,
+        "removedPreviews": 0,
     }
     assert orphan_key not in media_files(media)
     assert (media / key_for(sha256(kept_data), "image/png")).is_file()

@@ -8,6 +8,7 @@ import email.utils
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ from storyframe.domain.image_provider import (
     RemoteModel,
     Usage,
 )
+from storyframe.domain.jobs import current_lender
 from storyframe.domain.model_catalogue import image_model
 from storyframe.providers.openai import OpenAIProvider, build_openai_provider
 from tests.support.fake_openai import (
@@ -762,6 +764,37 @@ async def test_a_rate_limited_stream_is_retried_before_it_starts(
     assert partials.indexes == [0]
     assert waits == [2.0]
     assert [r.status for r in fake_openai.requests_to("images")] == [429, 200]
+
+
+class RecordingLender:
+    """A runner's lender that notes when the slot is lent and taken back, among the waits."""
+
+    def __init__(self, waits: Waits) -> None:
+        self.steps: list[str] = []
+        self._waits = waits
+
+    @asynccontextmanager
+    async def lend(self) -> AsyncIterator[None]:
+        self.steps.append(f"lent after {len(self._waits)} waits")
+        yield
+        self.steps.append(f"taken back after {len(self._waits)} waits")
+
+
+async def test_a_rate_limit_wait_lends_the_running_slot(
+    fake_openai: FakeOpenAI, provider: OpenAIProvider, waits: Waits
+) -> None:
+    _rate_limited(fake_openai, times=1, headers={"Retry-After": "2"})
+    lender = RecordingLender(waits)
+    token = current_lender.set(lender)
+    try:
+        result = await provider.generate(_call(partial_images=1), Partials())
+    finally:
+        current_lender.reset(token)
+
+    assert len(result.images) == 1
+    # the wait, and only the wait, happened with the slot lent
+    assert lender.steps == ["lent after 0 waits", "taken back after 1 waits"]
+    assert waits == [2.0]
 
 
 async def test_a_sink_that_raises_does_not_sink_the_call(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from starlette.applications import Starlette
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import upgrade
 from storyframe.view import RETRY_AFTER_SECONDS
-from tests.postgres import PostgresServer, PostgresUnavailable, own_postgres_server
+from tests.postgres import PostgresServer
 from tests.support.apps import app_with, settings_for
 from tests.support.clients import http_client
 from tests.support.documents import CREATE_PROJECT, LOG_IN, SIGN_UP
@@ -37,17 +36,6 @@ TERMINATE_WAITING = text(
 )
 CREDENTIALS = {"input": {"email": EMAIL, "password": PASSWORD}}
 HARBOUR = {"name": "Harbour"}
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    try:
-        with own_postgres_server() as server:
-            yield server
-    except PostgresUnavailable as error:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI: {error}")
-        pytest.skip(str(error))
 
 
 @pytest.fixture

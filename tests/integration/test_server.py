@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 
 from storyframe.db.engine import create_engine
 from storyframe.db.migrate import alembic_config
+from storyframe.db.queue_schema import QUEUE_TABLES, ours
 from tests.integration.databases import fresh_postgres_database
 from tests.support.apps import app_with, settings_for
 from tests.support.clients import http_client
@@ -193,7 +194,9 @@ def test_migrate_logs_one_line_of_its_own_and_nothing_of_alembic(tmp_path: Path)
 
 
 def _postgres_schema(connection: Connection) -> tuple[set[str], str | None, list[Any]]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": ours}
+    )
     tables = set(inspect(connection).get_table_names())
     return tables, context.get_current_revision(), compare_metadata(context, SQLModel.metadata)
 
@@ -220,7 +223,8 @@ async def test_migrate_command_applies_the_migrations_to_postgresql(
                 tables, revision, differences = await connection.run_sync(_postgres_schema)
         finally:
             await engine.dispose()
-    assert tables == MODEL_TABLES | {"alembic_version"}
+    # with the task queue's tables, for `storyframe worker`
+    assert tables == MODEL_TABLES | QUEUE_TABLES | {"alembic_version"}
     assert revision == head_revision()
     assert differences == []
     # Nothing of SQLite's default was created: the URL was used.
@@ -241,3 +245,23 @@ async def test_readyz_answers_503_when_the_database_is_unreachable(tmp_path: Pat
     assert "Traceback" not in ready.text
     assert 'File "' not in ready.text
     assert str(closed) not in ready.text  # no connection details leak either
+
+
+def test_a_worker_needs_postgresql(tmp_path: Path) -> None:
+    env = server_environment(tmp_path / "data", free_port())
+
+    status, output = run_storyframe(env, "worker")
+
+    assert status == 2
+    assert "storyframe worker needs PostgreSQL" in output
+    assert "Traceback" not in output
+
+
+async def test_a_worker_refuses_a_database_not_migrated(postgres_url: str, tmp_path: Path) -> None:
+    async with fresh_postgres_database(postgres_url) as url:
+        env = server_environment(tmp_path / "data", free_port(), DATABASE_URL=url)
+        status, output = await asyncio.to_thread(run_storyframe, env, "worker")
+
+    assert status == 1
+    assert "run `storyframe migrate` first" in output
+    assert "Traceback" not in output

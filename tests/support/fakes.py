@@ -271,6 +271,9 @@ class FakeRepository(Repository):
     def _owns(self, row: SQLModel) -> bool:
         return self.store.belongs_to(row, self._owner_id)
 
+    async def queue_generation(self, generation: Generation) -> None:
+        await self.add(generation)
+
     async def add(self, row: SQLModel) -> None:
         stored = table_row(row)
         table = self.store.table(type(stored))

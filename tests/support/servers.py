@@ -65,25 +65,15 @@ def server_environment(data_dir: Path, port: int, **extra: str) -> dict[str, str
 
 
 @dataclass
-class Server:
+class Process:
+    """A `storyframe` command running in a process of its own, its output in `log`."""
+
     process: subprocess.Popen[bytes]
-    base_url: str
     log: Path
+    name = "the process"
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
-
-    def wait_until_healthy(self, client: httpx.Client) -> None:
-        for _ in range(STARTUP_ATTEMPTS):
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.output()}")
-            try:
-                if client.get("/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        pytest.fail(f"the server never became healthy:\n{self.output()}")
 
     def terminate(self) -> int:
         """SIGTERM, then wait (bounded) for the exit code."""
@@ -93,7 +83,32 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            pytest.fail(f"the server did not stop on SIGTERM:\n{self.output()}")
+            pytest.fail(f"{self.name} did not stop on SIGTERM:\n{self.output()}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def check_running(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+
+
+@dataclass
+class Server(Process):
+    base_url: str = ""
+    name = "the server"
+
+    def wait_until_healthy(self, client: httpx.Client) -> None:
+        for _ in range(STARTUP_ATTEMPTS):
+            self.check_running()
+            try:
+                if client.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"the server never became healthy:\n{self.output()}")
 
 
 @contextmanager
@@ -109,7 +124,7 @@ def running_server(data_dir: Path, log: Path, **env: str) -> Iterator[tuple[Serv
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
+    server = Server(process, log, f"http://127.0.0.1:{port}")
     try:
         with httpx.Client(base_url=server.base_url, timeout=10.0) as client:
             server.wait_until_healthy(client)
@@ -118,6 +133,57 @@ def running_server(data_dir: Path, log: Path, **env: str) -> Iterator[tuple[Serv
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@dataclass
+class WorkerProcess(Process):
+    name = "the worker"
+
+    def wait_until_ready(self) -> None:
+        for _ in range(STARTUP_ATTEMPTS):
+            self.check_running()
+            if "worker ready" in self.output():
+                return
+            time.sleep(0.05)
+        pytest.fail(f"the worker never became ready:\n{self.output()}")
+
+
+@contextmanager
+def running_worker(data_dir: Path, log: Path, **env: str) -> Iterator[WorkerProcess]:
+    """`storyframe worker` with `data_dir` (and `env`), ready; killed afterwards if still
+    running."""
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [str(STORYFRAME), "worker"],
+            env=server_environment(data_dir, free_port(), **env),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    worker = WorkerProcess(process, log)
+    try:
+        worker.wait_until_ready()
+        yield worker
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def jobs_environment(
+    database_url: str, openai_key: str, openai_url: str, **extra: str
+) -> dict[str, str]:
+    """What API processes that leave generations to workers, and their workers, take: quick
+    heartbeats and a short grace, so that taking over and handing back happen within a test."""
+    return {
+        "DATABASE_URL": database_url,
+        "OPENAI_API_KEY": openai_key,
+        "OPENAI_BASE_URL": openai_url,
+        "GENERATION_JOBS_IN_PROCESS": "false",
+        "GENERATION_HEARTBEAT_SECONDS": "0.5",
+        "GENERATION_SHUTDOWN_GRACE_SECONDS": "0.5",
+        **extra,
+    }
 
 
 def sign_up_over_http(client: httpx.Client, email: str) -> str:

@@ -234,7 +234,7 @@ class RecordingQueue:
             self.waiting.remove(ticket)
         return bool(held)
 
-    def position(self, generation_id: int) -> int | None:
+    async def position(self, generation_id: int) -> int | None:
         ids = [ticket.generation_id for ticket in self.waiting]
         return ids.index(generation_id) + 1 if generation_id in ids else None
 
@@ -1878,7 +1878,7 @@ class RecordingStale:
 
     async def interrupt(
         self, unchanged_since: datetime, now: datetime, errors: list[dict[str, object]]
-    ) -> list[int]:
+    ) -> list[tuple[int, int, int | None]]:
         self.calls.append((unchanged_since, now, errors))
         if not self._answers:
             self.spent.set()
@@ -1886,7 +1886,7 @@ class RecordingStale:
         answer = self._answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return [(generation_id, 100 + generation_id, FAKE_OWNER_ID) for generation_id in answer]
 
 
 INTERRUPTED_ERROR: dict[str, object] = {
@@ -1906,10 +1906,16 @@ async def test_the_sweep_interrupts_what_has_not_changed_for_longer_than_any_wor
     now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
     # when
-    with caplog.at_level(logging.WARNING, logger="storyframe.generation"):
-        swept = await sweep.once(now=now)
-
-    # then
+    finished = e.generator.events.subscribe(lambda event: event.kind is EventKind.FINISHED)  # type: ignore[union-attr]
+    async with finished as events:
+        with caplog.at_level(logging.WARNING, logger="storyframe.generation"):
+            swept = await sweep.once(now=now)
+        # then their subscribers hear they ended
+        heard = [await anext(events), await anext(events)]
+    assert [(h.generation_id, h.video_id, h.owner_id) for h in heard] == [
+        (3, 103, FAKE_OWNER_ID),
+        (5, 105, FAKE_OWNER_ID),
+    ]
     assert sweep.stale_after == timedelta(seconds=600 + 30 + SWEEP_MARGIN_SECONDS)
     assert stale.calls == [(now - sweep.stale_after, now, [INTERRUPTED_ERROR])]
     assert ImageFailure.of_json(INTERRUPTED_ERROR).code is ErrorCode.INTERRUPTED

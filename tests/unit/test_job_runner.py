@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
-from storyframe.domain.jobs import Ticket
+from storyframe.domain.jobs import Ticket, slot_lent
 from storyframe.jobs import InProcessRunner
 
 
@@ -85,7 +85,7 @@ async def test_one_users_flood_does_not_starve_another(held: Held, make: Make) -
 
     # then the other user's goes next, before the flood's second
     assert held.started == [1, 100]
-    assert runner.position(2) == 1
+    assert await runner.position(2) == 1
 
 
 async def test_the_per_user_and_total_caps_hold(held: Held, make: Make) -> None:
@@ -110,8 +110,8 @@ async def test_positions_follow_the_turns(held: Held, make: Make) -> None:
     await settle()
 
     # user 2 has had no turn yet, so theirs comes before user 1's next
-    assert [runner.position(i) for i in (20, 2, 3)] == [1, 2, 3]
-    assert runner.position(1) is None  # running, not waiting
+    assert [await runner.position(i) for i in (20, 2, 3)] == [1, 2, 3]
+    assert await runner.position(1) is None  # running, not waiting
 
 
 async def test_cancel_takes_a_waiting_one_out_and_stops_a_running_one(
@@ -123,7 +123,7 @@ async def test_cancel_takes_a_waiting_one_out_and_stops_a_running_one(
     await settle()
 
     assert runner.cancel(2) is True
-    assert runner.position(2) is None
+    assert await runner.position(2) is None
     assert runner.cancel(1) is True
     await settle()
 
@@ -173,3 +173,49 @@ async def test_nothing_runs_before_start(held: Held) -> None:
     assert held.started == [1]
     held.release(1)
     await runner.stop(grace_seconds=1, record_seconds=1)
+
+
+async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot_and_takes_it_back_first() -> (
+    None
+):
+    # given one slot, held by a generation that waits out a rate limit, then resumes
+    waiting, wait_over = asyncio.Event(), asyncio.Event()
+    steps: list[str] = []
+    gates = {n: asyncio.Event() for n in (2, 3)}
+
+    async def work(ticket: Ticket) -> None:
+        if ticket.generation_id == 1:
+            steps.append("1 calls")
+            async with slot_lent():
+                waiting.set()
+                await wait_over.wait()
+            steps.append("1 resumes")
+            return
+        steps.append(f"{ticket.generation_id} runs")
+        await gates[ticket.generation_id].wait()
+        steps.append(f"{ticket.generation_id} ends")
+
+    runner = InProcessRunner(per_user=1, total=1)
+    runner.bind(work)
+    runner.start()
+    try:
+        runner.enqueue(Ticket(1, 1))
+        await waiting.wait()
+
+        # when another user's generation waits: it takes the lent slot
+        runner.enqueue(Ticket(2, 2))
+        await settle()
+        assert steps == ["1 calls", "2 runs"]
+        assert runner.holding == 1
+
+        # and the wait ends while the slot is taken: the first waits for it, ahead of a newer one
+        wait_over.set()
+        runner.enqueue(Ticket(3, 3))
+        await settle()
+        assert steps == ["1 calls", "2 runs"]
+        gates[2].set()
+        await settle()
+        assert steps == ["1 calls", "2 runs", "2 ends", "1 resumes", "3 runs"]
+    finally:
+        gates[3].set()
+        await runner.stop(grace_seconds=1, record_seconds=1)

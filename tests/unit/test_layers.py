@@ -57,6 +57,8 @@ DB_BEHIND_PORTS = (
     "storyframe.db.outage",
     "storyframe.db.ownership",
     "storyframe.db.reads",
+    "storyframe.db.ratelimits",
+    "storyframe.db.queue_schema",
 )
 RULES = [
     # the vocabulary at the bottom: nothing above it, no implementation of its ports

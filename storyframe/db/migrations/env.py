@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import storyframe.db.tables  # noqa: F401  (registers the tables on the metadata)
+from storyframe.db.queue_schema import ours
 
 target_metadata = SQLModel.metadata
 
@@ -17,6 +18,7 @@ def run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=ours,
     )
     with context.begin_transaction():
         context.run_migrations()

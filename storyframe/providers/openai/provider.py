@@ -52,6 +52,7 @@ from storyframe.domain.image_provider import (
     Usage,
     offer_partial,
 )
+from storyframe.domain.jobs import slot_lent
 from storyframe.domain.model_catalogue import image_model
 from storyframe.providers.openai.answers import (
     NO_QUOTA,
@@ -251,7 +252,8 @@ class OpenAIProvider:
                     ) from error
                 wait = asked if asked is not None else min(2.0**retries, self._max_retry_wait)
                 retries += 1
-                await self._sleep(max(wait, 0.0))
+                async with slot_lent():  # another generation may run meanwhile
+                    await self._sleep(max(wait, 0.0))
 
     async def _image_bytes(self, item: openai.types.Image) -> bytes | None:
         """The bytes of one answered image, or None when they cannot be had."""

@@ -79,7 +79,7 @@ class Requests:
                 idempotency_key=key,
                 request_hash=digest,
             )
-            await repo.add(generation)
+            await repo.queue_generation(generation)
             await repo.commit()
         return Submitted(message, generation)
 

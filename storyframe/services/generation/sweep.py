@@ -8,6 +8,7 @@ import logging
 from datetime import datetime, timedelta
 
 from storyframe.domain.errors import ErrorCode
+from storyframe.domain.jobs import EventKind, GenerationEvent
 from storyframe.domain.ports import (
     StaleGenerations,
 )
@@ -29,6 +30,7 @@ class Sweep:
     def __init__(self, store: StaleGenerations, generator: Generator, drain_seconds: float) -> None:
         self._store = store
         self._clock = generator.clock
+        self._events = generator.events
         self.stale_after = timedelta(
             seconds=generator.budget_seconds + drain_seconds + SWEEP_MARGIN_SECONDS
         )
@@ -37,7 +39,13 @@ class Sweep:
         """Sweep now; the ids of the generations recorded as interrupted."""
         now = now or self._clock()
         error = ImageFailure(None, ErrorCode.INTERRUPTED, INTERRUPTED)
-        ids = await self._store.interrupt(now - self.stale_after, now, [error.as_json()])
+        swept = await self._store.interrupt(now - self.stale_after, now, [error.as_json()])
+        ids = [generation_id for generation_id, _, _ in swept]
+        for generation_id, video_id, owner_id in swept:  # their subscribers hear they ended
+            if owner_id is not None and self._events is not None:
+                self._events.publish(
+                    GenerationEvent(EventKind.FINISHED, generation_id, video_id, owner_id)
+                )
         if ids:
             log.warning(
                 "unfinished generations interrupted",

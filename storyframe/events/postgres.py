@@ -1,0 +1,527 @@
+"""Progress events across processes, through PostgreSQL's LISTEN/NOTIFY.
+
+With PostgreSQL, generations run in `storyframe worker` processes while their subscribers wait on
+API processes. Every process owns one `PostgresEvents`: what it publishes goes out as a NOTIFY
+on the events' channel, and everything heard on that channel (its own events included) is handed
+to a local `EventHub`, whose subscribers then get it. Nothing is delivered locally without going
+through the database, so nothing is delivered twice.
+
+A notification carries the event's small facts as compact JSON (PostgreSQL refuses payloads over
+8000 bytes). A preview's image never goes in one: it is written to `generation_previews` and the
+notification names its row, which every listening process reads back. The rows of a generation
+are deleted once its FINISHED event is sent (a process that reads a preview only after that
+drops it: the stored image replaces it); `storyframe gc` deletes those a crash left.
+
+Events are best-effort, as the rows they announce are the record: an event that cannot be sent
+while the database is away is logged and dropped, and so are the notifications sent while a
+listening connection is being made again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+from sqlalchemy.engine import make_url
+
+from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscription
+from storyframe.events.hub import EventHub
+
+log = logging.getLogger("storyframe.events")
+
+CHANNEL = "storyframe_events"
+MAX_PENDING_SENDS = 1000
+"""Events waiting to be sent beyond this are dropped: publishing never waits for the database."""
+MAX_PENDING_RELAYS = 10_000
+"""Notifications heard but not yet handed to the subscribers beyond this are dropped."""
+SEND_PATIENCE_SECONDS = 10.0
+"""How long an event waits for the database to come back before it is dropped."""
+CONNECT_TIMEOUT_SECONDS = 5.0
+STATEMENT_TIMEOUT_SECONDS = 10.0
+RECONNECT_MIN_SECONDS = 0.1
+RECONNECT_MAX_SECONDS = 5.0
+PING_SECONDS = 10.0
+"""A listening connection idle this long is asked a `SELECT 1`, so that one silently cut off
+(the server's host gone, a network partition) is found and made again."""
+FLUSH_SECONDS = 5.0
+"""How long closing waits for the events still to be sent."""
+START_SECONDS = 10.0
+"""How long starting waits for the connections; it then goes on trying in the background."""
+PREVIEWS_KEPT = timedelta(hours=1)
+"""Previews older than this are left by a crash: `storyframe gc` deletes them."""
+
+_APPLICATION = "storyframe-events"
+
+_NOTIFY = "SELECT pg_notify($1, $2)"
+_STORE_PREVIEW = """
+    INSERT INTO generation_previews
+        (generation_id, "index", sequence, content_type, width, height, data, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, now())
+    RETURNING id
+"""
+_READ_PREVIEW = """
+    SELECT sequence, content_type, width, height, data FROM generation_previews
+    WHERE id = $1 AND generation_id = $2
+"""
+_DELETE_PREVIEWS = "DELETE FROM generation_previews WHERE generation_id = $1"
+_DELETE_STALE_PREVIEWS = "DELETE FROM generation_previews WHERE created_at < now() - $1::interval"
+
+_CONNECTION_FAILURES = (
+    TimeoutError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
+"""What a statement raises when its connection failed, rather than what it asked."""
+
+_Outgoing = tuple[GenerationEvent, float]
+"""An event to send, and when it was published (`time.monotonic()`)."""
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The app's database URL (`postgresql+asyncpg://…`, or plain `postgresql://…`) as asyncpg
+    connects to it."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"progress events across processes need PostgreSQL, not {url.drivername}")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def payload_of(event: GenerationEvent, preview_id: int | None = None) -> str:
+    """The notification's payload: the event's small facts, and the row its preview was written
+    to; never the image."""
+    facts: dict[str, object] = {
+        "kind": event.kind.value,
+        "generation_id": event.generation_id,
+        "video_id": event.video_id,
+        "owner_id": event.owner_id,
+    }
+    if event.index is not None:
+        facts["index"] = event.index
+    if event.image_id is not None:
+        facts["image_id"] = event.image_id
+    if preview_id is not None:
+        facts["preview_id"] = preview_id
+    return orjson.dumps(facts).decode()
+
+
+def _facts_of(payload: str) -> tuple[GenerationEvent, int | None]:
+    """The event a payload describes (without its preview), and its preview's row; ValueError
+    when the payload is not one of ours."""
+    facts = orjson.loads(payload)
+    if not isinstance(facts, dict):
+        raise ValueError("not an object")
+
+    def optional(name: str) -> int | None:
+        value = facts.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise ValueError(f"{name} is not a number")
+        return value
+
+    def required(name: str) -> int:
+        value = optional(name)
+        if value is None:
+            raise ValueError(f"{name} is missing")
+        return value
+
+    event = GenerationEvent(
+        EventKind(str(facts.get("kind"))),
+        required("generation_id"),
+        required("video_id"),
+        required("owner_id"),
+        index=optional("index"),
+        image_id=optional("image_id"),
+    )
+    return event, optional("preview_id")
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".strip().splitlines()[0]
+
+
+async def _connect(dsn: str, seconds: float) -> Any:
+    """A connection of the events' own, made within `seconds`."""
+    return await asyncpg.connect(
+        dsn, timeout=seconds, server_settings={"application_name": _APPLICATION}
+    )
+
+
+async def _close(connection: Any) -> None:
+    """Close gracefully if the server answers soon; cut the connection otherwise."""
+    try:
+        await connection.close(timeout=1.0)
+    except Exception:  # the server is gone or slow: close() has aborted the connection
+        connection.terminate()
+
+
+class _Link:
+    """Whether one of the connections reaches the database; logged once when that changes."""
+
+    def __init__(self, role: str, consequence: str) -> None:
+        self.role = role
+        self.consequence = consequence
+        self.away = False
+        self.dropped = 0
+
+    def failed(self, error: BaseException) -> None:
+        if not self.away:
+            self.away = True
+            log.warning(
+                "progress events cannot reach the database",
+                extra={
+                    "connection": self.role,
+                    "meanwhile": self.consequence,
+                    "reason": _reason(error),
+                },
+            )
+
+    def answered(self) -> None:
+        if self.away:
+            self.away = False
+            log.info(
+                "progress events reach the database again",
+                extra={"connection": self.role, "dropped_events": self.dropped},
+            )
+            self.dropped = 0
+
+
+class PostgresEvents:
+    """The `Events` of a process that shares its generations with others through PostgreSQL.
+
+    `start` opens the connections (one sending, one listening), `aclose` sends what is left for
+    a few seconds and closes them; the runtime owns both. `publish` (on the event loop's thread)
+    never waits and never raises: events are sent in the order published, by one task, and
+    those published before `start` wait for it.
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        channel: str = CHANNEL,
+        *,
+        max_pending: int = MAX_PENDING_SENDS,
+        flush_seconds: float = FLUSH_SECONDS,
+        start_seconds: float = START_SECONDS,
+    ) -> None:
+        self._dsn = asyncpg_dsn(database_url)
+        self._channel = channel
+        self._flush_seconds = flush_seconds
+        self._start_seconds = start_seconds
+        self._hub = EventHub()
+        self._outbox: asyncio.Queue[_Outgoing] = asyncio.Queue(max(1, max_pending))
+        self._sender: Any = None
+        self._sending = _Link("sending", "events wait a few seconds for it, then are dropped")
+        self._next_connect = 0.0
+        self._reconnect_delay = RECONNECT_MIN_SECONDS
+        self._listening = asyncio.Event()
+        self._heard = _Link("listening", "events sent meanwhile are not relayed")
+        self._overflowing = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Events published and not yet sent (nor dropped)."""
+        return self._outbox.qsize()
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications are being heard now (not while the connection is made again)."""
+        return self._listening.is_set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and begin listening. When the database does not answer within a few seconds,
+        the connections are made in the background once it does."""
+        if self._tasks or self._closed:
+            return
+        deadline = time.monotonic() + self._start_seconds
+        self._tasks.append(asyncio.create_task(self._listen(), name="storyframe-events-listen"))
+        await self._sending_connection(deadline)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._listening.wait()
+        except TimeoutError:
+            log.warning("not listening for progress events yet; trying on in the background")
+        # Sent once this process listens: it hears what was published before it started.
+        self._tasks.append(asyncio.create_task(self._send_all(), name="storyframe-events-send"))
+
+    async def aclose(self) -> None:
+        """Send the events still waiting (for a few seconds at most), then stop and close."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tasks:
+            try:
+                async with asyncio.timeout(self._flush_seconds):
+                    await self._outbox.join()
+            except TimeoutError:
+                log.warning(
+                    "progress events dropped at closing",
+                    extra={"dropped_events": self._outbox.qsize()},
+                )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._listening.clear()
+        if self._sender is not None:
+            sender, self._sender = self._sender, None
+            await _close(sender)
+
+    # -- Events ------------------------------------------------------------------------------
+
+    def publish(self, event: GenerationEvent) -> None:
+        try:
+            if self._closed:
+                log.debug("progress event after closing", extra={"kind": event.kind.value})
+                return
+            self._outbox.put_nowait((event, time.monotonic()))
+            self._overflowing = False
+        except asyncio.QueueFull:
+            self._sending.dropped += 1
+            if not self._overflowing:  # once until there is room again
+                self._overflowing = True
+                log.warning(
+                    "progress events dropped: too many waiting to be sent",
+                    extra={"kind": event.kind.value, "generation_id": event.generation_id},
+                )
+        except Exception:  # publishing must never fail the generation that publishes
+            log.exception("progress event not published", extra={"kind": event.kind.value})
+
+    def subscribe(
+        self, accepts: Callable[[GenerationEvent], bool]
+    ) -> AbstractAsyncContextManager[Subscription]:
+        return self._hub.subscribe(accepts)
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send_all(self) -> None:
+        while True:
+            event, published_at = await self._outbox.get()
+            try:
+                await self._send_one(event, published_at + SEND_PATIENCE_SECONDS)
+            except Exception:  # a bug here must not stop the events that follow
+                log.exception("progress event not sent", extra={"kind": event.kind.value})
+            finally:
+                self._outbox.task_done()
+
+    async def _send_one(self, event: GenerationEvent, deadline: float) -> None:
+        # A connection found broken is made again once: the server may have restarted since.
+        for _ in range(2):
+            connection = await self._sending_connection(deadline)
+            if connection is None:
+                break
+            try:
+                await self._send(connection, event)
+            except Exception as error:
+                if not self._lost(connection, error):
+                    log.exception(
+                        "progress event refused by the database",
+                        extra={"kind": event.kind.value, "generation_id": event.generation_id},
+                    )
+                    return
+                self._sending.failed(error)
+                self._sender = None
+                connection.terminate()
+                continue
+            if event.kind is EventKind.FINISHED:
+                await self._forget_previews(connection, event.generation_id)
+            return
+        self._sending.dropped += 1
+        log.debug(
+            "progress event dropped: the database is away",
+            extra={"kind": event.kind.value, "generation_id": event.generation_id},
+        )
+
+    async def _send(self, connection: Any, event: GenerationEvent) -> None:
+        preview = event.preview
+        if event.kind is not EventKind.PREVIEW or preview is None:
+            await connection.execute(
+                _NOTIFY, self._channel, payload_of(event), timeout=STATEMENT_TIMEOUT_SECONDS
+            )
+            return
+        # The row and the notification commit together: a listener always finds the row.
+        async with connection.transaction():
+            preview_id = await connection.fetchval(
+                _STORE_PREVIEW,
+                event.generation_id,
+                event.index if event.index is not None else 0,
+                preview.sequence,
+                preview.content_type,
+                preview.width,
+                preview.height,
+                preview.data,
+                timeout=STATEMENT_TIMEOUT_SECONDS,
+            )
+            await connection.execute(
+                _NOTIFY,
+                self._channel,
+                payload_of(event, int(preview_id)),
+                timeout=STATEMENT_TIMEOUT_SECONDS,
+            )
+
+    async def _forget_previews(self, connection: Any, generation_id: int) -> None:
+        """Delete a finished generation's previews; what fails here `storyframe gc` deletes."""
+        try:
+            await connection.execute(
+                _DELETE_PREVIEWS, generation_id, timeout=STATEMENT_TIMEOUT_SECONDS
+            )
+        except Exception as error:
+            if self._lost(connection, error):
+                self._sender = None
+                connection.terminate()
+            log.warning(
+                "previews of a finished generation not deleted",
+                extra={"generation_id": generation_id, "reason": _reason(error)},
+            )
+
+    async def _sending_connection(self, deadline: float) -> Any:
+        """The sending connection, made again (at a bounded pace) when it is gone; None when
+        the database does not answer before `deadline`."""
+        while self._sender is None or self._sender.is_closed():
+            self._sender = None
+            now = time.monotonic()
+            if now >= deadline:
+                return None
+            if now < self._next_connect:
+                await asyncio.sleep(min(self._next_connect, deadline) - now)
+                continue
+            try:
+                self._sender = await _connect(
+                    self._dsn, min(CONNECT_TIMEOUT_SECONDS, max(0.1, deadline - now))
+                )
+            except Exception as error:  # the database is away: try again a little later
+                self._sending.failed(error)
+                self._next_connect = time.monotonic() + self._reconnect_delay
+                self._reconnect_delay = min(self._reconnect_delay * 2, RECONNECT_MAX_SECONDS)
+                continue
+            self._reconnect_delay = RECONNECT_MIN_SECONDS
+            self._sending.answered()
+        return self._sender
+
+    @staticmethod
+    def _lost(connection: Any, error: BaseException) -> bool:
+        """Whether the statement failed because the connection did (not because of what it
+        asked)."""
+        return bool(connection.is_closed()) or isinstance(error, _CONNECTION_FAILURES)
+
+    # -- listening ---------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Hold one listening connection, made again at a bounded pace whenever it is lost."""
+        delay = RECONNECT_MIN_SECONDS
+        while True:
+            try:
+                connection = await _connect(self._dsn, CONNECT_TIMEOUT_SECONDS)
+            except Exception as error:  # the database is away: try again a little later
+                self._heard.failed(error)
+            else:
+                try:
+                    await self._hear(connection)
+                except Exception as error:
+                    self._heard.failed(error)
+                finally:
+                    if self._listening.is_set():
+                        delay = RECONNECT_MIN_SECONDS
+                    self._listening.clear()
+                    await _close(connection)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+
+    async def _hear(self, connection: Any) -> None:
+        """Relay what is heard on the connection, in the order it was sent, until the connection
+        is lost (which raises)."""
+        inbox: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def heard(_connection: Any, _pid: int, _channel: str, payload: str) -> None:
+            if inbox.qsize() >= MAX_PENDING_RELAYS:
+                log.warning("progress event dropped: too many waiting to be relayed")
+                return
+            inbox.put_nowait(payload)
+
+        def lost(_connection: Any) -> None:
+            inbox.put_nowait(None)  # after whatever was heard before
+
+        connection.add_termination_listener(lost)
+        await connection.add_listener(self._channel, heard)
+        self._listening.set()
+        self._heard.answered()
+        while True:
+            try:
+                async with asyncio.timeout(PING_SECONDS):
+                    payload = await inbox.get()
+            except TimeoutError:
+                await connection.fetchval("SELECT 1", timeout=CONNECT_TIMEOUT_SECONDS)
+                continue
+            if payload is None:
+                raise ConnectionError("the listening connection was closed")
+            await self._relay(connection, payload)
+
+    async def _relay(self, connection: Any, payload: str) -> None:
+        try:
+            event, preview_id = _facts_of(payload)
+        except (ValueError, TypeError):
+            log.warning(
+                "a notification that is not a progress event", extra={"payload": payload[:200]}
+            )
+            return
+        if preview_id is not None:
+            preview = await self._read_preview(connection, event, preview_id)
+            if preview is None:
+                return
+            event = GenerationEvent(
+                event.kind,
+                event.generation_id,
+                event.video_id,
+                event.owner_id,
+                index=event.index,
+                image_id=event.image_id,
+                preview=preview,
+            )
+        self._hub.publish(event)
+
+    async def _read_preview(
+        self, connection: Any, event: GenerationEvent, preview_id: int
+    ) -> Preview | None:
+        """The preview a notification names; None when its row is gone (the stored image has
+        replaced it) or cannot be read."""
+        try:
+            row = await connection.fetchrow(
+                _READ_PREVIEW, preview_id, event.generation_id, timeout=STATEMENT_TIMEOUT_SECONDS
+            )
+        except Exception as error:
+            if self._lost(connection, error):
+                raise
+            log.exception("a preview could not be read", extra={"preview_id": preview_id})
+            return None
+        if row is None:
+            return None
+        return Preview(
+            data=bytes(row["data"]),
+            content_type=str(row["content_type"]),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            sequence=int(row["sequence"]),
+        )
+
+
+async def delete_stale_previews(database_url: str, older_than: timedelta = PREVIEWS_KEPT) -> int:
+    """Delete the previews written longer than `older_than` ago: those of generations whose
+    process stopped before they finished. How many were deleted."""
+    connection = await _connect(asyncpg_dsn(database_url), CONNECT_TIMEOUT_SECONDS)
+    try:
+        status = await connection.execute(
+            _DELETE_STALE_PREVIEWS, older_than, timeout=STATEMENT_TIMEOUT_SECONDS
+        )
+    finally:
+        await _close(connection)
+    return int(str(status).rsplit(" ", 1)[-1])

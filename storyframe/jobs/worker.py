@@ -1,0 +1,153 @@
+"""`storyframe worker`: runs generations from PostgreSQL's task queue until told to stop.
+
+A worker takes jobs (one per granted generation) through pgqueuer, runs each as a task it can
+stop, and every heartbeat says which generations it still runs (hearing of cancellations asked
+through any API process), puts back what a dead process left, and grants free slots. Stopping
+(SIGTERM) it takes no more jobs, lets running generations finish for a bounded time, then hands
+their unfinished images back: their jobs go back to the queue for another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import asyncpg  # type: ignore[import-untyped]
+from pgqueuer.core.qm import QueueManager
+from pgqueuer.domain.errors import RetryRequested
+from pgqueuer.domain.models import Job
+from pgqueuer.domain.types import Channel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storyframe.db.queue_schema import QUEUE_SETTINGS
+from storyframe.domain.jobs import JobStore
+from storyframe.jobs.postgres import (
+    ENTRYPOINT,
+    Running,
+    SlotGrants,
+    Work,
+    queries_on,
+    ticket_of,
+    wait_or,
+)
+
+log = logging.getLogger("storyframe.jobs")
+
+RECONNECT_SECONDS = (0.5, 1, 2, 5)
+"""How long a worker waits before connecting to the task queue again, after each failure."""
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        dsn: str,
+        engine: AsyncEngine,
+        grants: SlotGrants,
+        store: JobStore,
+        work: Work,
+        clock: Callable[[], datetime],
+        concurrency: int,
+        heartbeat_seconds: float,
+        grace_seconds: float,
+        record_seconds: float,
+    ) -> None:
+        self._dsn = dsn
+        self._engine = engine
+        self._grants = grants
+        self._store = store
+        self._work = work
+        self._clock = clock
+        self._concurrency = max(2, concurrency)
+        self._heartbeat = heartbeat_seconds
+        self._grace = grace_seconds
+        self._record = record_seconds
+        self._stop = asyncio.Event()
+        self.running = Running()
+        self.ready = asyncio.Event()
+        """Set once the worker listens for jobs."""
+
+    def stop(self) -> None:
+        """Take no more jobs; `run` returns once running generations are finished or handed
+        back."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self.tend_once()
+        tending = asyncio.create_task(self._tend())
+        try:
+            failures = 0
+            while not self._stop.is_set():
+                try:
+                    await self._serve()
+                    failures = 0
+                except Exception:
+                    log.exception("the worker lost the task queue; connecting again")
+                    pause = RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)]
+                    failures += 1
+                    await wait_or(self._stop, pause)
+            await self.running.stop(self._grace, self._record)
+        finally:
+            tending.cancel()
+            await asyncio.gather(tending, return_exceptions=True)
+
+    async def tend_once(self) -> None:
+        """Say which generations this worker runs (cancelling those asked to stop), put back
+        to the queue what a stopped process left running, and grant free slots."""
+        try:
+            now = self._clock()
+            for generation_id in await self._store.heartbeat(list(self.running.tasks), now):
+                self.running.cancel(generation_id)
+            await self._store.requeue_stale(now - timedelta(seconds=self._heartbeat * 3))
+            await self._grants.grant_now(self._engine)
+        except Exception:  # the database may be away for a while: try again later
+            log.exception("the worker could not reach the database")
+
+    async def _tend(self) -> None:
+        while not await wait_or(self._stop, self._heartbeat):
+            await self.tend_once()
+        # Stopping: keep saying the running ones are alive while they finish.
+        while self.running.tasks:
+            await asyncio.sleep(min(self._heartbeat, 1))
+            await self.tend_once()
+
+    async def _serve(self) -> None:
+        """Take jobs on one connection until stopped, or until the connection fails."""
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            manager = QueueManager(queries_on(connection), channel=Channel(QUEUE_SETTINGS.channel))
+            manager.entrypoint(ENTRYPOINT, accepts_context=False)(self._handle)
+            serving = asyncio.create_task(
+                manager.run(
+                    dequeue_timeout=timedelta(seconds=self._heartbeat),
+                    batch_size=1,
+                    max_concurrent_tasks=self._concurrency,
+                    heartbeat_timeout=timedelta(seconds=self._heartbeat * 3),
+                    shutdown_on_listener_failure=True,
+                )
+            )
+            stopping = asyncio.create_task(self._stop.wait())
+            self.ready.set()
+            log.info("worker ready", extra={"concurrency": self._concurrency})
+            done, _ = await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if serving in done:
+                stopping.cancel()
+                serving.result()  # raises what stopped it
+                raise ConnectionError("the task queue stopped listening")
+            manager.shutdown.set()
+            await self.running.stop(self._grace, self._record)
+            await serving
+        finally:
+            self.ready.clear()
+            await connection.close()
+
+    async def _handle(self, job: Job) -> None:
+        ticket = ticket_of(job.payload)
+        if not await self.running.run(ticket, self._work):
+            raise RetryRequested(reason="the worker stopped; the generation was handed back")
+        try:
+            await self._grants.grant_now(self._engine)  # its slot is free
+        except Exception:
+            log.exception("could not grant the slot a generation freed")
