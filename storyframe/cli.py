@@ -149,6 +149,7 @@ async def _worker(settings: Settings) -> int:
             total=settings.generation_running_total,
         ),
         store=runtime.job_store,
+        events=runtime.events,
         work=runtime.run_job,
         clock=runtime.generator.clock,
         concurrency=settings.worker_concurrency,

@@ -9,7 +9,7 @@ the one exception: it is not written anywhere, so its event carries its (small) 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -38,8 +38,8 @@ class JobQueue(Protocol):
         work stopped (it then records itself as cancelled). False when it is not held here."""
         ...
 
-    async def position(self, generation_id: int) -> int | None:
-        """Its place in the queue from 1 (the next to start); None when it is not waiting."""
+    async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
+        """The place in the queue from 1 (the next to start) of each of them that waits."""
         ...
 
 
@@ -51,6 +51,8 @@ class EventKind(StrEnum):
     PREVIEW = "PREVIEW"
     IMAGE_STORED = "IMAGE_STORED"
     IMAGE_FAILED = "IMAGE_FAILED"
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    """Cancelling a running generation was asked: it ends soon, CANCELLED (or PARTIAL)."""
     FINISHED = "FINISHED"
     """The last event: the generation reached a final status."""
 

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from pgqueuer.adapters.persistence.qb import (
     QuerySchedulerBuilder,
 )
 from pgqueuer.adapters.persistence.queries import Queries
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from storyframe.db.queue_schema import QUEUE_SETTINGS
@@ -74,7 +74,7 @@ GRANTABLE = text(
 )
 """The generations that may take a free slot now, in the order they take them."""
 
-POSITION = text(
+POSITIONS = text(
     f"""
     WITH held AS ({_HELD}), waiting AS ({_WAITING}),
     granted AS (
@@ -88,13 +88,13 @@ POSITION = text(
         SELECT w.id, coalesce(h.n, 0) + w.turn FROM waiting w
         LEFT JOIN held h ON h.owner_id = w.owner_id
     )
-    SELECT place FROM (
+    SELECT id, place FROM (
         SELECT id, row_number() OVER (ORDER BY rank, id) AS place FROM line
     ) ordered
-    WHERE id = :id
+    WHERE id IN :ids
     """
-)
-"""A queued generation's place in line: those granted a slot and not yet started first, then
+).bindparams(bindparam("ids", expanding=True))
+"""Queued generations' places in line: those granted a slot and not yet started first, then
 the rest in the order `GRANTABLE` would take them if no cap held."""
 
 
@@ -167,10 +167,12 @@ class PostgresJobQueue(JobQueue):
     def cancel(self, generation_id: int) -> bool:
         return False
 
-    async def position(self, generation_id: int) -> int | None:
+    async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
+        if not generation_ids:
+            return {}
         async with self._engine.connect() as connection:
-            place = await connection.scalar(POSITION, {"id": generation_id})
-        return None if place is None else int(place)
+            rows = await connection.execute(POSITIONS, {"ids": list(generation_ids)})
+        return {int(generation_id): int(place) for generation_id, place in rows}
 
 
 Work = Callable[[Ticket], Coroutine[Any, Any, None]]

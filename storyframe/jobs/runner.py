@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from storyframe.domain.jobs import JobQueue, JobStore, SlotLender, Ticket, current_lender
@@ -89,11 +89,13 @@ class InProcessRunner(JobQueue):
         running[1].cancel()
         return True
 
-    async def position(self, generation_id: int) -> int | None:
-        for place, ticket in enumerate(self._turns(), start=1):
-            if ticket.generation_id == generation_id:
-                return place
-        return None
+    async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
+        asked = set(generation_ids)
+        return {
+            ticket.generation_id: place
+            for place, ticket in enumerate(self._turns(), start=1)
+            if ticket.generation_id in asked
+        }
 
     async def stop(self, grace_seconds: float, record_seconds: float) -> None:
         """Take nothing more; let running generations finish for `grace_seconds`, then stop

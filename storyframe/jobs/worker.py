@@ -22,7 +22,7 @@ from pgqueuer.domain.types import Channel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storyframe.db.queue_schema import QUEUE_SETTINGS
-from storyframe.domain.jobs import JobStore
+from storyframe.domain.jobs import EventKind, Events, JobStore
 from storyframe.jobs.postgres import (
     ENTRYPOINT,
     Running,
@@ -47,6 +47,7 @@ class Worker:
         engine: AsyncEngine,
         grants: SlotGrants,
         store: JobStore,
+        events: Events,
         work: Work,
         clock: Callable[[], datetime],
         concurrency: int,
@@ -58,6 +59,7 @@ class Worker:
         self._engine = engine
         self._grants = grants
         self._store = store
+        self._events = events
         self._work = work
         self._clock = clock
         self._concurrency = max(2, concurrency)
@@ -77,6 +79,7 @@ class Worker:
     async def run(self) -> None:
         await self.tend_once()
         tending = asyncio.create_task(self._tend())
+        hearing = asyncio.create_task(self._hear_cancels())
         try:
             failures = 0
             while not self._stop.is_set():
@@ -91,7 +94,16 @@ class Worker:
             await self.running.stop(self._grace, self._record)
         finally:
             tending.cancel()
-            await asyncio.gather(tending, return_exceptions=True)
+            hearing.cancel()
+            await asyncio.gather(tending, hearing, return_exceptions=True)
+
+    async def _hear_cancels(self) -> None:
+        """Stop a running generation as soon as its cancelling is asked, through any process
+        (the heartbeat would find it too, later)."""
+        asked = self._events.subscribe(lambda e: e.kind is EventKind.CANCEL_REQUESTED)
+        async with asked as stream:
+            async for event in stream:
+                self.running.cancel(event.generation_id)
 
     async def tend_once(self) -> None:
         """Say which generations this worker runs (cancelling those asked to stop), put back

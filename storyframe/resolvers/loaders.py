@@ -11,6 +11,7 @@ from sqlmodel import SQLModel
 from strawberry.dataloader import DataLoader
 
 from storyframe.db import tables
+from storyframe.domain.jobs import JobQueue
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.ports import Reader
 from storyframe.schema.chats import Context, Frame, MainChat, Message
@@ -126,13 +127,19 @@ FACTORIES: dict[str, LoaderFactory] = {
     "frame_count": lambda r, _: _counts(r.count_frames),
     "message_count": lambda r, _: _counts(r.count_messages),
     "place_image_count": lambda r, _: _counts(r.count_place_images),
+    "queue_position": lambda _, loaders: DataLoader(partial(_positions, loaders.jobs)),
 }
 """How each of a request's loaders is made, from its reader (and the other loaders it uses)."""
 
 
+async def _positions(jobs: JobQueue | None, ids: list[int]) -> list[int | None]:
+    found = await jobs.positions(ids) if jobs is not None else {}
+    return [found.get(generation_id) for generation_id in ids]
+
+
 def make_loaders(services: Services) -> Loaders:
     """The request's loaders, each made when first asked for."""
-    return Loaders(services.reads, FACTORIES)
+    return Loaders(services.reads, FACTORIES, services.generation.generator.jobs)
 
 
 assert set(FACTORIES) == set(Loaders.__annotations__), "every loader has its factory"

@@ -135,10 +135,9 @@ class Generation(Node):
         "otherwise."
     )
     async def position(self, info: Info_) -> int | None:
-        jobs = info.context.services.generation.generator.jobs
-        if self.status is not generation.GenerationStatus.QUEUED or jobs is None:
+        if self.status is not generation.GenerationStatus.QUEUED:
             return None
-        return await jobs.position(self.pk)
+        return await info.context.loaders.queue_position.load(self.pk)
 
     @strawberry.field
     def failed_count(self) -> int:
@@ -312,7 +311,8 @@ GenerationEventKind = strawberry.enum(
     jobs.EventKind,
     name="GenerationEventKind",
     description="What changed: STATE is the generation as it stands, sent first to a new "
-    "subscriber; FINISHED is the last event of a generation.",
+    "subscriber; CANCEL_REQUESTED says a running one was asked to stop (it ends soon); "
+    "FINISHED is the last event of a generation.",
 )
 
 

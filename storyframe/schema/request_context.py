@@ -12,6 +12,7 @@ from strawberry import Info
 from strawberry.dataloader import DataLoader
 
 from storyframe.domain.errors import Unauthenticated
+from storyframe.domain.jobs import JobQueue
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place
 from storyframe.domain.ports import Reader, Viewer
@@ -61,10 +62,18 @@ class Loaders:
     frame_count: DataLoader[int, int]
     message_count: DataLoader[Place, int]
     place_image_count: DataLoader[Place, int]
+    queue_position: DataLoader[int, int | None]
 
-    def __init__(self, reader: Reader, factories: Mapping[str, LoaderFactory]) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        factories: Mapping[str, LoaderFactory],
+        jobs: JobQueue | None = None,
+    ) -> None:
         self._reader = reader
         self._factories = factories
+        self.jobs = jobs
+        """Where queued generations wait (their positions), when this process can tell."""
 
     if not TYPE_CHECKING:  # for the type checker, only the loaders declared above exist
 

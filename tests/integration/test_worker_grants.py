@@ -18,6 +18,7 @@ from tests.support.clients import GraphQLClient, http_client
 from tests.support.generating import generate_ok
 from tests.support.ids import known, pk_of
 from tests.support.scenes import seed_frame
+from tests.support.sql import counting
 
 pytestmark = pytest.mark.parametrize("dialect", ["postgresql"])
 
@@ -98,7 +99,7 @@ async def test_slots_go_fairly_across_users_within_the_caps(stack: OwnedApp) -> 
     assert granted == {f"generation:{i}" for i in (flood[0], flood[1], theirs)}
     jobs = stack.runtime.generator.jobs
     assert jobs is not None
-    assert [await jobs.position(i) for i in flood[2:]] == [4, 5]
+    assert await jobs.positions(flood[2:]) == {flood[2]: 4, flood[3]: 5}
 
     # when one of the flood's ends, its next one takes the slot
     await _finish(stack.runtime, flood[0])
@@ -124,7 +125,28 @@ async def test_a_newer_generation_of_a_user_holding_less_waits_ahead_of_a_flood(
     assert jobs is not None
 
     # granted and not started yet: the flood's first two and the other user's first
-    assert [await jobs.position(i) for i in (flood[0], flood[1], theirs[0])] == [1, 2, 3]
+    places = await jobs.positions([*flood, *theirs])
+    assert [places[i] for i in (flood[0], flood[1], theirs[0])] == [1, 2, 3]
     # then the other user's second (they would hold two), before the flood's third (three)
-    assert [await jobs.position(i) for i in (theirs[1], flood[2], flood[3])] == [4, 5, 6]
+    assert [places[i] for i in (theirs[1], flood[2], flood[3])] == [4, 5, 6]
     assert session.user.id != stack.owner.user.id
+
+
+async def test_the_queue_reads_its_positions_in_one_statement(stack: OwnedApp) -> None:
+    video, frame = await seed_frame(stack.gql)
+    await _queue(stack.gql, frame, 2)
+    query = """
+    query($id: ID!) { generations(videoId: $id, first: 50) { nodes { status position } } }
+    """
+
+    counts = []
+    for more in (0, 4):
+        await _queue(stack.gql, frame, more)
+        with counting(*stack.runtime.engines) as counter:
+            nodes = (await stack.gql.data(query, {"id": video.id}))["generations"]["nodes"]
+        positions = [node["position"] for node in nodes]
+        assert sorted(positions) == list(range(1, len(nodes) + 1))
+        counts.append(len([s for s in counter.statements if "row_number()" in s]))
+
+    # two queued or six: one statement of positions either way
+    assert counts == [1, 1]

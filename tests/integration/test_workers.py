@@ -41,6 +41,9 @@ mutation($frameId: ID!, $count: Int!) {
   }
 }
 """
+CANCEL = """
+mutation($id: ID!) { cancelGeneration(input: {id: $id}) { userErrors { code } } }
+"""
 GENERATION = """
 query($id: ID!) {
   node(id: $id) {
@@ -221,3 +224,36 @@ async def _once_answered(ask: Any) -> Any:
         except AssertionError:
             await asyncio.sleep(0.1)
     return await asyncio.to_thread(ask)
+
+
+async def test_cancelling_reaches_the_worker_running_it_at_once(
+    database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    # given a worker whose heartbeat would not come within the test
+    env = jobs_environment(
+        database_url,
+        fake_openai.api_key,
+        fake_openai.base_url,
+        GENERATION_HEARTBEAT_SECONDS="3600",
+    )
+    hold = fake_openai.hold_stream(0, 2)  # the second image's call, until released
+    with _api(tmp_path, env) as (server, client, frame):
+        generation_id = _generate(client, frame, 2)
+        with running_worker(
+            tmp_path / "data", tmp_path / "worker.log", **env, PUBLIC_URL=server.base_url
+        ):
+            await _until(lambda: _generation(client, generation_id)["completedCount"] == 1)
+            await asyncio.to_thread(hold.wait)
+
+            # when its cancelling is asked through the API process
+            cancel = graphql(client, CANCEL, {"id": generation_id})["cancelGeneration"]
+            assert cancel["userErrors"] == []
+
+            # then the worker stops it: it ends with the image it had stored
+            await _until(lambda: _generation(client, generation_id)["status"] in FINAL)
+            finished = _generation(client, generation_id)
+        hold.release()
+
+    assert finished["status"] == "PARTIAL"
+    assert finished["completedCount"] == 1
+    assert [e["code"] for e in finished["errors"]] == ["CANCELLED"]

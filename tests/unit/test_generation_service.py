@@ -234,9 +234,9 @@ class RecordingQueue:
             self.waiting.remove(ticket)
         return bool(held)
 
-    async def position(self, generation_id: int) -> int | None:
+    async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
         ids = [ticket.generation_id for ticket in self.waiting]
-        return ids.index(generation_id) + 1 if generation_id in ids else None
+        return {i: ids.index(i) + 1 for i in generation_ids if i in ids}
 
 
 MARK = GenerationEvent(EventKind.STATE, 0, 0, 0)
@@ -1494,7 +1494,8 @@ async def test_cancelling_a_running_generation_stops_its_run_which_records_it_ca
     assert (asked.status, asked.cancel_requested) == ("RUNNING", True)
     assert (while_running.status, while_running.cancel_requested) == ("RUNNING", True)
     assert e.queue.cancelled == [generation_id]
-    assert asked_events == []
+    # and whoever runs it (in any process) and its subscribers are told at once
+    assert asked_events == [(EventKind.CANCEL_REQUESTED, None, None)]
     # and the run records its end
     generation = generation_of(e, generation_id)
     assert (generation.status, generation.completed_count) == ("CANCELLED", 0)

@@ -85,7 +85,7 @@ async def test_one_users_flood_does_not_starve_another(held: Held, make: Make) -
 
     # then the other user's goes next, before the flood's second
     assert held.started == [1, 100]
-    assert await runner.position(2) == 1
+    assert await runner.positions([2]) == {2: 1}
 
 
 async def test_the_per_user_and_total_caps_hold(held: Held, make: Make) -> None:
@@ -110,8 +110,7 @@ async def test_positions_follow_the_turns(held: Held, make: Make) -> None:
     await settle()
 
     # user 2 has had no turn yet, so theirs comes before user 1's next
-    assert [await runner.position(i) for i in (20, 2, 3)] == [1, 2, 3]
-    assert await runner.position(1) is None  # running, not waiting
+    assert await runner.positions([20, 2, 3, 1]) == {20: 1, 2: 2, 3: 3}  # 1 runs: not waiting
 
 
 async def test_cancel_takes_a_waiting_one_out_and_stops_a_running_one(
@@ -123,7 +122,7 @@ async def test_cancel_takes_a_waiting_one_out_and_stops_a_running_one(
     await settle()
 
     assert runner.cancel(2) is True
-    assert await runner.position(2) is None
+    assert await runner.positions([2]) == {}
     assert runner.cancel(1) is True
     await settle()
 

@@ -139,8 +139,8 @@ class GenerationService:
             await repo.commit()
         if self._gen.jobs is not None:
             self._gen.jobs.cancel(generation_id)
-        if queued:
-            self._gen.announce(EventKind.FINISHED, generation)
+        # whoever runs it, in whichever process, hears it at once (and so do subscribers)
+        self._gen.announce(EventKind.FINISHED if queued else EventKind.CANCEL_REQUESTED, generation)
         return generation
 
     # -- running ---------------------------------------------------------------------------
