@@ -87,6 +87,6 @@ def _requeue(stale_before: datetime) -> Update:
     return (
         update(Generation)
         .where(col(Generation.status) == "RUNNING", _last_sign < stale_before)
-        .values(status="QUEUED")
+        .values(status="QUEUED", slot_state=None)
         .execution_options(synchronize_session=False)
     )

@@ -247,6 +247,7 @@ class SqlRepository(Repository):
                 started_at=func.coalesce(col(Generation.started_at), now),
                 heartbeat_at=now,
                 attempts=col(Generation.attempts) + 1,
+                slot_state=None,
             )
             .execution_options(synchronize_session=False)
         )

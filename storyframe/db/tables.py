@@ -320,6 +320,9 @@ class Generation(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
     """A digest of what was asked: the same key with other input is a conflict."""
+    slot_state: str | None = Field(default=None, max_length=16)
+    """With workers on PostgreSQL, while it waits out a rate limit: LENT (its running slot
+    serves another generation), then RETURNING (waiting for a slot back, ahead of new ones)."""
 
 
 class LoginAttempt(SQLModel, table=True):

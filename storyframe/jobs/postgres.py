@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from storyframe.db.queue_schema import QUEUE_SETTINGS
-from storyframe.domain.jobs import JobQueue, Ticket
+from storyframe.domain.jobs import JobQueue, SlotLender, Ticket, current_lender
 
 log = logging.getLogger("storyframe.jobs")
 
@@ -48,6 +49,7 @@ _HELD = f"""
     JOIN generations g ON q.dedupe_key = 'generation:' || g.id
     WHERE q.entrypoint = '{ENTRYPOINT}' AND q.status IN ('queued', 'picked')
       AND g.status IN ('QUEUED', 'RUNNING')
+      AND g.slot_state IS DISTINCT FROM 'LENT'
     GROUP BY g.owner_id
 """
 
@@ -96,6 +98,29 @@ POSITIONS = text(
 ).bindparams(bindparam("ids", expanding=True))
 """Queued generations' places in line: those granted a slot and not yet started first, then
 the rest in the order `GRANTABLE` would take them if no cap held."""
+
+
+TAKE_BACK = text(
+    f"""
+    WITH holding AS (
+        SELECT g.owner_id
+        FROM {QUEUE_SETTINGS.queue_table} q
+        JOIN generations g ON q.dedupe_key = 'generation:' || g.id
+        WHERE q.entrypoint = '{ENTRYPOINT}' AND q.status IN ('queued', 'picked')
+          AND g.status IN ('QUEUED', 'RUNNING') AND g.slot_state IS NULL
+    )
+    UPDATE generations SET slot_state = NULL
+    WHERE id = :id AND slot_state = 'RETURNING'
+      AND (SELECT count(*) FROM holding) < :total
+      AND (SELECT count(*) FROM holding WHERE owner_id = :owner) < :per_user
+    RETURNING id
+    """
+)
+"""A returning generation takes its slot back when one is free. Returning ones count as held
+in `GRANTABLE`, so no new generation takes the slot they wait for."""
+
+LEND_POLL_SECONDS = 0.25
+"""How often a returning generation looks for a free slot."""
 
 
 def job_key(generation_id: int) -> str:
@@ -153,6 +178,75 @@ class SlotGrants:
             return await self.grant(connection)
 
 
+class SlotLoans:
+    """A running generation's slot, lent while it waits out a rate limit: marked LENT (so a
+    grant can give it to another generation), then RETURNING until a slot is free again."""
+
+    def __init__(self, engine: AsyncEngine, grants: SlotGrants) -> None:
+        self._engine = engine
+        self._grants = grants
+
+    async def lend(self, generation_id: int) -> None:
+        await self._mark(generation_id, "LENT")
+        await self._grants.grant_now(self._engine)
+
+    async def take_back(self, ticket: Ticket) -> None:
+        await self._mark(ticket.generation_id, "RETURNING")
+        try:
+            while True:
+                async with self._engine.begin() as connection:
+                    await connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": GRANT_LOCK}
+                    )
+                    taken = await connection.scalar(
+                        TAKE_BACK,
+                        {
+                            "id": ticket.generation_id,
+                            "owner": ticket.owner_id,
+                            "total": self._grants.total,
+                            "per_user": self._grants.per_user,
+                        },
+                    )
+                if taken is not None:
+                    return
+                await asyncio.sleep(LEND_POLL_SECONDS)
+        except BaseException:  # stopped while waiting: it holds its slot again as it ends
+            await asyncio.shield(self._mark(ticket.generation_id, None))
+            raise
+
+    async def _mark(self, generation_id: int, state: str | None) -> None:
+        async with self._engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE generations SET slot_state = :state WHERE id = :id"),
+                {"state": state, "id": generation_id},
+            )
+
+
+class _Lender(SlotLender):
+    """Lends a worker's generation's slot for the first of its waits, and takes it back after
+    the last."""
+
+    def __init__(self, loans: SlotLoans, ticket: Ticket) -> None:
+        self._loans = loans
+        self._ticket = ticket
+        self._waits = 0
+
+    @contextlib.asynccontextmanager
+    async def _lent(self) -> AsyncIterator[None]:
+        self._waits += 1
+        if self._waits == 1:
+            await self._loans.lend(self._ticket.generation_id)
+        try:
+            yield
+        finally:
+            self._waits -= 1
+            if self._waits == 0:
+                await self._loans.take_back(self._ticket)
+
+    def lend(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._lent()
+
+
 class PostgresJobQueue(JobQueue):
     """The job queue as API processes see it when workers run the generations: queuing is
     done by the transaction that adds the generation (`SlotGrants.within`), cancelling by the
@@ -182,14 +276,18 @@ class Running:
     """The generations one worker runs, each as a task it can stop: cancelled when its
     cancelling is asked for, or handed back when the worker stops."""
 
-    def __init__(self) -> None:
+    def __init__(self, loans: SlotLoans | None = None) -> None:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.stopping = False
+        self._loans = loans
 
     async def run(self, ticket: Ticket, work: Work) -> bool:
         """Run the ticket's work; False when it was stopped because the worker is stopping
         (its job goes back to the queue, for another worker)."""
-        task = asyncio.get_running_loop().create_task(work(ticket))
+        context = contextvars.copy_context()
+        if self._loans is not None:
+            context.run(current_lender.set, _Lender(self._loans, ticket))
+        task = asyncio.get_running_loop().create_task(work(ticket), context=context)
         self.tasks[ticket.generation_id] = task
         try:
             await asyncio.wait([task])

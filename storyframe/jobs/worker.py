@@ -27,6 +27,7 @@ from storyframe.jobs.postgres import (
     ENTRYPOINT,
     Running,
     SlotGrants,
+    SlotLoans,
     Work,
     queries_on,
     ticket_of,
@@ -67,7 +68,7 @@ class Worker:
         self._grace = grace_seconds
         self._record = record_seconds
         self._stop = asyncio.Event()
-        self.running = Running()
+        self.running = Running(SlotLoans(engine, grants))
         self.ready = asyncio.Event()
         """Set once the worker listens for jobs."""
 

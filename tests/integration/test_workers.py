@@ -257,3 +257,42 @@ async def test_cancelling_reaches_the_worker_running_it_at_once(
     assert finished["status"] == "PARTIAL"
     assert finished["completedCount"] == 1
     assert [e["code"] for e in finished["errors"]] == ["CANCELLED"]
+
+
+async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot(
+    database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    # given one running slot in the deployment, and OpenAI asking the first call to wait long
+    env = jobs_environment(
+        database_url,
+        fake_openai.api_key,
+        fake_openai.base_url,
+        GENERATION_RUNNING_TOTAL="1",
+        OPENAI_MAX_RETRY_WAIT_SECONDS="600",
+    )
+    fake_openai.fail(
+        "images",
+        status=429,
+        code="rate_limit_exceeded",
+        type="requests",
+        message="Rate limit reached for images per minute.",
+        headers={"Retry-After": "600"},
+    )
+    with _api(tmp_path, env) as (server, client, frame):
+        waiting = _generate(client, frame, 1)
+        behind = _generate(client, frame, 1)
+        with running_worker(
+            tmp_path / "data", tmp_path / "worker.log", **env, PUBLIC_URL=server.base_url
+        ):
+            # when the first waits out its rate limit, the one behind it takes the slot
+            await _until(lambda: _generation(client, behind)["status"] in FINAL)
+            assert _generation(client, waiting)["status"] == "RUNNING"
+
+            # and cancelled meanwhile, the waiting one ends
+            cancel = graphql(client, CANCEL, {"id": waiting})["cancelGeneration"]
+            assert cancel["userErrors"] == []
+            await _until(lambda: _generation(client, waiting)["status"] in FINAL)
+            stopped = _generation(client, waiting)
+
+    assert stopped["status"] == "CANCELLED"
+    assert [r.status for r in fake_openai.requests_to("images")] == [429, 200]
