@@ -54,13 +54,14 @@ def create_read_engine(engine: AsyncEngine) -> AsyncEngine | Engine:
     PostgreSQL's has a pool of its own. SQLite's is a blocking engine (the standard library's
     driver) with connections of its own to the same file, which answer reads only."""
     if engine.dialect.name != "sqlite":
-        # A pool of its own, in autocommit from the start: the pool's ping before a checkout is
-        # then one round trip, where a connection not yet in autocommit pings inside a
-        # transaction of its own (BEGIN, the ping, ROLLBACK).
+        # A pool of its own, in autocommit from the start, and no ping before a checkout (a
+        # round trip for every request): a read that finds its connection dropped by the server
+        # (a restart) runs once more on a new one (`storyframe.db.reads`), and the pool then
+        # replaces the rest of its connections.
         return create_async_engine(
             engine.url,
             echo=engine.echo,
-            pool_pre_ping=True,
+            pool_pre_ping=False,
             pool_size=10,
             isolation_level="AUTOCOMMIT",
             skip_autocommit_rollback=True,

@@ -20,6 +20,9 @@ after `SQLITE_READ_BUSY_MS` should SQLite's lock ever be held (a journal being r
 
 Rows are `sqlalchemy.Row`s: each column of the statement as an attribute, nothing more. They are
 not ORM entities: nothing tracks them, and they cannot be written back.
+
+No ping precedes a checkout (a round trip a request): a read whose connection the server has
+dropped (it restarted) runs once more on a new connection, as reads change nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.sql import Executable
 
 log = logging.getLogger("storyframe.database")
@@ -50,6 +55,37 @@ async def _execute(
     if isinstance(connection, AsyncConnection):
         return (await connection.execute(statement, parameters)).all()
     return connection.execute(statement, parameters).all()
+
+
+async def _connect_and_execute(
+    engine: AsyncEngine | Engine, statement: Executable, parameters: Parameters
+) -> tuple[AsyncConnection | Connection, Sequence[Row[Any]]]:
+    """A connection, and the rows of its first statement: on asyncpg in one hand-off to
+    SQLAlchemy's greenlet rather than two (the first read of a request is often its only one)."""
+    if not isinstance(engine, AsyncEngine):
+        connection = engine.connect()
+        try:
+            return connection, connection.execute(statement, parameters).all()
+        except BaseException:
+            await _close(connection)
+            raise
+    sync_engine = engine.sync_engine
+
+    def run() -> tuple[Connection, Sequence[Row[Any]]]:
+        sync = sync_engine.connect()
+        try:
+            return sync, sync.execute(statement, parameters).all()
+        except BaseException:
+            sync.close()
+            raise
+
+    sync, rows = await greenlet_spawn(run)
+    return AsyncConnection(engine, sync), rows
+
+
+def _dropped(error: DBAPIError) -> bool:
+    """The server dropped the connection (SQLAlchemy has invalidated it, and its pool)."""
+    return bool(error.connection_invalidated)
 
 
 async def _close(connection: AsyncConnection | Connection) -> None:
@@ -82,9 +118,24 @@ class _Held:
         async with self._turn:
             if self.closed:
                 return None
-            if self._connection is None:
-                self._connection = await _connect(self._engine)
-            return await _execute(self._connection, statement, parameters)
+            try:
+                if self._connection is None:
+                    self._connection, rows = await _connect_and_execute(
+                        self._engine, statement, parameters
+                    )
+                    return rows
+                return await _execute(self._connection, statement, parameters)
+            except DBAPIError as error:
+                if not _dropped(error):
+                    raise
+            # A read changes nothing: once more, on a new connection.
+            dropped, self._connection = self._connection, None
+            if dropped is not None:
+                await _close(dropped)
+            self._connection, rows = await _connect_and_execute(
+                self._engine, statement, parameters
+            )
+            return rows
 
     async def release(self) -> None:
         """Give the connection back to the pool; the block's next read checks one out again."""
@@ -122,11 +173,16 @@ class Reads:
         if held is not None and (rows := await held.rows(statement, parameters)) is not None:
             return rows
         # Outside a block, or in a task that outlived its request's block.
-        connection = await _connect(self.engine)
-        try:
-            return await _execute(connection, statement, parameters)
-        finally:
-            await _close(connection)
+        for attempt in (1, 2):
+            connection = await _connect(self.engine)
+            try:
+                return await _execute(connection, statement, parameters)
+            except DBAPIError as error:
+                if attempt == 2 or not _dropped(error):
+                    raise
+            finally:
+                await _close(connection)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def first(self, statement: Executable, parameters: Parameters = None) -> Row[Any] | None:
         found = await self.rows(statement, parameters)

@@ -122,10 +122,10 @@ async def test_requests_get_503_while_the_database_is_down_and_succeed_once_it_i
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
 
 
-async def test_a_connection_lost_under_a_statement_is_an_outage_until_the_next_connection(
+async def test_a_read_whose_connection_is_lost_under_it_runs_again_on_a_new_one(
     app: Starlette, own_postgres: PostgresServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # given: a request whose statement waits for a lock this test holds
+    # given: a request whose read waits for a lock this test holds
     token = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]["token"]
     assert (await _post(app, CREATE_PROJECT, HARBOUR, token=token)).status_code == 200
     caplog.set_level(logging.INFO)
@@ -136,6 +136,33 @@ async def test_a_connection_lost_under_a_statement_is_an_outage_until_the_next_c
             request = asyncio.create_task(_post(app, PROJECT_COUNT, token=token))
             await until_waiting_for_locks(locker, 1)
 
+            # when: the server ends that request's connection under it, then the lock goes
+            await connection.execute(TERMINATE_WAITING)
+            await until_waiting_for_locks(locker, 1)  # the read, again, on a new connection
+            await connection.rollback()
+            answered = await request
+    finally:
+        await locker.dispose()
+
+    # then: a read changes nothing, so it ran again: answered, and no outage
+    assert answered.json() == {"data": {"projects": {"totalCount": 1}}}
+    assert _outage_lines(caplog) == []
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def test_a_write_whose_connection_is_lost_under_it_is_an_outage_until_the_next_connection(
+    app: Starlette, own_postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a mutation whose write waits for a lock this test holds
+    token = (await _post(app, SIGN_UP, CREDENTIALS)).json()["data"]["signUp"]["token"]
+    caplog.set_level(logging.INFO)
+    locker = create_engine(own_postgres.url)
+    try:
+        async with locker.connect() as connection:
+            await connection.execute(text("LOCK TABLE projects IN ACCESS EXCLUSIVE MODE"))
+            request = asyncio.create_task(_post(app, CREATE_PROJECT, HARBOUR, token=token))
+            await until_waiting_for_locks(locker, 1)
+
             # when: the server ends that request's connection under it
             await connection.execute(TERMINATE_WAITING)
             lost = await request
@@ -144,8 +171,9 @@ async def test_a_connection_lost_under_a_statement_is_an_outage_until_the_next_c
         await locker.dispose()
     after = await _post(app, PROJECT_COUNT, token=token)
 
-    # then: 503 for the request that lost it, and the next one is answered on a new connection
-    assert _assert_unavailable(lost)["errors"][0]["path"] == ["projects"]
-    assert after.json() == {"data": {"projects": {"totalCount": 1}}}
+    # then: 503 for the request that lost it (a write is not run twice), and the next one is
+    # answered on a new connection
+    assert _assert_unavailable(lost)["errors"][0]["path"] == ["createProject"]
+    assert after.json() == {"data": {"projects": {"totalCount": 0}}}
     assert [level for level, _ in _outage_lines(caplog)] == ["WARNING", "INFO"]
     assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
