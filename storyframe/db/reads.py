@@ -37,8 +37,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 from sqlalchemy.sql import Executable
+from sqlalchemy.util import greenlet_spawn
 
 log = logging.getLogger("storyframe.database")
 
@@ -132,9 +132,7 @@ class _Held:
             dropped, self._connection = self._connection, None
             if dropped is not None:
                 await _close(dropped)
-            self._connection, rows = await _connect_and_execute(
-                self._engine, statement, parameters
-            )
+            self._connection, rows = await _connect_and_execute(self._engine, statement, parameters)
             return rows
 
     async def release(self) -> None:

@@ -62,7 +62,14 @@ async def _follow(
                 yield _event(jobs.EventKind.STATE, row, None)
             if single and all(row.status not in UNFINISHED for row in rows):
                 return
+            under_way: set[int] = set()
             async for event in stream:
+                if event.kind is jobs.EventKind.QUEUED and event.generation_id in under_way:
+                    # Sent by the API process that queued it, it crossed a worker's first
+                    # events on the way: it says nothing new.
+                    continue
+                if event.kind is not jobs.EventKind.QUEUED:
+                    under_way.add(event.generation_id)
                 found = await reads.get_many(tables.Generation, [event.generation_id])
                 now = found.get(event.generation_id)
                 if now is None:  # deleted with its chat
