@@ -24,6 +24,7 @@ from storyframe.resolvers.subscriptions import Subscription
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.cost import ListBound, length_of
 from storyframe.schema.errors import CodedErrors
+from storyframe.schema.leaves import LeafExecutor, fast_leaves
 from storyframe.schema.limits import (
     CheckDocuments,
     DocumentChecks,
@@ -58,7 +59,8 @@ def build_schema(
     settings: Settings | None = None, *, direct_relations: bool = True
 ) -> strawberry.Schema:
     """The schema; `direct_relations=False` leaves relation fields to Strawberry's resolver
-    wrappers (the same answers, slower), for comparison."""
+    wrappers and leaf fields to graphql-core's completion (the same answers, slower), for
+    comparison."""
     settings = settings or Settings()
     checks_of = document_checks(settings)
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
@@ -70,8 +72,9 @@ def build_schema(
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=LeafExecutor if direct_relations else None,
     )
-    return resolve_relations_directly(schema) if direct_relations else schema
+    return fast_leaves(resolve_relations_directly(schema)) if direct_relations else schema
 
 
 def document_checks(settings: Settings) -> Callable[[GraphQLSchema], DocumentChecks]:

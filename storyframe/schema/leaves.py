@@ -1,0 +1,92 @@
+"""Leaf fields read straight from their object, without graphql-core's and Strawberry's
+machinery for each one.
+
+Most of a large answer is leaves (an image's `url`, a frame's `title`): for each, graphql-core
+builds a resolve info, calls Strawberry's resolver (which reads the attribute), then completes
+the value (non-null check, the scalar's `serialize`). `fast_leaves` marks every field that is a
+plain attribute of a scalar or enum type; for those, `LeafExecutor.execute_field` reads the
+attribute and serializes it itself. Anything unusual (arguments, middleware, a missing or
+unserializable value, null where null is not allowed) goes the usual way, so the answers and
+the errors stay exactly graphql-core's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry import Schema
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+
+from storyframe.schema.relations import DEFINITION
+
+LEAF = "storyframe-leaf"
+_MISSING = object()
+
+
+def fast_leaves(schema: Schema) -> Schema:
+    """Mark the schema's plain leaf fields for `LeafExecutor`; the schema is otherwise the same."""
+    mark_leaves(schema._schema)
+    return schema
+
+
+def mark_leaves(schema: GraphQLSchema) -> None:
+    for named in schema.type_map.values():
+        if not isinstance(named, GraphQLObjectType) or named.name.startswith("__"):
+            continue
+        for field in named.fields.values():
+            definition = field.extensions.get(DEFINITION)
+            if not isinstance(definition, StrawberryField) or not definition.is_basic_field:
+                continue
+            if not getattr(field.resolve, "_is_default", False) or field.args:
+                continue
+            non_null = isinstance(field.type, GraphQLNonNull)
+            leaf = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+            if isinstance(leaf, GraphQLScalarType | GraphQLEnumType):
+                field.extensions[LEAF] = (definition.python_name, leaf.serialize, non_null)
+
+
+class LeafExecutor(StrawberryGraphQLCoreExecutionContext):
+    @property
+    def _middlewares(self) -> bool:
+        """Whether a middleware wraps resolvers (Strawberry always passes a manager, often an
+        empty one); leaves then go the usual way, through it."""
+        manager = self.middleware_manager
+        return manager is not None and bool(getattr(manager, "middlewares", True))
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        node = field_details_list[0].node
+        field = parent_type.fields.get(node.name.value)
+        leaf = field.extensions.get(LEAF) if field is not None else None
+        if leaf is not None and not node.arguments and not self._middlewares:
+            python_name, serialize, non_null = leaf
+            value = getattr(source, python_name, _MISSING)
+            if value is None and not non_null:
+                return None
+            if value is not None and value is not _MISSING and not self.is_awaitable(value):
+                try:
+                    serialized = serialize(value)
+                except Exception:  # the usual way says what is wrong, where
+                    serialized = None
+                if serialized is not None and serialized is not Undefined:
+                    return serialized
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )

@@ -1,0 +1,98 @@
+"""Plain leaf fields are read straight from their object (`storyframe.schema.leaves`), with the
+answers and errors graphql-core would give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+import strawberry
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from storyframe.api_schema import build_schema
+from storyframe.schema.leaves import LEAF, LeafExecutor, fast_leaves
+
+
+@strawberry.enum
+class Kind(Enum):
+    STILL = "still"
+    MOTION = "motion"
+
+
+@strawberry.type
+class Item:
+    name: str
+    count: int | None
+    kind: Kind
+    made: datetime
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+
+ITEMS = [
+    Item(name="a", count=1, kind=Kind.STILL, made=datetime(2026, 1, 2, tzinfo=UTC)),
+    Item(name="b", count=None, kind=Kind.MOTION, made=datetime(2026, 3, 4, tzinfo=UTC)),
+    Item(name=None, count=3, kind=Kind.STILL, made=datetime(2026, 5, 6, tzinfo=UTC)),  # type: ignore[arg-type]
+]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return ITEMS
+
+
+class Usual(StrawberryGraphQLCoreExecutionContext):
+    """Counts the fields that go graphql-core's usual way."""
+
+    fields: ClassVar[list[str]] = []
+
+    def execute_field(self, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
+        Usual.fields.append(details[0].node.name.value)
+        return super().execute_field(parent_type, source, details, *rest)
+
+
+class Fast(LeafExecutor, Usual):
+    pass
+
+
+QUERY = "{ items { name count kind made shout } }"
+
+
+async def test_leaves_answer_as_graphql_core_would_without_its_machinery() -> None:
+    plain = strawberry.Schema(Query, execution_context_class=Usual)
+    fast = fast_leaves(strawberry.Schema(Query, execution_context_class=Fast))
+
+    Usual.fields.clear()
+    expected = await plain.execute(QUERY)
+    usual_for_plain = list(Usual.fields)
+    Usual.fields.clear()
+    answered = await fast.execute(QUERY)
+
+    assert answered.data == expected.data
+    assert [(e.message, e.path) for e in answered.errors or []] == [
+        (e.message, e.path) for e in expected.errors or []
+    ]
+    # the third item's null name is an error either way (and nulls the whole list)
+    assert expected.errors is not None
+    assert [e.path for e in expected.errors] == [["items", 2, "name"]]
+    # graphql-core took every field the usual way, up to the error (then it stops the list)
+    assert len(usual_for_plain) == 1 + 5 + 5 + 1
+    # here only the list, the resolvers, and the null where null is not allowed did
+    assert sorted(Usual.fields) == sorted(["items", "shout", "shout", "name"])
+
+
+def test_the_schema_marks_plain_leaves_only() -> None:
+    schema = build_schema()._schema
+    image = schema.type_map["Image"].fields  # type: ignore[attr-defined]
+    generation = schema.type_map["Generation"].fields  # type: ignore[attr-defined]
+
+    assert LEAF in image["url"].extensions
+    assert LEAF in image["createdAt"].extensions
+    assert LEAF not in image["project"].extensions  # a relation
+    assert LEAF not in image["appearsIn"].extensions  # a resolver
+    assert LEAF not in generation["position"].extensions
