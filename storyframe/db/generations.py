@@ -58,6 +58,11 @@ class SqlJobStore(JobStore):
             if generation_id is not None and owner_id is not None
         ]
 
+    async def is_running(self, generation_id: int) -> bool:
+        statement = select(col(Generation.status)).where(col(Generation.id) == generation_id)
+        async with self._sessions() as session:
+            return await session.scalar(statement) == "RUNNING"
+
     async def requeue_stale(self, stale_before: datetime) -> int:
         async with self._sessions() as session:
             result = await session.execute(_requeue(stale_before))

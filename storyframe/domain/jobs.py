@@ -107,6 +107,10 @@ class JobStore(Protocol):
         first). Oldest first."""
         ...
 
+    async def is_running(self, generation_id: int) -> bool:
+        """Whether the generation is RUNNING (in whichever process)."""
+        ...
+
     async def requeue_stale(self, stale_before: datetime) -> int:
         """Put back to QUEUED the RUNNING generations whose process has not said it is alive
         since `stale_before`; how many."""

@@ -160,6 +160,13 @@ class Worker:
         ticket = ticket_of(job.payload)
         if not await self.running.run(ticket, self._work):
             raise RetryRequested(reason="the worker stopped; the generation was handed back")
+        if await self._store.is_running(ticket.generation_id):
+            # Another process runs it: its job was taken again because that process's
+            # heartbeat came late. The job stays, holding the slot, until the generation ends.
+            raise RetryRequested(
+                delay=timedelta(seconds=self._heartbeat),
+                reason="another process runs the generation",
+            )
         try:
             await self._grants.grant_now(self._engine)  # its slot is free
         except Exception:

@@ -20,6 +20,7 @@ from storyframe.db.migrate import upgrade
 from tests.postgres import PostgresServer
 from tests.support.documents import CREATE_FRAME, CREATE_PROJECT, CREATE_VIDEO
 from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.support.ids import pk_of
 from tests.support.servers import (
     Server,
     graphql,
@@ -296,3 +297,59 @@ async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot(
 
     assert stopped["status"] == "CANCELLED"
     assert [r.status for r in fake_openai.requests_to("images")] == [429, 200]
+
+
+async def test_a_job_whose_generation_another_process_runs_waits_for_it_to_end(
+    database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    env = _env(database_url, fake_openai)
+    engine = create_engine(database_url)
+
+    async def sql(statement: str, **values: Any) -> Any:
+        async with engine.begin() as connection:
+            result = await connection.execute(text(statement), values)
+            return result.first() if result.returns_rows else None
+
+    job = "SELECT attempts FROM pgqueuer WHERE dedupe_key = :key"
+    try:
+        with _api(tmp_path, env) as (server, client, frame):
+            generation_id = _generate(client, frame, 1)
+            pk = pk_of(generation_id)
+            # given: another process runs it (and says so), while its job is free to take, as
+            # when that process's heartbeat to the task queue came late
+            await sql(
+                "UPDATE generations SET status = 'RUNNING', attempts = 1,"
+                " heartbeat_at = now() + interval '1 hour' WHERE id = :id",
+                id=pk,
+            )
+            with running_worker(
+                tmp_path / "data", tmp_path / "worker.log", **env, PUBLIC_URL=server.base_url
+            ):
+                # when a worker takes the job: it is refused the start, and the job stays
+                async def retried() -> bool:
+                    row = await sql(job, key=f"generation:{pk}")
+                    return row is not None and row[0] >= 1
+
+                await _until_async(retried)
+                assert (await sql("SELECT status FROM generations WHERE id = :id", id=pk))[
+                    0
+                ] == "RUNNING"
+
+                # then once the other process has finished it, the job ends
+                await sql("UPDATE generations SET status = 'SUCCEEDED' WHERE id = :id", id=pk)
+
+                async def ended() -> bool:
+                    return await sql(job, key=f"generation:{pk}") is None
+
+                await _until_async(ended)
+    finally:
+        await engine.dispose()
+    assert fake_openai.requests_to("images") == []
+
+
+async def _until_async(check: Any) -> None:
+    for _ in range(1200):  # a generous bound for a loaded machine
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("never happened")
