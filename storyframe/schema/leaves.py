@@ -5,9 +5,10 @@ Most of a large answer is leaves (an image's `url`, a frame's `title`): for each
 builds a resolve info, calls Strawberry's resolver (which reads the attribute), then completes
 the value (non-null check, the scalar's `serialize`). `fast_leaves` marks every field that is a
 plain attribute of a scalar or enum type; for those, `LeafExecutor.execute_field` reads the
-attribute and serializes it itself. Anything unusual (arguments, middleware, a missing or
-unserializable value, null where null is not allowed) goes the usual way, so the answers and
-the errors stay exactly graphql-core's.
+attribute and serializes it itself, and an object whose selection is made of them only is
+answered as a whole. Anything unusual (arguments, middleware, a missing or unserializable
+value, null where null is not allowed) goes the usual way, so the answers and the errors stay
+exactly graphql-core's.
 """
 
 from __future__ import annotations
@@ -56,7 +57,69 @@ def mark_leaves(schema: GraphQLSchema) -> None:
                 field.extensions[LEAF] = (definition.python_name, leaf.serialize, non_null)
 
 
+Plan = tuple[tuple[str, str, Any, bool], ...]
+"""An object's selection made of leaves only: response name, attribute, serialize, non-null."""
+
+
 class LeafExecutor(StrawberryGraphQLCoreExecutionContext):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[int, tuple[object, Plan | None]] = {}
+
+    def collect_and_execute_subfields(
+        self,
+        return_type: GraphQLObjectType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """An object whose selection is leaves only (an image's `{ url }`) is answered as a
+        dict straight away; any other goes the usual way, field by field."""
+        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
+        plan = None if new_defer_usages or self._middlewares else self._plan(return_type, grouped)
+        if plan is not None:
+            answer: dict[str, Any] = {}
+            for response_name, python_name, serialize, non_null in plan:
+                value = getattr(result, python_name, _MISSING)
+                if value is None and not non_null:
+                    answer[response_name] = None
+                    continue
+                if value is None or value is _MISSING or self.is_awaitable(value):
+                    break
+                try:
+                    serialized = serialize(value)
+                except Exception:  # the usual way says what is wrong, where
+                    break
+                if serialized is None or serialized is Undefined:
+                    break
+                answer[response_name] = serialized
+            else:
+                return answer
+        return self.execute_collected_subfields(
+            return_type, result, path, grouped, new_defer_usages, position_context
+        )
+
+    def _plan(self, parent_type: GraphQLObjectType, grouped: Any) -> Plan | None:
+        """The selection as leaves to read, or None when it has anything else; worked out
+        once per selection of the operation (graphql-core keeps each selection for the
+        whole execution, so its identity stands for it)."""
+        known = self._plans.get(id(grouped))
+        if known is not None and known[0] is grouped:
+            return known[1]
+        plan: list[tuple[str, str, Any, bool]] | None = []
+        for response_name, field_details_list in grouped.items():
+            node = field_details_list[0].node
+            field = parent_type.fields.get(node.name.value)
+            leaf = field.extensions.get(LEAF) if field is not None else None
+            if leaf is None or node.arguments or plan is None:
+                plan = None
+                break
+            plan.append((response_name, *leaf))
+        found = tuple(plan) if plan else None
+        self._plans[id(grouped)] = (grouped, found)
+        return found
+
     @property
     def _middlewares(self) -> bool:
         """Whether a middleware wraps resolvers (Strawberry always passes a manager, often an

@@ -47,9 +47,15 @@ class Query:
 
 
 class Usual(StrawberryGraphQLCoreExecutionContext):
-    """Counts the fields that go graphql-core's usual way."""
+    """Counts the fields that go graphql-core's usual way, and the objects whose fields it
+    executes one by one."""
 
     fields: ClassVar[list[str]] = []
+    objects: ClassVar[list[str]] = []
+
+    def execute_fields(self, parent_type: Any, *rest: Any) -> Any:
+        Usual.objects.append(parent_type.name)
+        return super().execute_fields(parent_type, *rest)
 
     def execute_field(self, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
         Usual.fields.append(details[0].node.name.value)
@@ -84,6 +90,48 @@ async def test_leaves_answer_as_graphql_core_would_without_its_machinery() -> No
     assert len(usual_for_plain) == 1 + 5 + 5 + 1
     # here only the list, the resolvers, and the null where null is not allowed did
     assert sorted(Usual.fields) == sorted(["items", "shout", "shout", "name"])
+
+
+async def test_an_object_of_leaves_only_is_answered_whole() -> None:
+    plain = strawberry.Schema(Query, execution_context_class=Usual)
+    fast = fast_leaves(strawberry.Schema(Query, execution_context_class=Fast))
+    query = "{ items { count kind made } }"
+
+    expected = await plain.execute(query)
+    Usual.fields.clear()
+    Usual.objects.clear()
+    answered = await fast.execute(query)
+
+    assert answered.errors is None
+    assert answered.data == expected.data
+    assert answered.data == {
+        "items": [
+            {"count": 1, "kind": "STILL", "made": "2026-01-02T00:00:00+00:00"},
+            {"count": None, "kind": "MOTION", "made": "2026-03-04T00:00:00+00:00"},
+            {"count": 3, "kind": "STILL", "made": "2026-05-06T00:00:00+00:00"},
+        ]
+    }
+    # no field of the items went graphql-core's way, nor the items themselves
+    assert Usual.fields == ["items"]
+    assert Usual.objects == ["Query"]
+
+
+async def test_an_object_of_leaves_with_a_null_where_none_is_allowed_goes_the_usual_way() -> None:
+    plain = strawberry.Schema(Query, execution_context_class=Usual)
+    fast = fast_leaves(strawberry.Schema(Query, execution_context_class=Fast))
+    query = "{ items { count name } }"
+
+    expected = await plain.execute(query)
+    Usual.fields.clear()
+    answered = await fast.execute(query)
+
+    assert answered.data == expected.data
+    assert [(e.message, e.path) for e in answered.errors or []] == [
+        (e.message, e.path) for e in expected.errors or []
+    ]
+    # the first two whole; the third, whose name is null, field by field: its count the short
+    # way, its name graphql-core's (which makes the error)
+    assert Usual.fields == ["items", "name"]
 
 
 def test_the_schema_marks_plain_leaves_only() -> None:
