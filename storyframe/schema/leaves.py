@@ -5,20 +5,23 @@ Most of a large answer is leaves (an image's `url`, a frame's `title`): for each
 builds a resolve info, calls Strawberry's resolver (which reads the attribute), then completes
 the value (non-null check, the scalar's `serialize`). `fast_leaves` marks every field that is a
 plain attribute of a scalar or enum type; for those, `LeafExecutor.execute_field` reads the
-attribute and serializes it itself, and an object whose selection is made of them only is
-answered as a whole. Anything unusual (arguments, middleware, a missing or unserializable
-value, null where null is not allowed) goes the usual way, so the answers and the errors stay
-exactly graphql-core's.
+attribute and serializes it itself, and an object (or a list of objects) whose selection is
+made of them only is answered as a whole. Anything unusual (arguments, middleware, a missing
+or unserializable value, null where null is not allowed) goes the usual way, so the answers
+and the errors stay exactly graphql-core's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from graphql import (
     GraphQLEnumType,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
     Undefined,
@@ -78,27 +81,82 @@ class LeafExecutor(StrawberryGraphQLCoreExecutionContext):
         dict straight away; any other goes the usual way, field by field."""
         grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
         plan = None if new_defer_usages or self._middlewares else self._plan(return_type, grouped)
-        if plan is not None:
-            answer: dict[str, Any] = {}
-            for response_name, python_name, serialize, non_null in plan:
-                value = getattr(result, python_name, _MISSING)
-                if value is None and not non_null:
-                    answer[response_name] = None
-                    continue
-                if value is None or value is _MISSING or self.is_awaitable(value):
-                    break
-                try:
-                    serialized = serialize(value)
-                except Exception:  # the usual way says what is wrong, where
-                    break
-                if serialized is None or serialized is Undefined:
-                    break
-                answer[response_name] = serialized
-            else:
-                return answer
+        if plan is not None and (answer := self._answer(plan, result)) is not None:
+            return answer
         return self.execute_collected_subfields(
             return_type, result, path, grouped, new_defer_usages, position_context
         )
+
+    def complete_iterable_value(
+        self,
+        item_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        items: Iterable[Any],
+        position_context: Any,
+    ) -> Any:
+        """A list of objects whose selection is leaves only (a message's `images { url }`) is
+        answered whole; any other goes the usual way, item by item."""
+        non_null = isinstance(item_type, GraphQLNonNull)
+        object_type = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        if (
+            isinstance(object_type, GraphQLObjectType)
+            and isinstance(items, list)
+            and not self._middlewares
+        ):
+            grouped, new_defer_usages, _ = self.collect_subfields(object_type, field_details_list)
+            plan = None if new_defer_usages else self._plan(object_type, grouped)
+            if plan is not None and self.get_stream_usage(field_details_list, path) is None:
+                answers = self._answers(plan, object_type, info, items, non_null)
+                if answers is not None:
+                    return answers
+        return super().complete_iterable_value(
+            item_type, field_details_list, info, path, items, position_context
+        )
+
+    def _answers(
+        self,
+        plan: Plan,
+        object_type: GraphQLObjectType,
+        info: GraphQLResolveInfo[Any],
+        items: list[Any],
+        non_null: bool,
+    ) -> list[Any] | None:
+        is_type_of = object_type.is_type_of
+        answers: list[Any] = []
+        for item in items:
+            if item is None:
+                if non_null:
+                    return None
+                answers.append(None)
+                continue
+            if is_type_of is not None and is_type_of(item, info) is not True:
+                return None
+            answer = self._answer(plan, item)
+            if answer is None:
+                return None
+            answers.append(answer)
+        return answers
+
+    def _answer(self, plan: Plan, source: Any) -> dict[str, Any] | None:
+        """The object's leaves, or None when one of them needs the usual way."""
+        answer: dict[str, Any] = {}
+        for response_name, python_name, serialize, non_null in plan:
+            value = getattr(source, python_name, _MISSING)
+            if value is None and not non_null:
+                answer[response_name] = None
+                continue
+            if value is None or value is _MISSING or self.is_awaitable(value):
+                return None
+            try:
+                serialized = serialize(value)
+            except Exception:  # the usual way says what is wrong, where
+                return None
+            if serialized is None or serialized is Undefined:
+                return None
+            answer[response_name] = serialized
+        return answer
 
     def _plan(self, parent_type: GraphQLObjectType, grouped: Any) -> Plan | None:
         """The selection as leaves to read, or None when it has anything else; worked out

@@ -52,10 +52,15 @@ class Usual(StrawberryGraphQLCoreExecutionContext):
 
     fields: ClassVar[list[str]] = []
     objects: ClassVar[list[str]] = []
+    completed: ClassVar[list[str]] = []
 
     def execute_fields(self, parent_type: Any, *rest: Any) -> Any:
         Usual.objects.append(parent_type.name)
         return super().execute_fields(parent_type, *rest)
+
+    def complete_object_value(self, return_type: Any, *rest: Any) -> Any:
+        Usual.completed.append(return_type.name)
+        return super().complete_object_value(return_type, *rest)
 
     def execute_field(self, parent_type: Any, source: Any, details: Any, *rest: Any) -> Any:
         Usual.fields.append(details[0].node.name.value)
@@ -100,6 +105,7 @@ async def test_an_object_of_leaves_only_is_answered_whole() -> None:
     expected = await plain.execute(query)
     Usual.fields.clear()
     Usual.objects.clear()
+    Usual.completed.clear()
     answered = await fast.execute(query)
 
     assert answered.errors is None
@@ -111,9 +117,10 @@ async def test_an_object_of_leaves_only_is_answered_whole() -> None:
             {"count": 3, "kind": "STILL", "made": "2026-05-06T00:00:00+00:00"},
         ]
     }
-    # no field of the items went graphql-core's way, nor the items themselves
+    # no field of the items went graphql-core's way, nor the items, nor their list
     assert Usual.fields == ["items"]
     assert Usual.objects == ["Query"]
+    assert Usual.completed == []
 
 
 async def test_an_object_of_leaves_with_a_null_where_none_is_allowed_goes_the_usual_way() -> None:
