@@ -120,7 +120,7 @@ async def _worker(settings: Settings) -> int:
     from alembic.script import ScriptDirectory
 
     from storyframe.db.migrate import alembic_config, current_revision
-    from storyframe.events.postgres import asyncpg_dsn
+    from storyframe.events.wire import asyncpg_dsn
     from storyframe.jobs.postgres import SlotGrants
     from storyframe.jobs.worker import Worker
     from storyframe.runtime import build_runtime
@@ -185,7 +185,7 @@ async def _collect(settings: Settings, *, dry_run: bool, temp_age: float) -> int
         removed = 0 if dry_run else await asyncio.to_thread(temporaries.remove, stale)
         previews = 0
         if settings.uses_postgres and not dry_run:
-            from storyframe.events.postgres import delete_stale_previews
+            from storyframe.events.previews import delete_stale_previews
 
             previews = await delete_stale_previews(settings.resolved_database_url)
     finally:

@@ -24,27 +24,33 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import timedelta
 from typing import Any
-
-import asyncpg  # type: ignore[import-untyped]
-import orjson
-from sqlalchemy.engine import make_url
 
 from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscription
 from storyframe.events.hub import EventHub
+from storyframe.events.previews import delete_previews, notify_with_preview, read_preview
+from storyframe.events.wire import (
+    CHANNEL,
+    CONNECT_TIMEOUT_SECONDS,
+    CONNECTION_FAILURES,
+    NOTIFY,
+    STATEMENT_TIMEOUT_SECONDS,
+    asyncpg_dsn,
+    close,
+    connect,
+    facts_of,
+    payload_of,
+    reason,
+)
 
 log = logging.getLogger("storyframe.events")
 
-CHANNEL = "storyframe_events"
 MAX_PENDING_SENDS = 1000
 """Events waiting to be sent beyond this are dropped: publishing never waits for the database."""
 MAX_PENDING_RELAYS = 10_000
 """Notifications heard but not yet handed to the subscribers beyond this are dropped."""
 SEND_PATIENCE_SECONDS = 10.0
 """How long an event waits for the database to come back before it is dropped."""
-CONNECT_TIMEOUT_SECONDS = 5.0
-STATEMENT_TIMEOUT_SECONDS = 10.0
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
 PING_SECONDS = 10.0
@@ -54,111 +60,9 @@ FLUSH_SECONDS = 5.0
 """How long closing waits for the events still to be sent."""
 START_SECONDS = 10.0
 """How long starting waits for the connections; it then goes on trying in the background."""
-PREVIEWS_KEPT = timedelta(hours=1)
-"""Previews older than this are left by a crash: `storyframe gc` deletes them."""
-
-_APPLICATION = "storyframe-events"
-
-_NOTIFY = "SELECT pg_notify($1, $2)"
-_STORE_PREVIEW = """
-    INSERT INTO generation_previews
-        (generation_id, "index", sequence, content_type, width, height, data, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, now())
-    RETURNING id
-"""
-_READ_PREVIEW = """
-    SELECT sequence, content_type, width, height, data FROM generation_previews
-    WHERE id = $1 AND generation_id = $2
-"""
-_DELETE_PREVIEWS = "DELETE FROM generation_previews WHERE generation_id = $1"
-_DELETE_STALE_PREVIEWS = "DELETE FROM generation_previews WHERE created_at < now() - $1::interval"
-
-_CONNECTION_FAILURES = (
-    TimeoutError,
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-)
-"""What a statement raises when its connection failed, rather than what it asked."""
 
 _Outgoing = tuple[GenerationEvent, float]
 """An event to send, and when it was published (`time.monotonic()`)."""
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    """The app's database URL (`postgresql+asyncpg://…`, or plain `postgresql://…`) as asyncpg
-    connects to it."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
-        raise ValueError(f"progress events across processes need PostgreSQL, not {url.drivername}")
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def payload_of(event: GenerationEvent, preview_id: int | None = None) -> str:
-    """The notification's payload: the event's small facts, and the row its preview was written
-    to; never the image."""
-    facts: dict[str, object] = {
-        "kind": event.kind.value,
-        "generation_id": event.generation_id,
-        "video_id": event.video_id,
-        "owner_id": event.owner_id,
-    }
-    if event.index is not None:
-        facts["index"] = event.index
-    if event.image_id is not None:
-        facts["image_id"] = event.image_id
-    if preview_id is not None:
-        facts["preview_id"] = preview_id
-    return orjson.dumps(facts).decode()
-
-
-def _facts_of(payload: str) -> tuple[GenerationEvent, int | None]:
-    """The event a payload describes (without its preview), and its preview's row; ValueError
-    when the payload is not one of ours."""
-    facts = orjson.loads(payload)
-    if not isinstance(facts, dict):
-        raise ValueError("not an object")
-
-    def optional(name: str) -> int | None:
-        value = facts.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise ValueError(f"{name} is not a number")
-        return value
-
-    def required(name: str) -> int:
-        value = optional(name)
-        if value is None:
-            raise ValueError(f"{name} is missing")
-        return value
-
-    event = GenerationEvent(
-        EventKind(str(facts.get("kind"))),
-        required("generation_id"),
-        required("video_id"),
-        required("owner_id"),
-        index=optional("index"),
-        image_id=optional("image_id"),
-    )
-    return event, optional("preview_id")
-
-
-def _reason(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}".strip().splitlines()[0]
-
-
-async def _connect(dsn: str, seconds: float) -> Any:
-    """A connection of the events' own, made within `seconds`."""
-    return await asyncpg.connect(
-        dsn, timeout=seconds, server_settings={"application_name": _APPLICATION}
-    )
-
-
-async def _close(connection: Any) -> None:
-    """Close gracefully if the server answers soon; cut the connection otherwise."""
-    try:
-        await connection.close(timeout=1.0)
-    except Exception:  # the server is gone or slow: close() has aborted the connection
-        connection.terminate()
 
 
 class _Link:
@@ -178,7 +82,7 @@ class _Link:
                 extra={
                     "connection": self.role,
                     "meanwhile": self.consequence,
-                    "reason": _reason(error),
+                    "reason": reason(error),
                 },
             )
 
@@ -275,7 +179,7 @@ class PostgresEvents:
         self._listening.clear()
         if self._sender is not None:
             sender, self._sender = self._sender, None
-            await _close(sender)
+            await close(sender)
 
     # -- Events ------------------------------------------------------------------------------
 
@@ -344,44 +248,24 @@ class PostgresEvents:
 
     async def _send(self, connection: Any, event: GenerationEvent) -> None:
         preview = event.preview
-        if event.kind is not EventKind.PREVIEW or preview is None:
-            await connection.execute(
-                _NOTIFY, self._channel, payload_of(event), timeout=STATEMENT_TIMEOUT_SECONDS
-            )
+        if event.kind is EventKind.PREVIEW and preview is not None:
+            await notify_with_preview(connection, self._channel, event, preview)
             return
-        # The row and the notification commit together: a listener always finds the row.
-        async with connection.transaction():
-            preview_id = await connection.fetchval(
-                _STORE_PREVIEW,
-                event.generation_id,
-                event.index if event.index is not None else 0,
-                preview.sequence,
-                preview.content_type,
-                preview.width,
-                preview.height,
-                preview.data,
-                timeout=STATEMENT_TIMEOUT_SECONDS,
-            )
-            await connection.execute(
-                _NOTIFY,
-                self._channel,
-                payload_of(event, int(preview_id)),
-                timeout=STATEMENT_TIMEOUT_SECONDS,
-            )
+        await connection.execute(
+            NOTIFY, self._channel, payload_of(event), timeout=STATEMENT_TIMEOUT_SECONDS
+        )
 
     async def _forget_previews(self, connection: Any, generation_id: int) -> None:
         """Delete a finished generation's previews; what fails here `storyframe gc` deletes."""
         try:
-            await connection.execute(
-                _DELETE_PREVIEWS, generation_id, timeout=STATEMENT_TIMEOUT_SECONDS
-            )
+            await delete_previews(connection, generation_id)
         except Exception as error:
             if self._lost(connection, error):
                 self._sender = None
                 connection.terminate()
             log.warning(
                 "previews of a finished generation not deleted",
-                extra={"generation_id": generation_id, "reason": _reason(error)},
+                extra={"generation_id": generation_id, "reason": reason(error)},
             )
 
     async def _sending_connection(self, deadline: float) -> Any:
@@ -396,7 +280,7 @@ class PostgresEvents:
                 await asyncio.sleep(min(self._next_connect, deadline) - now)
                 continue
             try:
-                self._sender = await _connect(
+                self._sender = await connect(
                     self._dsn, min(CONNECT_TIMEOUT_SECONDS, max(0.1, deadline - now))
                 )
             except Exception as error:  # the database is away: try again a little later
@@ -412,7 +296,7 @@ class PostgresEvents:
     def _lost(connection: Any, error: BaseException) -> bool:
         """Whether the statement failed because the connection did (not because of what it
         asked)."""
-        return bool(connection.is_closed()) or isinstance(error, _CONNECTION_FAILURES)
+        return bool(connection.is_closed()) or isinstance(error, CONNECTION_FAILURES)
 
     # -- listening ---------------------------------------------------------------------------
 
@@ -421,7 +305,7 @@ class PostgresEvents:
         delay = RECONNECT_MIN_SECONDS
         while True:
             try:
-                connection = await _connect(self._dsn, CONNECT_TIMEOUT_SECONDS)
+                connection = await connect(self._dsn, CONNECT_TIMEOUT_SECONDS)
             except Exception as error:  # the database is away: try again a little later
                 self._heard.failed(error)
             else:
@@ -433,7 +317,7 @@ class PostgresEvents:
                     if self._listening.is_set():
                         delay = RECONNECT_MIN_SECONDS
                     self._listening.clear()
-                    await _close(connection)
+                    await close(connection)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
@@ -468,7 +352,7 @@ class PostgresEvents:
 
     async def _relay(self, connection: Any, payload: str) -> None:
         try:
-            event, preview_id = _facts_of(payload)
+            event, preview_id = facts_of(payload)
         except (ValueError, TypeError):
             log.warning(
                 "a notification that is not a progress event", extra={"payload": payload[:200]}
@@ -495,33 +379,9 @@ class PostgresEvents:
         """The preview a notification names; None when its row is gone (the stored image has
         replaced it) or cannot be read."""
         try:
-            row = await connection.fetchrow(
-                _READ_PREVIEW, preview_id, event.generation_id, timeout=STATEMENT_TIMEOUT_SECONDS
-            )
+            return await read_preview(connection, preview_id, event.generation_id)
         except Exception as error:
             if self._lost(connection, error):
                 raise
             log.exception("a preview could not be read", extra={"preview_id": preview_id})
             return None
-        if row is None:
-            return None
-        return Preview(
-            data=bytes(row["data"]),
-            content_type=str(row["content_type"]),
-            width=int(row["width"]),
-            height=int(row["height"]),
-            sequence=int(row["sequence"]),
-        )
-
-
-async def delete_stale_previews(database_url: str, older_than: timedelta = PREVIEWS_KEPT) -> int:
-    """Delete the previews written longer than `older_than` ago: those of generations whose
-    process stopped before they finished. How many were deleted."""
-    connection = await _connect(asyncpg_dsn(database_url), CONNECT_TIMEOUT_SECONDS)
-    try:
-        status = await connection.execute(
-            _DELETE_STALE_PREVIEWS, older_than, timeout=STATEMENT_TIMEOUT_SECONDS
-        )
-    finally:
-        await _close(connection)
-    return int(str(status).rsplit(" ", 1)[-1])

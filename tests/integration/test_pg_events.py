@@ -26,7 +26,8 @@ from storyframe.db.migrate import upgrade
 from storyframe.db.tables import Generation, MainChat, Message, Project, User, Video
 from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscription
 from storyframe.events import PostgresEvents
-from storyframe.events.postgres import CHANNEL, asyncpg_dsn, delete_stale_previews
+from storyframe.events.previews import delete_stale_previews
+from storyframe.events.wire import CHANNEL, asyncpg_dsn
 from tests.postgres import PostgresServer
 from tests.support.polling import until
 
