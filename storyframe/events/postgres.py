@@ -20,6 +20,7 @@ listening connection is being made again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -362,15 +363,7 @@ class PostgresEvents:
             preview = await self._read_preview(connection, event, preview_id)
             if preview is None:
                 return
-            event = GenerationEvent(
-                event.kind,
-                event.generation_id,
-                event.video_id,
-                event.owner_id,
-                index=event.index,
-                image_id=event.image_id,
-                preview=preview,
-            )
+            event = dataclasses.replace(event, preview=preview)
         self._hub.publish(event)
 
     async def _read_preview(

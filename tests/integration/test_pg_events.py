@@ -28,6 +28,7 @@ from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscrip
 from storyframe.events import PostgresEvents
 from storyframe.events.previews import delete_stale_previews
 from storyframe.events.wire import CHANNEL, asyncpg_dsn
+from storyframe.services.generation.generator import event_of as generation_event
 from tests.postgres import PostgresServer
 from tests.support.polling import until
 
@@ -116,17 +117,7 @@ def event_of(
     image_id: int | None = None,
     preview: Preview | None = None,
 ) -> GenerationEvent:
-    assert generation.id is not None
-    assert generation.owner_id is not None
-    return GenerationEvent(
-        kind,
-        generation.id,
-        generation.video_id,
-        generation.owner_id,
-        index=index,
-        image_id=image_id,
-        preview=preview,
-    )
+    return generation_event(kind, generation, index, image_id, preview)
 
 
 def a_preview(sequence: int = 0, size: tuple[int, int] = (512, 384)) -> Preview:

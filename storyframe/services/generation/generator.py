@@ -101,20 +101,8 @@ class Generator:
         preview: Preview | None = None,
     ) -> None:
         """Tell the generation's subscribers what changed (the row is written already)."""
-        assert generation.id is not None
-        assert generation.owner_id is not None
-        if self.events is None:
-            return
-        event = GenerationEvent(
-            kind,
-            generation.id,
-            generation.video_id,
-            generation.owner_id,
-            index=index,
-            image_id=image_id,
-            preview=preview,
-        )
-        self.events.publish(event)
+        if self.events is not None:
+            self.events.publish(event_of(kind, generation, index, image_id, preview))
 
     def today(self) -> date:
         return self.clock().date()
@@ -149,3 +137,24 @@ class Generator:
         if self.provider.placeholder:
             return [image_model(self.provider.name)]
         return usable_image_models(self.defaults.image_model, today)
+
+
+def event_of(
+    kind: EventKind,
+    generation: Generation,
+    index: int | None = None,
+    image_id: int | None = None,
+    preview: Preview | None = None,
+) -> GenerationEvent:
+    """The event of a change to the generation."""
+    assert generation.id is not None
+    assert generation.owner_id is not None
+    return GenerationEvent(
+        kind,
+        generation.id,
+        generation.video_id,
+        generation.owner_id,
+        index=index,
+        image_id=image_id,
+        preview=preview,
+    )
