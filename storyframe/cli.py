@@ -121,7 +121,6 @@ async def _worker(settings: Settings) -> int:
 
     from storyframe.db.migrate import alembic_config, current_revision
     from storyframe.events.wire import asyncpg_dsn
-    from storyframe.jobs.postgres import SlotGrants
     from storyframe.jobs.worker import Worker
     from storyframe.runtime import build_runtime
     from storyframe.services.generation.types import CUT_SHORT_SECONDS
@@ -140,14 +139,11 @@ async def _worker(settings: Settings) -> int:
             "the database schema is at %s, not %s: run `storyframe migrate` first", revision, head
         )
         return 1
+    assert runtime.grants is not None  # PostgreSQL, generations left to workers
     worker = Worker(
         dsn=asyncpg_dsn(settings.resolved_database_url),
         engine=runtime.engine,
-        grants=runtime.grants
-        or SlotGrants(
-            per_user=settings.generation_running_per_user,
-            total=settings.generation_running_total,
-        ),
+        grants=runtime.grants,
         store=runtime.job_store,
         events=runtime.events,
         work=runtime.run_job,

@@ -20,8 +20,8 @@ import contextlib
 import contextvars
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 from pgqueuer.adapters.drivers.asyncpg import AsyncpgDriver
@@ -35,7 +35,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from storyframe.db.queue_schema import QUEUE_SETTINGS
-from storyframe.domain.jobs import JobQueue, SlotLender, Ticket, current_lender
+from storyframe.domain.jobs import JobQueue, Ticket, current_lender
+from storyframe.jobs.lending import CountedLender
 
 log = logging.getLogger("storyframe.jobs")
 
@@ -82,7 +83,7 @@ POSITIONS = text(
     granted AS (
         SELECT g.id FROM generations g
         JOIN {QUEUE_SETTINGS.queue_table} q ON q.dedupe_key = 'generation:' || g.id
-        WHERE g.status = 'QUEUED' AND q.status = 'queued'
+        WHERE g.status = 'QUEUED' AND q.status IN ('queued', 'picked')
     ),
     line AS (
         SELECT id, 0 AS rank FROM granted
@@ -110,14 +111,21 @@ TAKE_BACK = text(
           AND g.status IN ('QUEUED', 'RUNNING') AND g.slot_state IS NULL
     )
     UPDATE generations SET slot_state = NULL
-    WHERE id = :id AND slot_state = 'RETURNING'
-      AND (SELECT count(*) FROM holding) < :total
-      AND (SELECT count(*) FROM holding WHERE owner_id = :owner) < :per_user
+    WHERE id = :id AND (
+        slot_state IS DISTINCT FROM 'RETURNING'
+        OR (
+            (SELECT count(*) FROM holding) < :total
+            AND (SELECT count(*) FROM holding WHERE owner_id = :owner) < :per_user
+        )
+    )
     RETURNING id
     """
 )
-"""A returning generation takes its slot back when one is free. Returning ones count as held
-in `GRANTABLE`, so no new generation takes the slot they wait for."""
+"""A returning generation takes its slot back when one is free (or at once when it is no longer
+returning: requeued meanwhile). Returning ones count as held in `GRANTABLE`, so no new
+generation takes the slot they wait for."""
+
+_MARK = text("UPDATE generations SET slot_state = :state WHERE id = :id")
 
 LEND_POLL_SECONDS = 0.25
 """How often a returning generation looks for a free slot."""
@@ -187,8 +195,14 @@ class SlotLoans:
         self._grants = grants
 
     async def lend(self, generation_id: int) -> None:
-        await self._mark(generation_id, "LENT")
-        await self._grants.grant_now(self._engine)
+        """Mark the slot LENT and grant it, in one transaction."""
+        async with self._engine.begin() as connection:
+            await connection.execute(_MARK, {"state": "LENT", "id": generation_id})
+            await self._grants.grant(connection)
+
+    async def release(self, generation_id: int) -> None:
+        """Hold the slot again at once (the wait was stopped)."""
+        await self._mark(generation_id, None)
 
     async def take_back(self, ticket: Ticket) -> None:
         await self._mark(ticket.generation_id, "RETURNING")
@@ -211,40 +225,12 @@ class SlotLoans:
                     return
                 await asyncio.sleep(LEND_POLL_SECONDS)
         except BaseException:  # stopped while waiting: it holds its slot again as it ends
-            await asyncio.shield(self._mark(ticket.generation_id, None))
+            await asyncio.shield(self.release(ticket.generation_id))
             raise
 
     async def _mark(self, generation_id: int, state: str | None) -> None:
         async with self._engine.begin() as connection:
-            await connection.execute(
-                text("UPDATE generations SET slot_state = :state WHERE id = :id"),
-                {"state": state, "id": generation_id},
-            )
-
-
-class _Lender(SlotLender):
-    """Lends a worker's generation's slot for the first of its waits, and takes it back after
-    the last."""
-
-    def __init__(self, loans: SlotLoans, ticket: Ticket) -> None:
-        self._loans = loans
-        self._ticket = ticket
-        self._waits = 0
-
-    @contextlib.asynccontextmanager
-    async def _lent(self) -> AsyncIterator[None]:
-        self._waits += 1
-        if self._waits == 1:
-            await self._loans.lend(self._ticket.generation_id)
-        try:
-            yield
-        finally:
-            self._waits -= 1
-            if self._waits == 0:
-                await self._loans.take_back(self._ticket)
-
-    def lend(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._lent()
+            await connection.execute(_MARK, {"state": state, "id": generation_id})
 
 
 class PostgresJobQueue(JobQueue):
@@ -286,7 +272,13 @@ class Running:
         (its job goes back to the queue, for another worker)."""
         context = contextvars.copy_context()
         if self._loans is not None:
-            context.run(current_lender.set, _Lender(self._loans, ticket))
+            loans, generation_id = self._loans, ticket.generation_id
+            lender = CountedLender(
+                partial(loans.lend, generation_id),
+                partial(loans.take_back, ticket),
+                partial(loans.release, generation_id),
+            )
+            context.run(current_lender.set, lender)
         task = asyncio.get_running_loop().create_task(work(ticket), context=context)
         self.tasks[ticket.generation_id] = task
         try:
@@ -322,10 +314,6 @@ class Running:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=record_seconds)
-
-
-def since(clock: Callable[[], datetime], seconds: float) -> datetime:
-    return clock() - timedelta(seconds=seconds)
 
 
 async def wait_or(event: asyncio.Event, seconds: float) -> bool:

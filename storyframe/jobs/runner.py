@@ -16,10 +16,12 @@ import contextlib
 import contextvars
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
-from storyframe.domain.jobs import JobQueue, JobStore, SlotLender, Ticket, current_lender
+from storyframe.domain.jobs import JobQueue, JobStore, Ticket, current_lender
+from storyframe.jobs.lending import CountedLender
 
 log = logging.getLogger("storyframe.jobs")
 
@@ -40,8 +42,8 @@ class InProcessRunner(JobQueue):
         self._last_turn: dict[int, int] = {}
         """When each user last had a generation started: the one whose turn is oldest goes
         next."""
-        self._lent: dict[int, int] = {}
-        """Running generations whose slot is lent, with how many of their waits lend it."""
+        self._lent: set[int] = set()
+        """Running generations whose slot is lent."""
         self._reclaims: deque[tuple[Ticket, asyncio.Future[None]]] = deque()
         """Lenders waiting for a slot back, in the order they asked."""
 
@@ -168,44 +170,37 @@ class InProcessRunner(JobQueue):
     def _free_for(self, owner_id: int) -> bool:
         return self.holding < self.total and self._running_of(owner_id) < self.per_user
 
-    @contextlib.asynccontextmanager
-    async def _lend(self, ticket: Ticket) -> AsyncIterator[None]:
+    def _lender(self, ticket: Ticket) -> CountedLender:
         generation_id = ticket.generation_id
-        self._lent[generation_id] = self._lent.get(generation_id, 0) + 1
-        if self._lent[generation_id] == 1:
+
+        async def lend() -> None:
+            self._lent.add(generation_id)
             self._pump()
-        try:
-            yield
-        finally:
-            await self._take_back(ticket)
+
+        async def release() -> None:
+            self._lent.discard(generation_id)
+
+        return CountedLender(lend, partial(self._take_back, ticket), release)
 
     async def _take_back(self, ticket: Ticket) -> None:
-        """The end of one wait: the last of a generation's waits takes its slot back, when one
-        is free or else first in line."""
+        """After the wait: the slot back when one is free, or else first in line for one."""
         generation_id = ticket.generation_id
-        left = self._lent.get(generation_id, 1) - 1
-        if left > 0:
-            self._lent[generation_id] = left
+        if self._free_for(ticket.owner_id):
+            self._lent.discard(generation_id)
             return
-        self._lent.pop(generation_id, None)
-        if self.holding <= self.total and self._running_of(ticket.owner_id) <= self.per_user:
-            return  # its slot was still free
-        self._lent[generation_id] = 0  # lent until a slot is free
         claim = asyncio.get_running_loop().create_future()
         self._reclaims.append((ticket, claim))
         try:
             await claim
         finally:
-            if not claim.done():
-                claim.cancel()
             with contextlib.suppress(ValueError):
                 self._reclaims.remove((ticket, claim))
-            self._lent.pop(generation_id, None)
+            self._lent.discard(generation_id)
 
     def _serve_reclaims(self) -> None:
         for ticket, claim in list(self._reclaims):
             if not claim.done() and self._free_for(ticket.owner_id):
-                self._lent.pop(ticket.generation_id, None)
+                self._lent.discard(ticket.generation_id)
                 claim.set_result(None)
                 self._reclaims.remove((ticket, claim))
 
@@ -234,7 +229,7 @@ class InProcessRunner(JobQueue):
             if ticket is None:
                 return
             context = contextvars.copy_context()
-            context.run(current_lender.set, _Lender(self, ticket))
+            context.run(current_lender.set, self._lender(ticket))
             task = asyncio.get_running_loop().create_task(
                 self._run(ticket, self._work), context=context
             )
@@ -266,15 +261,8 @@ class InProcessRunner(JobQueue):
             log.exception("a generation job failed", extra={"generation_id": ticket.generation_id})
         finally:
             self._running.pop(ticket.generation_id, None)
-            self._lent.pop(ticket.generation_id, None)
+            self._lent.discard(ticket.generation_id)
             if self._accepting:
                 self._pump()
-
-
-class _Lender(SlotLender):
-    def __init__(self, runner: InProcessRunner, ticket: Ticket) -> None:
-        self._runner = runner
-        self._ticket = ticket
-
-    def lend(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._runner._lend(self._ticket)
+            else:  # stopping: a lender whose wait is over may still finish in the grace
+                self._serve_reclaims()

@@ -69,8 +69,6 @@ class Worker:
         self._record = record_seconds
         self._stop = asyncio.Event()
         self.running = Running(SlotLoans(engine, grants))
-        self.ready = asyncio.Event()
-        """Set once the worker listens for jobs."""
 
     def stop(self) -> None:
         """Take no more jobs; `run` returns once running generations are finished or handed
@@ -142,7 +140,6 @@ class Worker:
                 )
             )
             stopping = asyncio.create_task(self._stop.wait())
-            self.ready.set()
             log.info("worker ready", extra={"concurrency": self._concurrency})
             done, _ = await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
             if serving in done:
@@ -153,7 +150,6 @@ class Worker:
             await self.running.stop(self._grace, self._record)
             await serving
         finally:
-            self.ready.clear()
             await connection.close()
 
     async def _handle(self, job: Job) -> None:

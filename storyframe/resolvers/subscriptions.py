@@ -64,17 +64,18 @@ async def _follow(
                 return
             under_way: set[int] = set()
             async for event in stream:
-                if event.kind is jobs.EventKind.QUEUED and event.generation_id in under_way:
-                    # Sent by the API process that queued it, it crossed a worker's first
-                    # events on the way: it says nothing new.
-                    continue
-                if event.kind is not jobs.EventKind.QUEUED:
-                    under_way.add(event.generation_id)
                 found = await reads.get_many(tables.Generation, [event.generation_id])
                 now = found.get(event.generation_id)
                 if now is None:  # deleted with its chat
                     if single:
                         return
+                    continue
+                if event.kind is not jobs.EventKind.QUEUED:
+                    under_way.add(event.generation_id)
+                elif event.generation_id in under_way and now.status != "QUEUED":
+                    # Sent by the API process that queued it, it crossed a worker's first
+                    # events on the way: it says nothing new. (One handed back to the queue
+                    # is QUEUED again, and is told.)
                     continue
                 # What the loaders hold predates the change.
                 context.loaders.clear_all()

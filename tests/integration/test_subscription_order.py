@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from sqlalchemy import text
 from starlette.exceptions import StarletteDeprecationWarning
 
 from storyframe.domain.jobs import EventKind, GenerationEvent
@@ -63,16 +64,34 @@ def test_a_late_queued_event_is_not_sent_after_the_generation_started(settings: 
             ws.send_json({"id": "1", "type": "subscribe", "payload": follow})
             assert ws.receive_json()["payload"]["data"]["generationUpdated"]["kind"] == "STATE"
 
-            # when the worker's first event arrives before the API process's QUEUED
             assert client.portal is not None
-            for kind in (EventKind.STARTED, EventKind.QUEUED, EventKind.FINISHED):
+
+            def publish(kind: EventKind, status: str) -> None:
+                assert client.portal is not None
+                client.portal.call(_set_status, runtime, pk_of(generation_id), status)
                 event = GenerationEvent(kind, pk_of(generation_id), pk_of(video_id), owner)
                 client.portal.call(runtime.events.publish, event)
-            kinds = [ws.receive_json() for _ in range(3)]
 
-    # then the subscriber hears it started and finished, not that it was queued
-    assert [m["payload"]["data"]["generationUpdated"]["kind"] for m in kinds[:2]] == [
+            # when the worker's first event arrives before the API process's QUEUED
+            publish(EventKind.STARTED, "RUNNING")
+            publish(EventKind.QUEUED, "RUNNING")
+            # and later the worker hands it back to the queue, then it ends
+            publish(EventKind.QUEUED, "QUEUED")
+            publish(EventKind.FINISHED, "SUCCEEDED")
+            kinds = [ws.receive_json() for _ in range(4)]
+
+    # then the subscriber hears it started, was handed back and finished, not the late QUEUED
+    assert [m["payload"]["data"]["generationUpdated"]["kind"] for m in kinds[:3]] == [
         "STARTED",
+        "QUEUED",
         "FINISHED",
     ]
-    assert kinds[2]["type"] == "complete"
+    assert kinds[3]["type"] == "complete"
+
+
+async def _set_status(runtime: Runtime, generation_id: int, status: str) -> None:
+    async with runtime.engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE generations SET status = :status WHERE id = :id"),
+            {"status": status, "id": generation_id},
+        )

@@ -70,8 +70,8 @@ async def _until(check: Any) -> None:
     raise AssertionError("never happened")
 
 
-def _env(database_url: str, fake_openai: FakeOpenAI) -> dict[str, str]:
-    return jobs_environment(database_url, fake_openai.api_key, fake_openai.base_url)
+def _env(database_url: str, fake_openai: FakeOpenAI, **extra: str) -> dict[str, str]:
+    return jobs_environment(database_url, fake_openai.api_key, fake_openai.base_url, **extra)
 
 
 @contextmanager
@@ -102,7 +102,6 @@ async def test_a_worker_runs_what_an_api_process_queued(
     with _api(tmp_path, env) as (server, client, frame):
         generation_id = _generate(client, frame, 2)
         # the API process runs nothing itself
-        await asyncio.sleep(0)
         assert _generation(client, generation_id)["status"] == "QUEUED"
 
         with running_worker(
@@ -231,12 +230,7 @@ async def test_cancelling_reaches_the_worker_running_it_at_once(
     database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
     # given a worker whose heartbeat would not come within the test
-    env = jobs_environment(
-        database_url,
-        fake_openai.api_key,
-        fake_openai.base_url,
-        GENERATION_HEARTBEAT_SECONDS="3600",
-    )
+    env = _env(database_url, fake_openai, GENERATION_HEARTBEAT_SECONDS="3600")
     hold = fake_openai.hold_stream(0, 2)  # the second image's call, until released
     with _api(tmp_path, env) as (server, client, frame):
         generation_id = _generate(client, frame, 2)
@@ -264,10 +258,9 @@ async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot(
     database_url: str, tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
     # given one running slot in the deployment, and OpenAI asking the first call to wait long
-    env = jobs_environment(
+    env = _env(
         database_url,
-        fake_openai.api_key,
-        fake_openai.base_url,
+        fake_openai,
         GENERATION_RUNNING_TOTAL="1",
         OPENAI_MAX_RETRY_WAIT_SECONDS="600",
     )

@@ -218,3 +218,93 @@ async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot_and_takes_it
     finally:
         gates[3].set()
         await runner.stop(grace_seconds=1, record_seconds=1)
+
+
+async def test_a_generation_stopped_while_its_slot_is_lent_ends_without_waiting_for_one() -> None:
+    # given one slot, lent by a waiting generation to another that holds it
+    waiting = asyncio.Event()
+    cancelled: list[int] = []
+    gate = asyncio.Event()
+
+    async def work(ticket: Ticket) -> None:
+        if ticket.generation_id == 1:
+            try:
+                async with slot_lent():
+                    waiting.set()
+                    await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.append(1)
+                raise
+        await gate.wait()
+
+    runner = InProcessRunner(per_user=1, total=1)
+    runner.bind(work)
+    runner.start()
+    try:
+        runner.enqueue(Ticket(1, 1))
+        await waiting.wait()
+        runner.enqueue(Ticket(2, 2))
+        await settle()
+        assert runner.running == 2
+
+        # when the lender is cancelled while the other still holds the slot
+        assert runner.cancel(1) is True
+        await settle()
+
+        # then it ends at once, not waiting for a slot, and the other keeps it
+        assert cancelled == [1]
+        assert runner.running == 1
+        assert runner.holding == 1
+    finally:
+        gate.set()
+        await runner.stop(grace_seconds=1, record_seconds=1)
+
+
+async def test_waits_of_one_generation_that_overlap_take_its_slot_back_once() -> None:
+    # given a generation with two calls waiting out rate limits, one after the other's start
+    first_over, second_over = asyncio.Event(), asyncio.Event()
+    both_waiting = asyncio.Event()
+    steps: list[str] = []
+    gate = asyncio.Event()
+
+    async def call(over: asyncio.Event, name: str) -> None:
+        async with slot_lent():
+            steps.append(f"{name} waits")
+            if len(steps) == 2:
+                both_waiting.set()
+            await over.wait()
+        steps.append(f"{name} goes on")
+
+    async def work(ticket: Ticket) -> None:
+        if ticket.generation_id == 1:
+            await asyncio.gather(call(first_over, "a"), call(second_over, "b"))
+            return
+        steps.append("2 runs")
+        await gate.wait()
+
+    runner = InProcessRunner(per_user=1, total=1)
+    runner.bind(work)
+    runner.start()
+    try:
+        runner.enqueue(Ticket(1, 1))
+        await both_waiting.wait()
+        runner.enqueue(Ticket(2, 2))
+        await settle()
+        assert "2 runs" in steps  # the slot is lent once, to the other
+
+        # when one wait ends (the other still on), then the other
+        first_over.set()
+        await settle()
+        assert "a goes on" in steps  # still lent: nothing to take back yet
+        second_over.set()
+        await settle()
+        assert "b goes on" not in steps  # waits for the slot the other holds
+        gate.set()
+        await settle()
+
+        # then it takes its slot back once, and both calls go on
+        assert steps[-1] == "b goes on"
+        assert runner.holding == 0
+    finally:
+        gate.set()
+        await runner.stop(grace_seconds=1, record_seconds=1)
