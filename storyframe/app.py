@@ -32,6 +32,7 @@ from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
 from storyframe.storage.media import media_endpoint
 from storyframe.view import StoryframeGraphQL
+from storyframe.web.assets import asset_routes
 
 STOP_TASKS_SECONDS = 5
 """How long shutdown waits for the background rounds (heartbeat, recovery) under way."""
@@ -90,6 +91,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             *_media_routes(runtime),
             *health_routes(runtime),
+            *(asset_routes() if settings.graphiql else []),
         ],
         middleware=_middleware(settings),
         lifespan=lifespan,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -126,7 +127,8 @@ class TimeLimit:
 
 
 class WebSocketOrigins:
-    """Closes WebSocket handshakes from browser origins not in the allowed list."""
+    """Closes WebSocket handshakes from browser origins not in the allowed list, except the
+    server's own (a page it serves, GraphiQL's, subscribing to its API)."""
 
     def __init__(self, app: ASGIApp, allowed: Collection[str]) -> None:
         self.app = app
@@ -134,12 +136,25 @@ class WebSocketOrigins:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            origin = dict(scope["headers"]).get(b"origin")
-            if origin is not None and origin.decode("latin-1").rstrip("/") not in self.allowed:
+            headers = dict(scope["headers"])
+            origin = headers.get(b"origin")
+            if (
+                origin is not None
+                and origin.decode("latin-1").rstrip("/") not in self.allowed
+                and not _same_origin(origin, headers.get(b"host"))
+            ):
                 await receive()  # the websocket.connect message
                 await send({"type": "websocket.close", "code": 4403})
                 return
         await self.app(scope, receive, send)
+
+
+def _same_origin(origin: bytes, host: bytes | None) -> bool:
+    """Whether the page that opens the WebSocket came from the host it connects to."""
+    if host is None:
+        return False
+    netloc = urlsplit(origin.decode("latin-1")).netloc
+    return bool(netloc) and netloc.lower() == host.decode("latin-1").lower()
 
 
 # Headers a browser cannot send cross-origin without a CORS preflight; Apollo's clients send one.

@@ -33,6 +33,7 @@ from storyframe.persisted import PersistedQueries, Refusal
 from storyframe.runtime import Runtime
 from storyframe.schema.errors import SERVICE_UNAVAILABLE, UNAVAILABLE_MESSAGE
 from storyframe.schema.request_context import RequestContext
+from storyframe.web.graphiql import graphiql_response
 
 RETRY_AFTER_SECONDS = 5
 """How long a client is asked to wait before trying again while the database is unreachable."""
@@ -89,6 +90,10 @@ class StoryframeGraphQL(GraphQLOverHTTP):
 
     async def _viewer(self, token: str | None) -> Viewer | None:
         return await self._runtime.accounts.authenticate(token) if token else None
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Storyframe's own GraphiQL page, which loads nothing from elsewhere."""
+        return graphiql_response()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """As Strawberry's, but a request refused before execution (not JSON, no query, a

@@ -180,3 +180,17 @@ def test_an_allowed_origin_is_acknowledged(server: Server) -> None:
 
     # then
     assert reply["type"] == "connection_ack"
+
+
+def test_the_servers_own_origin_is_acknowledged(server: Server) -> None:
+    # given: a page the server itself serves (GraphiQL, the diagnostics page), whatever
+    # CORS_ORIGINS lists
+    with server.client.websocket_connect(
+        ENDPOINT, subprotocols=[TRANSPORT_WS], headers={"Origin": "http://testserver"}
+    ) as socket:
+        # when
+        socket.send_json(_init(server.token))
+        reply = socket.receive_json()
+
+    # then
+    assert reply["type"] == "connection_ack"

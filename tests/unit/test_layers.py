@@ -96,6 +96,21 @@ RULES = [
     # the job engine and the events carry ids between processes; they know no behaviour
     ("jobs", (*API, "storyframe.services", "storyframe.storage", "storyframe.providers")),
     ("events", (*API, "storyframe.services", "storyframe.db", "storyframe.jobs")),
+    # the pages Storyframe serves itself are files and Starlette routes: no data, no GraphQL
+    (
+        "web",
+        (
+            "strawberry",
+            "storyframe.schema",
+            "storyframe.resolvers",
+            "storyframe.services",
+            "storyframe.db",
+            "storyframe.storage",
+            "storyframe.providers",
+            "storyframe.jobs",
+            "storyframe.events",
+        ),
+    ),
 ]
 ENTRY_POINTS = (
     # the app layer: the factory, what it wires, and the HTTP endpoint it serves
