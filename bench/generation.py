@@ -146,6 +146,9 @@ class TimedProvider:
     async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
         return await self.inner.analyze(images, question, model)
 
+    async def complete(self, prompt: str, model: str) -> Description:
+        return await self.inner.complete(prompt, model)
+
     async def models(self) -> list[RemoteModel]:
         return await self.inner.models()
 
@@ -170,6 +173,9 @@ class TimedStorage:
             )
         finally:
             self.puts.append(time.monotonic())
+
+    async def put_file(self, source: Path, *, checksum: str, extension: str) -> Blob:
+        return await self.inner.put_file(source, checksum=checksum, extension=extension)
 
     async def delete(self, key: str) -> None:
         await self.inner.delete(key)

@@ -16,6 +16,8 @@ from storyframe.domain.model_catalogue import IMAGE_MODELS
 from storyframe.domain.pages import MAX_PAGE
 from storyframe.resolvers.accounts import AccountMutation, AccountQuery
 from storyframe.resolvers.chats import ChatMutation
+from storyframe.resolvers.diagnostics import DiagnosticsMutation
+from storyframe.resolvers.exports import ExportMutation, ExportQuery
 from storyframe.resolvers.generation import GenerationMutation, GenerationQuery
 from storyframe.resolvers.images import ImageMutation
 from storyframe.resolvers.projects import ProjectMutation
@@ -32,6 +34,7 @@ from storyframe.schema.limits import (
 )
 from storyframe.schema.relations import resolve_relations_directly
 from storyframe.services.chats import MAX_ATTACHMENTS
+from storyframe.services.diagnostics.suites import SUITES
 from storyframe.services.generation import MAX_IMAGES
 from storyframe.settings import Settings
 
@@ -46,6 +49,8 @@ MUTATIONS = (
     ImageMutation,
     UploadMutation,
     GenerationMutation,
+    ExportMutation,
+    DiagnosticsMutation,
 )
 """The Mutation root's parts, one per domain, in the order of the schema's fields."""
 
@@ -68,7 +73,7 @@ def build_schema(
         lambda: CheckDocuments(checks=checks_of),
     ]
     schema = Schema(
-        query=merge_types("Query", (Query, AccountQuery, GenerationQuery)),
+        query=merge_types("Query", (Query, AccountQuery, GenerationQuery, ExportQuery)),
         mutation=merge_types("Mutation", MUTATIONS),
         subscription=Subscription,
         extensions=extensions,
@@ -105,6 +110,10 @@ def list_bounds(settings: Settings) -> dict[tuple[str, str], ListBound]:
         ("Message", "images"): MAX_IMAGES,
         ("Message", "attachedImages"): MAX_ATTACHMENTS,
         ("Generation", "errors"): MAX_IMAGES,
+        ("DiagnosticsRun", "checks"): max(len(checks) for checks in SUITES.values()),
+        # A check sends at most one image, and receives what one generation makes.
+        ("DiagnosticCheck", "inputImages"): 1,
+        ("DiagnosticCheck", "outputImages"): MAX_IMAGES,
         ("Query", "nodes"): length_of("ids", MAX_PAGE),
         # The catalogue, and the configured model when the catalogue does not know it.
         ("Query", "imageModels"): len(IMAGE_MODELS) + 1,

@@ -57,29 +57,36 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         tasks: list[asyncio.Task[None]] = []
-        tending_task: asyncio.Task[None] | None = None
+        tending_tasks: list[asyncio.Task[None]] = []
         await runtime.start()
+        heartbeat = settings.generation_heartbeat_seconds
+        tended = [(runtime.diagnostics_runner, runtime.diagnostics_store)]
         if not settings.generation_jobs_in_process:
             # A process that runs generations takes over those no process runs any more (and
             # ends them after their last attempt); one that does not, records them as failed.
             sweeping = runtime.sweep.forever(settings.generation_sweep_seconds)
             tasks.append(asyncio.create_task(sweeping))
         else:
-            runtime.runner.start()
-            heartbeat = settings.generation_heartbeat_seconds
-            await runtime.runner.tend_once(runtime.job_store, clock, heartbeat * 3)
-            tending = runtime.runner.tend(runtime.job_store, clock, heartbeat, heartbeat * 3)
-            tending_task = asyncio.create_task(tending)
-            tasks.append(tending_task)
+            tended += [
+                (runtime.runner, runtime.job_store),
+                (runtime.exports_runner, runtime.export_store),
+            ]
+        for runner, store in tended:
+            runner.start()
+            await runner.tend_once(store, clock, heartbeat * 3)
+            tending_tasks.append(
+                asyncio.create_task(runner.tend(store, clock, heartbeat, heartbeat * 3))
+            )
         try:
             yield
         finally:
             # Let a round under way end rather than cut a statement short (a driver's thread
             # may still be at work on it when the database closes).
-            runtime.runner.stop_tending()
-            if tending_task is not None:
-                await asyncio.wait([tending_task], timeout=STOP_TASKS_SECONDS)
-            for task in tasks:
+            for runner, _store in tended:
+                runner.stop_tending()
+            if tending_tasks:
+                await asyncio.wait(tending_tasks, timeout=STOP_TASKS_SECONDS)
+            for task in [*tasks, *tending_tasks]:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.aclose()

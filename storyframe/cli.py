@@ -48,13 +48,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     selftest = commands.add_parser(
         "selftest",
-        help="check image generation: the configuration and the provider's models",
+        help="check the set-up: the provider's own calls, or the product's path as a user",
     )
     selftest.add_argument(
-        "--generate",
+        "--suite",
+        choices=["openai", "api"],
+        default="openai",
+        help="openai: text, an image, vision, an edit and the models, asked of the provider; "
+        "api: a generation, one with a reference, an analysis and a PDF export, through the "
+        "services, in a scratch project deleted afterwards (default: %(default)s)",
+    )
+    selftest.add_argument(
+        "--yes",
         action="store_true",
-        help="also make a low-quality image, describe it and edit it "
-        "(with OpenAI: two images and one vision call, a few US cents)",
+        help="run the checks that cost money (with OpenAI: a few US cents; without a key "
+        "nothing costs money)",
+    )
+    selftest.add_argument(
+        "--json", action="store_true", help="print the results as JSON, and nothing else"
     )
     export = commands.add_parser("export-schema", help="print or write the GraphQL SDL")
     export.add_argument("--output", "-o", type=Path, help="file to write (default: stdout)")
@@ -74,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return asyncio.run(_worker(settings))
     if args.command == "selftest":
-        return asyncio.run(_selftest(settings, generate=args.generate))
+        return asyncio.run(_selftest(settings, args.suite, yes=args.yes, as_json=args.json))
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     return _serve(settings.model_copy(update=overrides))
 
@@ -121,7 +132,8 @@ async def _worker(settings: Settings) -> int:
 
     from storyframe.db.migrate import alembic_config, current_revision
     from storyframe.events.wire import asyncpg_dsn
-    from storyframe.jobs.worker import Worker
+    from storyframe.jobs.exports import ExportJobs
+    from storyframe.jobs.worker import ExportWork, Worker
     from storyframe.runtime import build_runtime
     from storyframe.services.generation.types import CUT_SHORT_SECONDS
 
@@ -152,6 +164,12 @@ async def _worker(settings: Settings) -> int:
         heartbeat_seconds=settings.generation_heartbeat_seconds,
         grace_seconds=settings.generation_shutdown_grace_seconds,
         record_seconds=CUT_SHORT_SECONDS,
+        exports=ExportWork(
+            work=runtime.run_export,
+            store=runtime.export_store,
+            jobs=ExportJobs(),
+            concurrency=settings.export_running,
+        ),
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -213,24 +231,16 @@ def _shown(path: Path, data_dir: Path) -> str:
         return str(path)
 
 
-async def _selftest(settings: Settings, *, generate: bool) -> int:
-    """Print the checks as JSON; exit 1 when one failed."""
-    from datetime import date
+async def _selftest(settings: Settings, suite: str, *, yes: bool, as_json: bool) -> int:
+    """Run a diagnostics suite in the terminal; exit 1 when a check failed."""
+    from storyframe.selftest import run_selftest
+    from storyframe.services.diagnostics import Suite
 
-    import orjson
-
-    from storyframe.runtime import build_provider, image_defaults
-    from storyframe.services.diagnostics import self_test
-
-    provider = build_provider(settings)
-    try:
-        report = await self_test(
-            provider, image_defaults(settings), date.today(), generate=generate
-        )
-    finally:
-        await provider.aclose()
-    sys.stdout.write(orjson.dumps(report.as_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0 if report.ok else 1
+    chosen = Suite(suite.upper())
+    if chosen is Suite.API and settings.resolved_database_url.startswith("sqlite"):
+        # As `serve` does: a new SQLite database is created and migrated.
+        await _migrate(settings, only_if_empty=True)
+    return await run_selftest(settings, chosen, yes=yes, as_json=as_json)
 
 
 def _serve(settings: Settings) -> int:

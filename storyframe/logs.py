@@ -80,3 +80,5 @@ def configure_logging(fmt: str, level: str) -> None:
     # Alembic narrates every run (plugins set up, the dialect, each step) at INFO;
     # `storyframe` logs one line saying what the migrations did.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+    # The PDF library's font subsetting tells every table it copies, at INFO.
+    logging.getLogger("fontTools").setLevel(max(logging.WARNING, root.level))

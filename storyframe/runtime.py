@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,12 +19,13 @@ from storyframe.db.ratelimits import SqlRateLimit
 from storyframe.db.reader import SqlReader
 from storyframe.db.reads import Reads
 from storyframe.db.repository import SqlUnitOfWork
-from storyframe.db.tables import utcnow
+from storyframe.db.tables import DiagnosticRun, Export, utcnow
 from storyframe.domain.image_provider import ImageProvider
 from storyframe.domain.jobs import JobQueue, Ticket
 from storyframe.domain.ports import BlobStorage
 from storyframe.events import EventHub, PostgresEvents
 from storyframe.jobs import InProcessRunner
+from storyframe.jobs.exports import ExportJobs
 from storyframe.jobs.postgres import PostgresJobQueue, SlotGrants
 from storyframe.providers.openai import build_openai_provider
 from storyframe.providers.placeholder import PlaceholderProvider
@@ -32,6 +34,9 @@ from storyframe.schema.request_context import Loaders
 from storyframe.services.accounts import AccountService, LoginLimits
 from storyframe.services.container import Services
 from storyframe.services.decoding import DecodeSlots
+from storyframe.services.diagnostic_runs import Diagnostician
+from storyframe.services.diagnostics import DiagnosticsEnv
+from storyframe.services.export.requests import Exporter
 from storyframe.services.files import FileJanitor
 from storyframe.services.generation import Generator, ImageDefaults, Sweep
 from storyframe.services.generation.types import CUT_SHORT_SECONDS
@@ -66,24 +71,56 @@ class Runtime:
     job_store: SqlJobStore
     events: EventHub | PostgresEvents
     """In the process; across processes through LISTEN/NOTIFY on PostgreSQL."""
+    exporter: Exporter
+    exports_runner: InProcessRunner
+    """Runs exports in this process (unless the settings leave them to workers)."""
+    export_store: SqlJobStore
+    diagnostician: Diagnostician
+    diagnostics_runner: InProcessRunner
+    """Runs diagnostics in this process, whatever runs generations (an API process with
+    workers too): the run's checks use the API as its user."""
+    diagnostics_store: SqlJobStore
     grants: SlotGrants | None = None
     """With PostgreSQL and generations left to `storyframe worker`: grants running slots to
     queued generations, in the transaction that queues them."""
     outage: Outage = field(default_factory=Outage)
 
     async def run_job(self, ticket: Ticket) -> None:
-        await self.services_for(ticket.owner_id).generation.run_job(ticket.generation_id)
+        await self.services_for(ticket.owner_id).generation.run_job(ticket.row_id)
+
+    async def run_export(self, ticket: Ticket) -> None:
+        await self.services_for(ticket.owner_id).exports.run_job(ticket.row_id)
+
+    async def run_diagnostics(self, ticket: Ticket) -> None:
+        services = self.services_for(ticket.owner_id)
+        await services.diagnostics.run_job(ticket.row_id, self.diagnostics_env(services))
+
+    def diagnostics_env(self, services: Services) -> DiagnosticsEnv:
+        doc = self.diagnostician
+        return DiagnosticsEnv.of_services(
+            services,
+            storage_backend=doc.storage_backend,
+            database_dialect=doc.database_dialect,
+            secrets=doc.secrets,
+        )
 
     def services_for(self, user_id: int) -> Services:
         return Services.build(
-            SqlUnitOfWork(
-                self.sessions, user_id, self.grants.within if self.grants is not None else None
-            ),
+            SqlUnitOfWork(self.sessions, user_id, self._on_queued if self.grants else None),
             SqlReader(self.reads, user_id),
             self.media,
             self.generator,
             self.list_limits,
+            self.exporter,
+            self.diagnostician,
         )
+
+    async def _on_queued(self, session: AsyncSession) -> None:
+        """In the transaction that queued a generation or an export, on PostgreSQL with
+        workers: grant free running slots, and put queued exports on the task queue."""
+        assert self.grants is not None
+        await self.grants.within(session)
+        await ExportJobs().within(session)
 
     async def start(self) -> None:
         """Open what works in the background: the events' connections on PostgreSQL."""
@@ -96,7 +133,11 @@ class Runtime:
         grace = self.settings.generation_shutdown_grace_seconds
         grace = grace if drain_seconds is None else drain_seconds
         try:
-            await self.runner.stop(grace, CUT_SHORT_SECONDS)
+            await asyncio.gather(
+                self.runner.stop(grace, CUT_SHORT_SECONDS),
+                self.exports_runner.stop(grace, CUT_SHORT_SECONDS),
+                self.diagnostics_runner.stop(grace, CUT_SHORT_SECONDS),
+            )
             await self.generator.drain(grace)
             await self.generator.aclose()
         finally:
@@ -207,6 +248,32 @@ def build_runtime(
         idempotency_ttl=timedelta(hours=settings.idempotency_key_hours),
         wait_seconds=settings.generation_wait_seconds,
     )
+    exports_runner = InProcessRunner(per_user=1, total=settings.export_running)
+    exporter = Exporter(
+        storage,
+        janitor,
+        temporaries,
+        jobs=None if settings.uses_workers else exports_runner,
+        events=events,
+        clock=clock,
+        unfinished_per_user=settings.export_unfinished_per_user,
+        idempotency_ttl=timedelta(hours=settings.idempotency_key_hours),
+    )
+    diagnostics_runner = InProcessRunner(per_user=1, total=2)
+    secret = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    diagnostician = Diagnostician(
+        jobs=diagnostics_runner,
+        events=events,
+        limit=SqlRateLimit(
+            sessions, "diagnostics", settings.diagnostics_runs_per_hour, 3600, clock=clock
+        )
+        if engine.dialect.name == "postgresql"
+        else SlidingWindow(settings.diagnostics_runs_per_hour, 3600),
+        storage_backend=settings.storage_backend,
+        database_dialect=engine.dialect.name,
+        secrets=(secret,) if secret else (),
+        clock=clock,
+    )
     sweep = Sweep(
         SqlStaleGenerations(sessions), generator, settings.generation_shutdown_grace_seconds
     )
@@ -229,9 +296,17 @@ def build_runtime(
         runner,
         SqlJobStore(sessions),
         events,
+        exporter,
+        exports_runner,
+        SqlJobStore(sessions, Export),
+        diagnostician,
+        diagnostics_runner,
+        SqlJobStore(sessions, DiagnosticRun),
         grants,
     )
     runner.bind(runtime.run_job)
+    exports_runner.bind(runtime.run_export)
+    diagnostics_runner.bind(runtime.run_diagnostics)
     return runtime
 
 

@@ -150,6 +150,22 @@ class Settings(BaseSettings):
     idempotency_key_hours: float = Field(
         default=24, gt=0, description="how long a generate mutation's idempotency key holds"
     )
+    export_running: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="exports encoded at once by one process (the API process on SQLite, each "
+        "`storyframe worker` on PostgreSQL); each keeps a CPU core busy",
+    )
+    export_unfinished_per_user: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="exports one user may have queued or running at once; more are refused",
+    )
+    diagnostics_runs_per_hour: int = Field(
+        default=10, ge=1, le=1_000, description="diagnostics runs one user may start in an hour"
+    )
     max_subscriptions_per_connection: int = Field(
         default=20, ge=1, le=1_000, description="subscriptions one WebSocket may hold at once"
     )

@@ -1,14 +1,30 @@
-"""Which storage keys the images table references, across every owner."""
+"""Which storage keys the database references (images, and exports' files and subtitles),
+across every owner."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Any
 
+from sqlalchemy import Select, union
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from storyframe.db.tables import Image
+from storyframe.db.tables import Export, Image
 from storyframe.domain.ports import BlobIndex
+
+_COLUMNS = (col(Image.storage_key), col(Export.storage_key), col(Export.subtitles_key))
+
+
+def _referenced(keys: Collection[str] | None) -> Any:
+    """Every key a row references (of `keys`, when given)."""
+    parts: list[Select[Any]] = []
+    for column in _COLUMNS:
+        statement = select(column).where(column.is_not(None))
+        if keys is not None:
+            statement = statement.where(column.in_(list(keys)))
+        parts.append(statement)
+    return union(*parts)
 
 
 class SqlBlobIndex(BlobIndex):
@@ -16,13 +32,14 @@ class SqlBlobIndex(BlobIndex):
         self._sessions = sessions
 
     async def keys_in_use(self, keys: Collection[str]) -> set[str]:
+        if not keys:
+            return set()
         async with self._sessions() as session:
-            statement = select(col(Image.storage_key)).where(col(Image.storage_key).in_(list(keys)))
-            return set((await session.scalars(statement.distinct())).all())
+            return {str(key) for key in (await session.execute(_referenced(keys))).scalars()}
 
     async def all_keys(self) -> set[str]:
         async with self._sessions() as session:
-            return set((await session.scalars(select(col(Image.storage_key)).distinct())).all())
+            return {str(key) for key in (await session.execute(_referenced(None))).scalars()}
 
     async def images_with_key(self, keys: Collection[str]) -> list[int]:
         async with self._sessions() as session:

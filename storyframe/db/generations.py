@@ -1,4 +1,5 @@
-"""Generations across every owner: the job engine's view of them, and the sweep's."""
+"""Generations (and exports) across every owner: the job engine's view of them, and the
+sweep's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from storyframe.db.tables import Generation
+from storyframe.db.tables import DiagnosticRun, Export, Generation
 from storyframe.domain.jobs import JobStore, Ticket
 from storyframe.domain.ports import StaleGenerations
 
@@ -38,18 +39,27 @@ class SqlStaleGenerations(StaleGenerations):
         return sorted((pk, video, owner) for pk, video, owner in rows if pk is not None)
 
 
+Jobbed = type[Generation] | type[Export] | type[DiagnosticRun]
+
+
 class SqlJobStore(JobStore):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """The rows of generations, or of exports (`model`), as the job engine sees them."""
+
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], model: Jobbed = Generation
+    ) -> None:
         self._sessions = sessions
+        self._model = model
 
     async def recover(self, stale_before: datetime) -> list[Ticket]:
+        model = self._model
         queued = (
-            select(col(Generation.id), col(Generation.owner_id))
-            .where(col(Generation.status) == "QUEUED", col(Generation.owner_id).is_not(None))
-            .order_by(col(Generation.id))
+            select(col(model.id), col(model.owner_id))
+            .where(col(model.status) == "QUEUED", col(model.owner_id).is_not(None))
+            .order_by(col(model.id))
         )
         async with self._sessions() as session:
-            await session.execute(_requeue(stale_before))
+            await session.execute(_requeue(model, stale_before))
             rows = await session.execute(queued)
             await session.commit()
         return [
@@ -59,27 +69,26 @@ class SqlJobStore(JobStore):
         ]
 
     async def is_running(self, generation_id: int) -> bool:
-        statement = select(col(Generation.status)).where(col(Generation.id) == generation_id)
+        model = self._model
+        statement = select(col(model.status)).where(col(model.id) == generation_id)
         async with self._sessions() as session:
             return await session.scalar(statement) == "RUNNING"
 
     async def requeue_stale(self, stale_before: datetime) -> int:
         async with self._sessions() as session:
-            result = await session.execute(_requeue(stale_before))
+            result = await session.execute(_requeue(self._model, stale_before))
             await session.commit()
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
         if not generation_ids:
             return set()
+        model = self._model
         statement = (
-            update(Generation)
-            .where(
-                col(Generation.id).in_(sorted(generation_ids)),
-                col(Generation.status) == "RUNNING",
-            )
+            update(model)
+            .where(col(model.id).in_(sorted(generation_ids)), col(model.status) == "RUNNING")
             .values(heartbeat_at=now)
-            .returning(col(Generation.id), col(Generation.cancel_requested))
+            .returning(col(model.id), col(model.cancel_requested))
             .execution_options(synchronize_session=False)
         )
         async with self._sessions() as session:
@@ -88,10 +97,14 @@ class SqlJobStore(JobStore):
         return {pk for pk, cancelled in rows if cancelled and pk is not None}
 
 
-def _requeue(stale_before: datetime) -> Update:
+def _requeue(model: Jobbed, stale_before: datetime) -> Update:
+    last_sign = func.coalesce(col(model.heartbeat_at), col(model.started_at), col(model.created_at))
+    values: dict[str, object] = {"status": "QUEUED"}
+    if model is Generation:
+        values["slot_state"] = None
     return (
-        update(Generation)
-        .where(col(Generation.status) == "RUNNING", _last_sign < stale_before)
-        .values(status="QUEUED", slot_state=None)
+        update(model)
+        .where(col(model.status) == "RUNNING", last_sign < stale_before)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -16,11 +16,20 @@ def owned_by(model: Any, owner_id: int | BindParameter[int]) -> ColumnElement[bo
     projects = select(col(Project.id)).where(col(Project.owner_id) == owner_id)
     if model is Project:
         return col(Project.owner_id) == owner_id
+    if model is tables.DiagnosticRun:
+        return col(tables.DiagnosticRun.owner_id) == owner_id
     if model is Video:
         return col(Video.project_id).in_(projects)
     if model is Image:
         return col(Image.project_id).in_(projects)
-    if model in (tables.Context, tables.Frame, tables.MainChat, tables.Message, tables.Generation):
+    if model in (
+        tables.Context,
+        tables.Frame,
+        tables.MainChat,
+        tables.Message,
+        tables.Generation,
+        tables.Export,
+    ):
         videos = select(col(Video.id)).where(col(Video.project_id).in_(projects))
         condition: ColumnElement[bool] = model.video_id.in_(videos)
         return condition

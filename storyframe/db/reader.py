@@ -21,6 +21,7 @@ from storyframe.db.places import message_column, placement_column
 from storyframe.db.reads import Reads
 from storyframe.db.tables import (
     Context,
+    Export,
     Frame,
     Generation,
     Image,
@@ -169,6 +170,10 @@ def _count_generations(by_project: bool) -> Executable:
 
 
 _COUNT_PROJECTS = select(func.count()).select_from(Project).where(owned_by(Project, _OWNER))
+_EXPORTS_WHERE = (col(Export.video_id) == _SCOPE, owned_by(Export, _OWNER))
+_EXPORTS = select(Export).where(*_EXPORTS_WHERE).order_by(col(Export.id).desc()).limit(_FIRST)
+_EXPORTS_BEFORE = _EXPORTS.where(col(Export.id) < _BEFORE)
+_COUNT_EXPORTS = select(func.count()).select_from(Export).where(*_EXPORTS_WHERE)
 
 
 class SqlReader(Reader):
@@ -285,6 +290,15 @@ class SqlReader(Reader):
         statement = _count_generations(scope.by_project)
         rows = await self._all(statement, scope=scope.id, statuses=list(statuses))
         return int(rows[0][0])
+
+    async def exports(self, video_id: int, page: PageRequest) -> list[Export]:
+        statement = _EXPORTS if page.before_id is None else _EXPORTS_BEFORE
+        return await self._rows(
+            Export, statement, scope=video_id, first=page.first + 1, before=page.before_id
+        )
+
+    async def count_exports(self, video_id: int) -> int:
+        return int((await self._all(_COUNT_EXPORTS, scope=video_id))[0][0])
 
     async def attachments_of_messages(
         self, message_ids: Sequence[int]

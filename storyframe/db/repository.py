@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col
 
+from storyframe.db.diagnostics import SqlRunRows
 from storyframe.db.engine import WRITE_OPTION
+from storyframe.db.exports import SqlExportRows
 from storyframe.db.ownership import owned_by
 from storyframe.db.places import message_column, placement_column, table_of
 from storyframe.db.tables import (
@@ -340,6 +342,21 @@ class SqlRepository(Repository):
             .values(selected_image_id=None)
             .execution_options(synchronize_session=False)
         )
+
+    async def delete_row(self, row: SQLModel) -> None:
+        await self._session.delete(row)
+        await self._session.flush()
+
+    @property
+    def exports(self) -> SqlExportRows:
+        return SqlExportRows(self._session, self._owner_id, self._mark_queued)
+
+    @property
+    def runs(self) -> SqlRunRows:
+        return SqlRunRows(self._session, self._owner_id)
+
+    def _mark_queued(self) -> None:
+        self._queued = True
 
     async def commit(self) -> None:
         if self._queued and self._on_queued is not None:

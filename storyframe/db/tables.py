@@ -29,6 +29,7 @@ EMAIL_MAX = 254
 TITLE_MAX = 500
 CONTENT_MAX = 20_000
 PROMPT_MAX = 8_000
+CAPTION_MAX = 500
 ID_MAX = 2**31 - 1
 """The largest id a row can have: ids are INTEGER columns, 32-bit on PostgreSQL."""
 
@@ -146,6 +147,10 @@ class Frame(SQLModel, table=True):
     video_id: int = Field(sa_column=_fk("videos.id", nullable=False, index=False))
     title: str = Field(max_length=TITLE_MAX)
     order: int
+    duration_ms: int | None = None
+    """How long the frame is shown in an exported video; the export's default when unset."""
+    caption: str | None = Field(default=None, max_length=CAPTION_MAX)
+    """Text shown with the frame: burned into an exported video, as its subtitle, in the PDF."""
     # use_alter breaks the frames → images → messages → frames cycle when tables are created.
     selected_image_id: int | None = Field(
         default=None,
@@ -359,3 +364,93 @@ class GenerationPreview(SQLModel, table=True):
     height: int
     data: bytes
     created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+
+
+class Export(SQLModel, table=True):
+    """A video's selected frames made into one file (MP4, PDF or ZIP): what was asked, how far
+    it got, and, once done, where the file is. Run as a job, like a generation."""
+
+    __tablename__ = "exports"
+    __table_args__ = (
+        Index("uq_exports_idempotency", "owner_id", "idempotency_key", unique=True),
+        Index("ix_exports_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    video_id: int = Field(sa_column=_fk("videos.id", nullable=False))
+    owner_id: int = Field(sa_column=_fk("users.id", nullable=False))
+    format: str = Field(max_length=8)
+    options: dict[str, object] = Field(
+        default_factory=dict,
+        sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    )
+    """What was asked besides the format (resolution, fps, transition, captions, layout, …),
+    with every default filled in."""
+    frame_ids: list[int] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    )
+    """The frames exported, in order, as they were when it was asked."""
+    status: str = Field(max_length=16)
+    progress_done: int = 0
+    progress_total: int = 0
+    error_code: str | None = Field(default=None, max_length=32)
+    error_message: str | None = Field(default=None, max_length=1000)
+    storage_key: str | None = Field(default=None, max_length=500)
+    url: str | None = Field(default=None, max_length=2000)
+    byte_size: int | None = None
+    content_type: str | None = Field(default=None, max_length=100)
+    subtitles_key: str | None = Field(default=None, max_length=500)
+    subtitles_url: str | None = Field(default=None, max_length=2000)
+    duration_ms: int | None = None
+    """The exported video's length (MP4)."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    attempts: int = 0
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    cancel_requested: bool = False
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str | None = Field(default=None, max_length=64)
+
+
+class DiagnosticRun(SQLModel, table=True):
+    """A run of the diagnostics' checks for a user: which suite, each check's result as it came,
+    and how it ended. Run as a job, like a generation."""
+
+    __tablename__ = "diagnostic_runs"
+    __table_args__ = (Index("ix_diagnostic_runs_status", "status"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(sa_column=_fk("users.id", nullable=False))
+    suite: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    allow_paid: bool = False
+    """Whether the checks that cost money may run (the cost was confirmed)."""
+    placeholder: bool = False
+    """Whether the checks ran against the placeholder provider (no OpenAI key)."""
+    estimated_cost_usd: float = Field(default=0.0, sa_column=Column(Float, nullable=False))
+    checks: list[dict[str, object]] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    )
+    """Every check of the suite in order: pending ones by name and title, the others with their
+    result (images as small data URLs)."""
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_timestamp())
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    finished_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    attempts: int = 0
+    heartbeat_at: datetime | None = Field(
+        default=None, sa_column=Column(UtcDateTime(), nullable=True)
+    )
+    cancel_requested: bool = False

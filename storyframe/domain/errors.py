@@ -32,6 +32,10 @@ class ErrorCode(Enum):
     CANCELLED = "CANCELLED"
     INTERRUPTED = "INTERRUPTED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    MISSING_SELECTION = "MISSING_SELECTION"
+    """Frames to export have no selected image."""
+    EMPTY_VIDEO = "EMPTY_VIDEO"
+    EXPORT_FAILED = "EXPORT_FAILED"
 
 
 class DomainError(Exception):

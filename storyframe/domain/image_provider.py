@@ -210,6 +210,11 @@ class ImageProvider(Protocol):
         ProviderError."""
         ...
 
+    async def complete(self, prompt: str, model: str) -> Description:
+        """Answer a text `prompt` with the text (vision) model, no images. Raises
+        ProviderError."""
+        ...
+
     async def models(self) -> list[RemoteModel]:
         """The models the provider offers now. Raises ProviderError."""
         ...

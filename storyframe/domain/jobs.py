@@ -15,14 +15,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A generation to run, and the user it runs for (whose cap it counts against)."""
+    """A row to run (a generation, or an export in the exports' own runner), and the user it
+    runs for (whose cap it counts against)."""
 
-    generation_id: int
+    row_id: int
     owner_id: int
 
 
@@ -81,17 +82,88 @@ class GenerationEvent:
     preview: Preview | None = None
 
 
-Subscription = AsyncIterator[GenerationEvent]
+class ExportEventKind(StrEnum):
+    STATE = "STATE"
+    """The export as it stands, sent first to a new subscriber."""
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    PROGRESS = "PROGRESS"
+    """It went further (its row says how far)."""
+    CANCEL_REQUESTED = "CANCEL_REQUESTED"
+    """Cancelling it was asked: it ends soon, CANCELLED."""
+    FINISHED = "FINISHED"
+    """The last event: SUCCEEDED, FAILED or CANCELLED."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportEvent:
+    """A change of an export; its row says the rest."""
+
+    kind: ExportEventKind
+    export_id: int
+    video_id: int
+    owner_id: int
+
+
+class DiagnosticsEventKind(StrEnum):
+    STATE = "STATE"
+    """The run as it stands, sent first to a new subscriber."""
+    QUEUED = "QUEUED"
+    STARTED = "STARTED"
+    CHECK_FINISHED = "CHECK_FINISHED"
+    """One check has its result (`check_index` says which)."""
+    FINISHED = "FINISHED"
+    """The last event: every check has its result."""
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosticsEvent:
+    """A change of a diagnostics run; its row says the rest."""
+
+    kind: DiagnosticsEventKind
+    run_id: int
+    owner_id: int
+    check_index: int | None = None
+
+    @property
+    def video_id(self) -> None:
+        """A run belongs to no video."""
+        return None
+
+
+JobEvent = GenerationEvent | ExportEvent | DiagnosticsEvent
+
+Subscription = AsyncIterator[JobEvent]
+
+
+def is_generation(event: JobEvent, kind: EventKind | None = None) -> TypeGuard[GenerationEvent]:
+    """Whether the event is a generation's (of that kind, when given)."""
+    return isinstance(event, GenerationEvent) and (kind is None or event.kind is kind)
+
+
+def is_export(event: JobEvent, kind: ExportEventKind | None = None) -> TypeGuard[ExportEvent]:
+    """Whether the event is an export's (of that kind, when given)."""
+    return isinstance(event, ExportEvent) and (kind is None or event.kind is kind)
+
+
+def subject_of(event: JobEvent) -> dict[str, object]:
+    """What the event is about, for the log."""
+    if isinstance(event, DiagnosticsEvent):
+        return {"kind": event.kind.value, "run_id": event.run_id}
+    if isinstance(event, ExportEvent):
+        return {"kind": event.kind.value, "export_id": event.export_id}
+    return {"kind": event.kind.value, "generation_id": event.generation_id}
 
 
 class Events(Protocol):
-    """Progress events of generations, from whichever process runs them to every subscriber."""
+    """Progress events of generations and exports, from whichever process runs them to every
+    subscriber."""
 
-    def publish(self, event: GenerationEvent) -> None:
+    def publish(self, event: JobEvent) -> None:
         """Send the event to the current subscribers; never blocks."""
 
     def subscribe(
-        self, accepts: Callable[[GenerationEvent], bool]
+        self, accepts: Callable[[JobEvent], bool]
     ) -> AbstractAsyncContextManager[Subscription]:
         """The events `accepts` takes, from now until the context ends, in the order they were
         published."""

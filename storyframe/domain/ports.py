@@ -13,6 +13,7 @@ from sqlmodel import SQLModel
 
 from storyframe.db.tables import (
     Context,
+    Export,
     Frame,
     Generation,
     Image,
@@ -22,6 +23,7 @@ from storyframe.db.tables import (
     User,
     Video,
 )
+from storyframe.domain.exports import ExportRows
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place, PlaceOwner
 
@@ -128,7 +130,30 @@ class Repository(Protocol):
     async def delete(self, doomed: Doomed) -> None:
         """Delete every row named, with what hangs off them (placements, attachments)."""
 
+    async def delete_row(self, row: SQLModel) -> None:
+        """Delete one row (what hangs off it cascades)."""
+
+    @property
+    def exports(self) -> ExportRows:
+        """The owner's exports, in this transaction."""
+        ...
+
+    @property
+    def runs(self) -> RunRows:
+        """The owner's diagnostics runs, in this transaction."""
+        ...
+
     async def commit(self) -> None: ...
+
+
+class RunRows(Protocol):
+    async def unfinished(self) -> int:
+        """How many of the owner's diagnostics runs are queued or running."""
+        ...
+
+    async def start(self, run_id: int, now: datetime) -> bool:
+        """QUEUED → RUNNING, counting the attempt; False when it is not QUEUED."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -180,6 +205,11 @@ class Reader(Protocol):
         ...
 
     async def count_generations(self, scope: GenerationScope, statuses: Sequence[str]) -> int: ...
+    async def exports(self, video_id: int, page: PageRequest) -> list[Export]:
+        """The video's exports, newest first."""
+        ...
+
+    async def count_exports(self, video_id: int) -> int: ...
     async def attachments_of_messages(
         self, message_ids: Sequence[int]
     ) -> Mapping[int, list[Image]]: ...
@@ -253,8 +283,14 @@ class BlobStorage(Protocol):
         storing bytes that are already there only returns their blob."""
         ...
 
+    async def put_file(self, source: Path, *, checksum: str, extension: str) -> Blob:
+        """Store a file that is not an image (an export: `mp4`, `pdf`, `zip`, `vtt`) under a key
+        made from `checksum`, with no thumbnail (its `thumbnail_url` is its `url`)."""
+        ...
+
     async def delete(self, key: str) -> None:
-        """Remove the blob and its thumbnail; nothing happens when the key is unknown."""
+        """Remove the blob (an image with its thumbnail, or a file); nothing happens when the
+        key is unknown."""
 
     async def keys(self) -> list[str]:
         """Every key held."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from storyframe.domain.jobs import EventKind, GenerationEvent, Subscription
+from storyframe.domain.jobs import EventKind, JobEvent, Subscription
 
 log = logging.getLogger("storyframe.events")
 
@@ -19,18 +19,18 @@ stored image replaces them all. Every other event is kept."""
 
 @dataclass(eq=False, slots=True)
 class _Subscriber:
-    accepts: Callable[[GenerationEvent], bool]
-    queue: asyncio.Queue[GenerationEvent] = field(default_factory=asyncio.Queue)
+    accepts: Callable[[JobEvent], bool]
+    queue: asyncio.Queue[JobEvent] = field(default_factory=asyncio.Queue)
     previews: int = 0
 
-    def offer(self, event: GenerationEvent) -> None:
+    def offer(self, event: JobEvent) -> None:
         if event.kind is EventKind.PREVIEW:
             if self.previews >= MAX_PENDING_PREVIEWS:
                 return
             self.previews += 1
         self.queue.put_nowait(event)
 
-    async def events(self) -> AsyncGenerator[GenerationEvent, None]:
+    async def events(self) -> AsyncGenerator[JobEvent, None]:
         while True:
             event = await self.queue.get()
             if event.kind is EventKind.PREVIEW:
@@ -45,7 +45,7 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: set[_Subscriber] = set()
 
-    def publish(self, event: GenerationEvent) -> None:
+    def publish(self, event: JobEvent) -> None:
         for subscriber in list(self._subscribers):
             try:
                 if subscriber.accepts(event):
@@ -54,9 +54,7 @@ class EventHub:
                 log.exception("an event subscriber failed", extra={"kind": event.kind.value})
 
     @asynccontextmanager
-    async def subscribe(
-        self, accepts: Callable[[GenerationEvent], bool]
-    ) -> AsyncIterator[Subscription]:
+    async def subscribe(self, accepts: Callable[[JobEvent], bool]) -> AsyncIterator[Subscription]:
         subscriber = _Subscriber(accepts)
         self._subscribers.add(subscriber)
         events = subscriber.events()

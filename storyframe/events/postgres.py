@@ -27,7 +27,14 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscription
+from storyframe.domain.jobs import (
+    EventKind,
+    GenerationEvent,
+    JobEvent,
+    Preview,
+    Subscription,
+    subject_of,
+)
 from storyframe.events.hub import EventHub
 from storyframe.events.previews import delete_previews, notify_with_preview, read_preview
 from storyframe.events.wire import (
@@ -62,7 +69,7 @@ FLUSH_SECONDS = 5.0
 START_SECONDS = 10.0
 """How long starting waits for the connections; it then goes on trying in the background."""
 
-_Outgoing = tuple[GenerationEvent, float]
+_Outgoing = tuple[JobEvent, float]
 """An event to send, and when it was published (`time.monotonic()`)."""
 
 
@@ -184,7 +191,7 @@ class PostgresEvents:
 
     # -- Events ------------------------------------------------------------------------------
 
-    def publish(self, event: GenerationEvent) -> None:
+    def publish(self, event: JobEvent) -> None:
         try:
             if self._closed:
                 log.debug("progress event after closing", extra={"kind": event.kind.value})
@@ -197,13 +204,13 @@ class PostgresEvents:
                 self._overflowing = True
                 log.warning(
                     "progress events dropped: too many waiting to be sent",
-                    extra={"kind": event.kind.value, "generation_id": event.generation_id},
+                    extra=subject_of(event),
                 )
         except Exception:  # publishing must never fail the generation that publishes
             log.exception("progress event not published", extra={"kind": event.kind.value})
 
     def subscribe(
-        self, accepts: Callable[[GenerationEvent], bool]
+        self, accepts: Callable[[JobEvent], bool]
     ) -> AbstractAsyncContextManager[Subscription]:
         return self._hub.subscribe(accepts)
 
@@ -219,7 +226,7 @@ class PostgresEvents:
             finally:
                 self._outbox.task_done()
 
-    async def _send_one(self, event: GenerationEvent, deadline: float) -> None:
+    async def _send_one(self, event: JobEvent, deadline: float) -> None:
         # A connection found broken is made again once: the server may have restarted since.
         for _ in range(2):
             connection = await self._sending_connection(deadline)
@@ -231,25 +238,25 @@ class PostgresEvents:
                 if not self._lost(connection, error):
                     log.exception(
                         "progress event refused by the database",
-                        extra={"kind": event.kind.value, "generation_id": event.generation_id},
+                        extra=subject_of(event),
                     )
                     return
                 self._sending.failed(error)
                 self._sender = None
                 connection.terminate()
                 continue
-            if event.kind is EventKind.FINISHED:
+            if isinstance(event, GenerationEvent) and event.kind is EventKind.FINISHED:
                 await self._forget_previews(connection, event.generation_id)
             return
         self._sending.dropped += 1
         log.debug(
             "progress event dropped: the database is away",
-            extra={"kind": event.kind.value, "generation_id": event.generation_id},
+            extra=subject_of(event),
         )
 
-    async def _send(self, connection: Any, event: GenerationEvent) -> None:
-        preview = event.preview
-        if event.kind is EventKind.PREVIEW and preview is not None:
+    async def _send(self, connection: Any, event: JobEvent) -> None:
+        preview = event.preview if isinstance(event, GenerationEvent) else None
+        if isinstance(event, GenerationEvent) and preview is not None:
             await notify_with_preview(connection, self._channel, event, preview)
             return
         await connection.execute(
@@ -359,7 +366,7 @@ class PostgresEvents:
                 "a notification that is not a progress event", extra={"payload": payload[:200]}
             )
             return
-        if preview_id is not None:
+        if preview_id is not None and isinstance(event, GenerationEvent):
             preview = await self._read_preview(connection, event, preview_id)
             if preview is None:
                 return

@@ -9,7 +9,15 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from sqlalchemy.engine import make_url
 
-from storyframe.domain.jobs import EventKind, GenerationEvent
+from storyframe.domain.jobs import (
+    DiagnosticsEvent,
+    DiagnosticsEventKind,
+    EventKind,
+    ExportEvent,
+    ExportEventKind,
+    GenerationEvent,
+    JobEvent,
+)
 
 CHANNEL = "storyframe_events"
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -36,9 +44,27 @@ def asyncpg_dsn(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def payload_of(event: GenerationEvent, preview_id: int | None = None) -> str:
+def payload_of(event: JobEvent, preview_id: int | None = None) -> str:
     """The notification's payload: the event's small facts, and the row its preview was written
     to; never the image."""
+    if isinstance(event, DiagnosticsEvent):
+        return orjson.dumps(
+            {
+                "kind": event.kind.value,
+                "run_id": event.run_id,
+                "owner_id": event.owner_id,
+                "check_index": event.check_index,
+            }
+        ).decode()
+    if isinstance(event, ExportEvent):
+        return orjson.dumps(
+            {
+                "kind": event.kind.value,
+                "export_id": event.export_id,
+                "video_id": event.video_id,
+                "owner_id": event.owner_id,
+            }
+        ).decode()
     facts: dict[str, object] = {
         "kind": event.kind.value,
         "generation_id": event.generation_id,
@@ -54,7 +80,7 @@ def payload_of(event: GenerationEvent, preview_id: int | None = None) -> str:
     return orjson.dumps(facts).decode()
 
 
-def facts_of(payload: str) -> tuple[GenerationEvent, int | None]:
+def facts_of(payload: str) -> tuple[JobEvent, int | None]:
     """The event a payload describes (without its preview), and its preview's row; ValueError
     when the payload is not one of ours."""
     facts = orjson.loads(payload)
@@ -73,6 +99,20 @@ def facts_of(payload: str) -> tuple[GenerationEvent, int | None]:
             raise ValueError(f"{name} is missing")
         return value
 
+    if "run_id" in facts:
+        return DiagnosticsEvent(
+            DiagnosticsEventKind(str(facts.get("kind"))),
+            required("run_id"),
+            required("owner_id"),
+            optional("check_index"),
+        ), None
+    if "export_id" in facts:
+        return ExportEvent(
+            ExportEventKind(str(facts.get("kind"))),
+            required("export_id"),
+            required("video_id"),
+            required("owner_id"),
+        ), None
     event = GenerationEvent(
         EventKind(str(facts.get("kind"))),
         required("generation_id"),

@@ -171,11 +171,11 @@ class SlotGrants:
             await queries_on(raw.driver_connection).enqueue(
                 [ENTRYPOINT] * len(tickets),
                 [
-                    json.dumps({"generation_id": t.generation_id, "owner_id": t.owner_id}).encode()
+                    json.dumps({"generation_id": t.row_id, "owner_id": t.owner_id}).encode()
                     for t in tickets
                 ],
                 [0] * len(tickets),
-                dedupe_key=[job_key(t.generation_id) for t in tickets],
+                dedupe_key=[job_key(t.row_id) for t in tickets],
                 on_conflict="skip",
             )
         return tickets
@@ -205,7 +205,7 @@ class SlotLoans:
         await self._mark(generation_id, None)
 
     async def take_back(self, ticket: Ticket) -> None:
-        await self._mark(ticket.generation_id, "RETURNING")
+        await self._mark(ticket.row_id, "RETURNING")
         try:
             while True:
                 async with self._engine.begin() as connection:
@@ -215,7 +215,7 @@ class SlotLoans:
                     taken = await connection.scalar(
                         TAKE_BACK,
                         {
-                            "id": ticket.generation_id,
+                            "id": ticket.row_id,
                             "owner": ticket.owner_id,
                             "total": self._grants.total,
                             "per_user": self._grants.per_user,
@@ -225,7 +225,7 @@ class SlotLoans:
                     return
                 await asyncio.sleep(LEND_POLL_SECONDS)
         except BaseException:  # stopped while waiting: it holds its slot again as it ends
-            await asyncio.shield(self.release(ticket.generation_id))
+            await asyncio.shield(self.release(ticket.row_id))
             raise
 
     async def _mark(self, generation_id: int, state: str | None) -> None:
@@ -272,7 +272,7 @@ class Running:
         (its job goes back to the queue, for another worker)."""
         context = contextvars.copy_context()
         if self._loans is not None:
-            loans, generation_id = self._loans, ticket.generation_id
+            loans, generation_id = self._loans, ticket.row_id
             lender = CountedLender(
                 partial(loans.lend, generation_id),
                 partial(loans.take_back, ticket),
@@ -280,11 +280,11 @@ class Running:
             )
             context.run(current_lender.set, lender)
         task = asyncio.get_running_loop().create_task(work(ticket), context=context)
-        self.tasks[ticket.generation_id] = task
+        self.tasks[ticket.row_id] = task
         try:
             await asyncio.wait([task])
         finally:
-            self.tasks.pop(ticket.generation_id, None)
+            self.tasks.pop(ticket.row_id, None)
         if task.cancelled():
             return not self.stopping
         error = task.exception()
@@ -292,7 +292,7 @@ class Running:
             log.error(
                 "a generation job failed",
                 exc_info=error,
-                extra={"generation_id": ticket.generation_id},
+                extra={"generation_id": ticket.row_id},
             )
         return True
 

@@ -72,7 +72,7 @@ class InProcessRunner(JobQueue):
         return sum(len(queue) for queue in self._waiting.values())
 
     def enqueue(self, ticket: Ticket) -> None:
-        if ticket.generation_id in self._running or self._find(ticket.generation_id):
+        if ticket.row_id in self._running or self._find(ticket.row_id):
             return
         self._waiting.setdefault(ticket.owner_id, deque()).append(ticket)
         self._pump()
@@ -94,9 +94,9 @@ class InProcessRunner(JobQueue):
     async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
         asked = set(generation_ids)
         return {
-            ticket.generation_id: place
+            ticket.row_id: place
             for place, ticket in enumerate(self._turns(), start=1)
-            if ticket.generation_id in asked
+            if ticket.row_id in asked
         }
 
     async def stop(self, grace_seconds: float, record_seconds: float) -> None:
@@ -155,7 +155,7 @@ class InProcessRunner(JobQueue):
     def _find(self, generation_id: int) -> Ticket | None:
         for queue in self._waiting.values():
             for ticket in queue:
-                if ticket.generation_id == generation_id:
+                if ticket.row_id == generation_id:
                     return ticket
         return None
 
@@ -164,14 +164,14 @@ class InProcessRunner(JobQueue):
         return sum(
             1
             for ticket, _ in self._running.values()
-            if ticket.owner_id == owner_id and ticket.generation_id not in self._lent
+            if ticket.owner_id == owner_id and ticket.row_id not in self._lent
         )
 
     def _free_for(self, owner_id: int) -> bool:
         return self.holding < self.total and self._running_of(owner_id) < self.per_user
 
     def _lender(self, ticket: Ticket) -> CountedLender:
-        generation_id = ticket.generation_id
+        generation_id = ticket.row_id
 
         async def lend() -> None:
             self._lent.add(generation_id)
@@ -184,7 +184,7 @@ class InProcessRunner(JobQueue):
 
     async def _take_back(self, ticket: Ticket) -> None:
         """After the wait: the slot back when one is free, or else first in line for one."""
-        generation_id = ticket.generation_id
+        generation_id = ticket.row_id
         if self._free_for(ticket.owner_id):
             self._lent.discard(generation_id)
             return
@@ -200,7 +200,7 @@ class InProcessRunner(JobQueue):
     def _serve_reclaims(self) -> None:
         for ticket, claim in list(self._reclaims):
             if not claim.done() and self._free_for(ticket.owner_id):
-                self._lent.discard(ticket.generation_id)
+                self._lent.discard(ticket.row_id)
                 claim.set_result(None)
                 self._reclaims.remove((ticket, claim))
 
@@ -212,7 +212,7 @@ class InProcessRunner(JobQueue):
         order: list[Ticket] = []
         turn = self._turn
         while queues:
-            owner = min(queues, key=lambda o: (last.get(o, -1), queues[o][0].generation_id))
+            owner = min(queues, key=lambda o: (last.get(o, -1), queues[o][0].row_id))
             order.append(queues[owner].popleft())
             if not queues[owner]:
                 del queues[owner]
@@ -233,7 +233,7 @@ class InProcessRunner(JobQueue):
             task = asyncio.get_running_loop().create_task(
                 self._run(ticket, self._work), context=context
             )
-            self._running[ticket.generation_id] = (ticket, task)
+            self._running[ticket.row_id] = (ticket, task)
 
     def _next(self) -> Ticket | None:
         """The first waiting ticket of the user under their cap whose last turn is oldest."""
@@ -242,7 +242,7 @@ class InProcessRunner(JobQueue):
             return None
         owner = min(
             eligible,
-            key=lambda o: (self._last_turn.get(o, -1), self._waiting[o][0].generation_id),
+            key=lambda o: (self._last_turn.get(o, -1), self._waiting[o][0].row_id),
         )
         queue = self._waiting[owner]
         ticket = queue.popleft()
@@ -258,10 +258,10 @@ class InProcessRunner(JobQueue):
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("a generation job failed", extra={"generation_id": ticket.generation_id})
+            log.exception("a generation job failed", extra={"generation_id": ticket.row_id})
         finally:
-            self._running.pop(ticket.generation_id, None)
-            self._lent.discard(ticket.generation_id)
+            self._running.pop(ticket.row_id, None)
+            self._lent.discard(ticket.row_id)
             if self._accepting:
                 self._pump()
             else:  # stopping: a lender whose wait is over may still finish in the grace

@@ -21,6 +21,7 @@ from storyframe.schema.payloads import (
     ReorderFramePayload,
 )
 from storyframe.schema.request_context import Info_
+from storyframe.services.frames import KEEP, FrameChanges
 
 
 @strawberry.type
@@ -36,10 +37,15 @@ class ChatMutation:
         row = await info.context.services.frames.create(pk, input.title, input.order)
         return FramePayload.of(row)
 
-    @mutation("Retitle a frame.")
+    @mutation("Change a frame's title, its duration in exports, or its caption.")
     async def update_frame(self, info: Info_, input: inputs.UpdateFrameInput) -> FramePayload:
         pk = decode_pk(input.id, "Frame", "id")
-        return FramePayload.of(await info.context.services.frames.rename(pk, input.title))
+        changes = FrameChanges(
+            title=None if input.title is strawberry.UNSET else input.title,
+            duration_ms=KEEP if input.duration_ms is strawberry.UNSET else input.duration_ms,
+            caption=KEEP if input.caption is strawberry.UNSET else input.caption,
+        )
+        return FramePayload.of(await info.context.services.frames.update(pk, changes))
 
     @mutation("Move a frame to another position in its video.")
     async def reorder_frame(

@@ -16,6 +16,8 @@ from storyframe.domain.pages import PageRequest
 from storyframe.domain.ports import Reader
 from storyframe.schema.chats import Context, Frame, MainChat, Message
 from storyframe.schema.connection import Connection
+from storyframe.schema.diagnostics import DiagnosticsRun
+from storyframe.schema.exports import Export
 from storyframe.schema.generation import Generation
 from storyframe.schema.images import Image
 from storyframe.schema.projects import Project, Video
@@ -102,6 +104,8 @@ FACTORIES: dict[str, LoaderFactory] = {
     "message": lambda r, _: _by_id(r, tables.Message, Message.from_row),
     "image": lambda r, _: _by_id(r, tables.Image, Image.from_row),
     "generation": lambda r, _: _by_id(r, tables.Generation, Generation.from_row),
+    "export": lambda r, _: _by_id(r, tables.Export, Export.from_row),
+    "diagnostics_run": lambda r, _: _by_id(r, tables.DiagnosticRun, DiagnosticsRun.from_row),
     "generation_of_message": lambda r, _: DataLoader(partial(_generations_of_messages, r)),
     "videos_of_project": lambda r, loaders: _paged(
         r.videos_of_projects, Video.from_row, lambda: loaders.video_count

@@ -111,4 +111,6 @@ _NODE_TYPES = {
     "Message",
     "Image",
     "Generation",
+    "Export",
+    "DiagnosticsRun",
 }

@@ -1,4 +1,4 @@
-"""The Subscription root: generations' progress, over `graphql-transport-ws`.
+"""The Subscription root: generations' and exports' progress, over `graphql-transport-ws`.
 
 A subscriber gets the current state first (one STATE event per generation, read after the
 subscription has started listening, so no change falls between), then every change as it
@@ -8,19 +8,33 @@ like any query, so a field asked of it has its usual meaning.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
 
 import strawberry
 
 from storyframe.db import tables
 from storyframe.domain import jobs
 from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
+from storyframe.domain.exports import UNFINISHED_EXPORTS
+from storyframe.domain.pages import MAX_PAGE, PageRequest
+from storyframe.schema.diagnostics import DiagnosticsRun, DiagnosticsRunEvent
+from storyframe.schema.exports import Export, ExportEvent
 from storyframe.schema.generation import Generation, GenerationEvent, GenerationPreview
 from storyframe.schema.ids import decode_pk
 from storyframe.schema.request_context import Info_
 from storyframe.services.generation.outcome import UNFINISHED
 
 Initial = Callable[[], Awaitable[list[tables.Generation]]]
+VideoEvent = Annotated[
+    GenerationEvent | ExportEvent,
+    strawberry.union(
+        "VideoEvent",
+        description="A change of one of a video's generations or exports. Their `kind`s are "
+        "enums of their own: select one with an alias (`exportKind: kind`).",
+    ),
+]
 
 
 def _event(
@@ -37,13 +51,39 @@ def _event(
     )
 
 
-async def _follow(
-    info: Info_,
-    accepts: Callable[[jobs.GenerationEvent], bool],
-    initial: Initial,
-    *,
-    single: bool,
-) -> AsyncGenerator[GenerationEvent, None]:
+class _Generations:
+    """Turns a subscription's generation events into what it sends: the generation re-read
+    after the change (None when there is nothing to send)."""
+
+    def __init__(self, info: Info_) -> None:
+        self._info = info
+        self._under_way: set[int] = set()
+
+    async def change(
+        self, event: jobs.GenerationEvent
+    ) -> tuple[GenerationEvent | None, tables.Generation | None]:
+        context = self._info.context
+        found = await context.services.reads.get_many(tables.Generation, [event.generation_id])
+        now = found.get(event.generation_id)
+        if now is None:  # deleted with its chat
+            return None, None
+        if event.kind is not jobs.EventKind.QUEUED:
+            self._under_way.add(event.generation_id)
+        elif event.generation_id in self._under_way and now.status != "QUEUED":
+            # Sent by the API process that queued it, it crossed a worker's first events on
+            # the way: it says nothing new. (One handed back to the queue is QUEUED again, and
+            # is told.)
+            return None, now
+        # What the loaders hold predates the change.
+        context.loaders.clear_all()
+        return _event(event.kind, now, event), now
+
+
+@asynccontextmanager
+async def following(
+    info: Info_, accepts: Callable[[jobs.JobEvent], bool]
+) -> AsyncIterator[AsyncIterator[jobs.JobEvent]]:
+    """The events `accepts` takes, from now on, counted against the connection's limit."""
     context = info.context
     if context.subscriptions >= context.app.max_subscriptions:
         raise LimitReached(
@@ -53,37 +93,82 @@ async def _follow(
     events = context.services.generation.generator.events
     if events is None:  # pragma: no cover - every app has them
         raise DomainError(ErrorCode.INVALID, "this server publishes no events")
-    reads = context.services.reads
     context.subscriptions += 1
     try:
         async with events.subscribe(accepts) as stream:
-            rows = await initial()
-            for row in rows:
-                yield _event(jobs.EventKind.STATE, row, None)
-            if single and all(row.status not in UNFINISHED for row in rows):
-                return
-            under_way: set[int] = set()
-            async for event in stream:
-                found = await reads.get_many(tables.Generation, [event.generation_id])
-                now = found.get(event.generation_id)
-                if now is None:  # deleted with its chat
-                    if single:
-                        return
-                    continue
-                if event.kind is not jobs.EventKind.QUEUED:
-                    under_way.add(event.generation_id)
-                elif event.generation_id in under_way and now.status != "QUEUED":
-                    # Sent by the API process that queued it, it crossed a worker's first
-                    # events on the way: it says nothing new. (One handed back to the queue
-                    # is QUEUED again, and is told.)
-                    continue
-                # What the loaders hold predates the change.
-                context.loaders.clear_all()
-                yield _event(event.kind, now, event)
-                if single and event.kind is jobs.EventKind.FINISHED:
-                    return
+            yield stream
     finally:
         context.subscriptions -= 1
+
+
+async def _follow(
+    info: Info_,
+    accepts: Callable[[jobs.JobEvent], bool],
+    initial: Initial,
+    *,
+    single: bool,
+) -> AsyncGenerator[GenerationEvent, None]:
+    async with following(info, accepts) as stream:
+        rows = await initial()
+        for row in rows:
+            yield _event(jobs.EventKind.STATE, row, None)
+        if single and all(row.status not in UNFINISHED for row in rows):
+            return
+        generations = _Generations(info)
+        async for event in stream:
+            if not isinstance(event, jobs.GenerationEvent):
+                continue
+            sent, now = await generations.change(event)
+            if now is None and single:
+                return
+            if sent is None:
+                continue
+            yield sent
+            if single and event.kind is jobs.EventKind.FINISHED:
+                return
+
+
+async def follow_video(
+    info: Info_, video_id: int, owner: int
+) -> AsyncGenerator[GenerationEvent | ExportEvent, None]:
+    """The generations' and exports' events of a video: first the state of those unfinished,
+    then every change."""
+
+    def accepts(event: jobs.JobEvent) -> bool:
+        return event.video_id == video_id and event.owner_id == owner
+
+    reads = info.context.services.reads
+    async with following(info, accepts) as stream:
+        if video_id not in await reads.get_many(tables.Video, [video_id]):
+            raise NotFound("video", ["videoId"])
+        for row in await reads.generations_of_video(video_id, list(UNFINISHED)):
+            yield _event(jobs.EventKind.STATE, row, None)
+        for export in await reads.exports(video_id, PageRequest(MAX_PAGE)):
+            if export.status in UNFINISHED_EXPORTS:
+                yield ExportEvent(kind=jobs.ExportEventKind.STATE, export=Export.from_row(export))
+        generations = _Generations(info)
+        async for event in stream:
+            if isinstance(event, jobs.GenerationEvent):
+                sent, _ = await generations.change(event)
+                if sent is not None:
+                    yield sent
+                continue
+            if isinstance(event, jobs.ExportEvent):
+                change = await export_change(info, event)
+                if change is not None:
+                    yield change
+
+
+async def export_change(info: Info_, event: jobs.ExportEvent) -> ExportEvent | None:
+    """The export re-read after the change; None when there is nothing to send (it is gone, or
+    a late QUEUED crossed the worker's first events)."""
+    found = await info.context.services.reads.get_many(tables.Export, [event.export_id])
+    now = found.get(event.export_id)
+    if now is None:
+        return None
+    if event.kind is jobs.ExportEventKind.QUEUED and now.status != "QUEUED":
+        return None
+    return ExportEvent(kind=event.kind, export=Export.from_row(now))
 
 
 def _viewer_id(info: Info_) -> int:
@@ -111,8 +196,10 @@ class Subscription:
                 raise NotFound("generation", ["id"])
             return [found[pk]]
 
-        def accepts(event: jobs.GenerationEvent) -> bool:
-            return event.generation_id == pk and event.owner_id == owner
+        def accepts(event: jobs.JobEvent) -> bool:
+            return (
+                jobs.is_generation(event) and event.generation_id == pk and event.owner_id == owner
+            )
 
         async for event in _follow(info, accepts, initial, single=True):
             yield event
@@ -134,8 +221,87 @@ class Subscription:
                 raise NotFound("video", ["videoId"])
             return await reads.generations_of_video(pk, list(UNFINISHED))
 
-        def accepts(event: jobs.GenerationEvent) -> bool:
-            return event.video_id == pk and event.owner_id == owner
+        def accepts(event: jobs.JobEvent) -> bool:
+            return jobs.is_generation(event) and event.video_id == pk and event.owner_id == owner
 
         async for event in _follow(info, accepts, initial, single=False):
+            yield event
+
+    @strawberry.subscription(
+        description="A diagnostics run as it goes: its state first, then each check as it "
+        "finishes, and FINISHED, after which the subscription completes."
+    )
+    async def diagnostics_run_updated(
+        self, info: Info_, id: strawberry.ID
+    ) -> AsyncGenerator[DiagnosticsRunEvent, None]:
+        pk = decode_pk(id, "DiagnosticsRun", "id")
+        owner = _viewer_id(info)
+        reads = info.context.services.reads
+
+        def accepts(event: jobs.JobEvent) -> bool:
+            return (
+                isinstance(event, jobs.DiagnosticsEvent)
+                and event.run_id == pk
+                and event.owner_id == owner
+            )
+
+        async with following(info, accepts) as stream:
+            found = (await reads.get_many(tables.DiagnosticRun, [pk])).get(pk)
+            if found is None:
+                raise NotFound("diagnostics run", ["id"])
+            run = DiagnosticsRun.from_row(found)
+            yield DiagnosticsRunEvent(kind=jobs.DiagnosticsEventKind.STATE, run=run, check=None)
+            if found.status not in ("QUEUED", "RUNNING"):
+                return
+            async for event in stream:
+                assert isinstance(event, jobs.DiagnosticsEvent)
+                now = (await reads.get_many(tables.DiagnosticRun, [pk])).get(pk)
+                if now is None:
+                    return
+                run = DiagnosticsRun.from_row(now)
+                index = event.check_index
+                check = run.checks[index] if index is not None and index < len(run.checks) else None
+                yield DiagnosticsRunEvent(kind=event.kind, run=run, check=check)
+                if event.kind is jobs.DiagnosticsEventKind.FINISHED:
+                    return
+
+    @strawberry.subscription(
+        description="Every change of one export: first its state as it stands, then queued, "
+        "started, its progress, and FINISHED (SUCCEEDED, FAILED or CANCELLED), after which the "
+        "subscription completes."
+    )
+    async def export_updated(
+        self, info: Info_, id: strawberry.ID
+    ) -> AsyncGenerator[ExportEvent, None]:
+        pk = decode_pk(id, "Export", "id")
+        owner = _viewer_id(info)
+
+        def accepts(event: jobs.JobEvent) -> bool:
+            return jobs.is_export(event) and event.export_id == pk and event.owner_id == owner
+
+        async with following(info, accepts) as stream:
+            found = await info.context.services.reads.get_many(tables.Export, [pk])
+            if pk not in found:
+                raise NotFound("export", ["id"])
+            yield ExportEvent(kind=jobs.ExportEventKind.STATE, export=Export.from_row(found[pk]))
+            if found[pk].status not in UNFINISHED_EXPORTS:
+                return
+            async for event in stream:
+                assert isinstance(event, jobs.ExportEvent)
+                change = await export_change(info, event)
+                if change is not None:
+                    yield change
+                if event.kind is jobs.ExportEventKind.FINISHED:
+                    return
+
+    @strawberry.subscription(
+        description="Every change of a video's generations and exports, in one subscription: "
+        "first the state of those queued or running, then each change, until the client "
+        "stops. A storyboard page needs only this one."
+    )
+    async def video_updated(
+        self, info: Info_, video_id: strawberry.ID
+    ) -> AsyncGenerator[VideoEvent, None]:
+        pk = decode_pk(video_id, "Video", "videoId")
+        async for event in follow_video(info, pk, _viewer_id(info)):
             yield event

@@ -46,7 +46,15 @@ class Chat(Node):
 
 
 _FRAME_COLUMNS = Columns(
-    "id", "video_id", "title", "order", "selected_image_id", "created_at", "updated_at"
+    "id",
+    "video_id",
+    "title",
+    "order",
+    "selected_image_id",
+    "created_at",
+    "updated_at",
+    "duration_ms",
+    "caption",
 )
 
 
@@ -57,6 +65,14 @@ class Frame(Chat):
     selected_image_pk: Private[int | None]
     created_at: datetime
     updated_at: datetime
+    duration_ms: int | None = strawberry.field(
+        description="How long the frame is shown in an exported video, in milliseconds; null "
+        "means the export's default (`secondsPerFrame`)."
+    )
+    caption: str | None = strawberry.field(
+        description="Text shown with the frame in exports: burned in or as a subtitle in the "
+        "video, under the image in the PDF storyboard."
+    )
     selected_image: Image | None = related(
         lambda loaders, frame, _: (
             (loaders.image, frame.selected_image_pk)
@@ -68,7 +84,9 @@ class Frame(Chat):
 
     @classmethod
     def from_row(cls, row: tables.Frame) -> Frame:
-        pk, video_pk, title, order, selected, created_at, updated_at = _FRAME_COLUMNS.of(row)
+        (pk, video_pk, title, order, selected, created_at, updated_at, duration_ms, caption) = (
+            _FRAME_COLUMNS.of(row)
+        )
         assert pk is not None
         return cls(
             id=strawberry.ID(encode_id("Frame", pk)),
@@ -79,6 +97,8 @@ class Frame(Chat):
             selected_image_pk=selected,
             created_at=created_at,
             updated_at=updated_at,
+            duration_ms=duration_ms,
+            caption=caption,
         )
 
 

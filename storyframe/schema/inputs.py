@@ -55,7 +55,19 @@ class CreateFrameInput:
 @strawberry.input
 class UpdateFrameInput:
     id: ID
-    title: str
+    title: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The new title; left as it is when absent."
+    )
+    duration_ms: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="How long the frame is shown in an exported video (100 ms to 10 minutes); "
+        "null goes back to the export's default, absent leaves it as it is.",
+    )
+    caption: str | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="The frame's caption (at most 500 characters); null or blank removes it, "
+        "absent leaves it as it is.",
+    )
 
 
 @strawberry.input

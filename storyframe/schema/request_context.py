@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     from storyframe.schema.chats import Context as ContextNode
     from storyframe.schema.chats import Frame, MainChat, Message
     from storyframe.schema.connection import Connection
+    from storyframe.schema.diagnostics import DiagnosticsRun
+    from storyframe.schema.exports import Export
     from storyframe.schema.generation import Generation
     from storyframe.schema.images import Image
     from storyframe.schema.projects import Project, Video
+    from storyframe.services.diagnostics import DiagnosticsEnv
 
 ProjectImagesKey = tuple[int, int | None]
 
@@ -45,6 +48,8 @@ class Loaders:
     message: DataLoader[int, Message | None]
     image: DataLoader[int, Image | None]
     generation: DataLoader[int, Generation | None]
+    export: DataLoader[int, Export | None]
+    diagnostics_run: DataLoader[int, DiagnosticsRun | None]
     generation_of_message: DataLoader[int, Generation | None]
     videos_of_project: DataLoader[tuple[int, PageRequest], Connection[Video]]
     context_of_video: DataLoader[int, ContextNode | None]
@@ -100,6 +105,7 @@ class Loaders:
 
 
 _NODE_LOADERS = {
+    "Export": "export",
     "Project": "project",
     "Video": "video",
     "Context": "context",
@@ -108,6 +114,7 @@ _NODE_LOADERS = {
     "Message": "message",
     "Image": "image",
     "Generation": "generation",
+    "DiagnosticsRun": "diagnostics_run",
 }
 
 
@@ -125,6 +132,10 @@ class Scopes(Protocol):
     @property
     def max_subscriptions(self) -> int:
         """The subscriptions one WebSocket may hold at once."""
+        ...
+
+    def diagnostics_env(self, services: Services) -> DiagnosticsEnv:
+        """What the diagnostics' checks run with, as the user of `services`."""
         ...
 
 

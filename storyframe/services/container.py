@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from storyframe.domain.ports import Reader, UnitOfWork
 from storyframe.services.chats import ChatService, ContextService, MainChatService
+from storyframe.services.diagnostic_runs import Diagnostician, DiagnosticRuns
+from storyframe.services.export.requests import Exporter
+from storyframe.services.export.service import ExportService
 from storyframe.services.frames import FrameService
 from storyframe.services.generation import GenerationService, Generator
 from storyframe.services.image_places import ImageService
@@ -26,6 +29,8 @@ class Services:
     images: ImageService
     uploads: UploadService
     generation: GenerationService
+    exports: ExportService
+    diagnostics: DiagnosticRuns
     reads: Reader
 
     @classmethod
@@ -36,6 +41,8 @@ class Services:
         media: Media,
         generator: Generator,
         limits: ListLimits,
+        exporter: Exporter,
+        diagnostician: Diagnostician,
     ) -> Services:
         files = media.files
         images = ImageService(uow, files, limits)
@@ -49,5 +56,7 @@ class Services:
             images=images,
             uploads=UploadService(images, media),
             generation=GenerationService(uow, generator),
+            exports=ExportService(uow, exporter),
+            diagnostics=DiagnosticRuns(uow, diagnostician),
             reads=reader,
         )

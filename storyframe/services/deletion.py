@@ -37,6 +37,8 @@ async def doom_videos(repo: Repository, doomed: Doomed, video_ids: set[int]) -> 
     doomed.messages |= await repo.message_ids_of_videos(video_ids)
     doomed.images |= await repo.image_ids_of_videos(video_ids)
     doomed.images |= await repo.image_ids_of_messages(doomed.messages)
+    # The videos' exports go with them (in the database, by cascade), and so do their files.
+    doomed.storage_keys |= await repo.exports.file_keys_of_videos(video_ids)
 
 
 async def doom_chat_history(repo: Repository, doomed: Doomed, chat: Place) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from storyframe.db.tables import TITLE_MAX, Frame, Video, utcnow
+from dataclasses import dataclass
+from enum import Enum
+
+from storyframe.db.tables import CAPTION_MAX, TITLE_MAX, Frame, Video, utcnow
 from storyframe.domain.errors import DomainError, ErrorCode, LimitReached, NotFound
 from storyframe.domain.places import Place, PlaceKind
 from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
@@ -10,6 +13,27 @@ from storyframe.services.deletion import Deleted, doom_chat_history, doom_files
 from storyframe.services.limits import ListLimits
 from storyframe.services.rows import found
 from storyframe.services.validation import clean_name
+
+MIN_DURATION_MS = 100
+MAX_DURATION_MS = 600_000
+
+
+class _Keep(Enum):
+    KEEP = "KEEP"
+
+
+KEEP = _Keep.KEEP
+"""A change not asked for: the value stays as it is."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameChanges:
+    title: str | None = None
+    """None leaves the title as it is."""
+    duration_ms: int | _Keep | None = KEEP
+    """None clears it (the export's default applies)."""
+    caption: str | _Keep | None = KEEP
+    """None (or blank) removes it."""
 
 
 def _clamp(value: int, upper: int) -> int:
@@ -48,10 +72,35 @@ class FrameService:
         return frame
 
     async def rename(self, frame_id: int, title: str) -> Frame:
-        cleaned = clean_name(title, "title", TITLE_MAX, allow_blank=True)
+        return await self.update(frame_id, FrameChanges(title=title))
+
+    async def update(self, frame_id: int, changes: FrameChanges) -> Frame:
+        """Change what `changes` names (its title, duration, caption); every value is checked
+        before anything is written."""
+        title = (
+            clean_name(changes.title, "title", TITLE_MAX, allow_blank=True)
+            if changes.title is not None
+            else None
+        )
+        duration = changes.duration_ms
+        if isinstance(duration, int) and not MIN_DURATION_MS <= duration <= MAX_DURATION_MS:
+            raise DomainError(
+                ErrorCode.INVALID,
+                f"durationMs must be {MIN_DURATION_MS} to {MAX_DURATION_MS}",
+                ["durationMs"],
+            )
+        caption = changes.caption
+        if isinstance(caption, str):
+            caption = clean_name(caption, "caption", CAPTION_MAX, allow_blank=True) or None
         async with self._uow() as repo:
             frame = await _frame(repo, frame_id)
-            frame.title, frame.updated_at = cleaned, utcnow()
+            if title is not None:
+                frame.title = title
+            if changes.duration_ms is not KEEP:
+                frame.duration_ms = duration if isinstance(duration, int) else None
+            if changes.caption is not KEEP:
+                frame.caption = caption if isinstance(caption, str) else None
+            frame.updated_at = utcnow()
             await repo.save(frame)
             await repo.commit()
         return frame

@@ -59,6 +59,10 @@ _CHECKSUM: Final = re.compile(r"[A-Za-z0-9_-]+")
 _FOLDER: Final = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
 
 
+EXPORTS_FOLDER = "exports"
+"""Where exports go within the folder, as raw assets (their public ids keep the extension)."""
+
+
 class StorageError(Exception):
     """Cloudinary could not be reached or refused a call (HTTP error, bad credentials, network
     failure, unreadable answer). The SDK's own exception is the `__cause__`."""
@@ -221,30 +225,7 @@ class CloudinaryStorage(BlobStorage):
         Cloudinary detects the format itself and derives thumbnails by transformation."""
         if not _CHECKSUM.fullmatch(checksum):
             raise ValueError("checksum must be letters, digits, '-' and '_'")
-        options = self._account.api_options()
-
-        def upload() -> Any:
-            return cloudinary.uploader.upload(
-                str(source),
-                # Names the multipart part; the default would be the whole local path.
-                filename=source.name,
-                public_id=f"{self._folder}/{checksum}",
-                overwrite=False,
-                unique_filename=False,
-                resource_type="image",
-                type="upload",
-                upload_preset=None,  # otherwise taken from the global configuration
-                **options,
-            )
-
-        response = await self._call("upload", upload)
-        try:
-            key = str(response["public_id"])
-            url = str(response["secure_url"])
-            byte_size = int(response["bytes"])
-            version = response.get("version")
-        except (KeyError, TypeError, ValueError) as error:
-            raise StorageError(f"unexpected Cloudinary upload answer: {error!r}") from error
+        key, url, byte_size, version = await self._upload(source, checksum, "image")
         return Blob(
             key=key,
             url=url,
@@ -252,6 +233,47 @@ class CloudinaryStorage(BlobStorage):
             byte_size=byte_size,
             checksum=checksum,
         )
+
+    async def put_file(self, source: Path, *, checksum: str, extension: str) -> Blob:
+        """Upload an export as a raw asset `<folder>/exports/<checksum>.<extension>`, delivered
+        as stored (Cloudinary transforms no raw file)."""
+        if not _CHECKSUM.fullmatch(checksum) or not extension.isalnum():
+            raise ValueError("checksum and extension must be letters and digits")
+        name = f"{EXPORTS_FOLDER}/{checksum}.{extension}"
+        key, url, byte_size, _ = await self._upload(source, name, "raw")
+        return Blob(key=key, url=url, thumbnail_url=url, byte_size=byte_size, checksum=checksum)
+
+    async def _upload(
+        self, source: Path, name: str, resource_type: str
+    ) -> tuple[str, str, int, Any]:
+        """Upload `source` as `<folder>/<name>` (never over an asset already there): its public
+        id, delivery URL, size and version."""
+        options = self._account.api_options()
+
+        def upload() -> Any:
+            return cloudinary.uploader.upload(
+                str(source),
+                # Names the multipart part; the default would be the whole local path.
+                filename=source.name,
+                public_id=f"{self._folder}/{name}",
+                overwrite=False,
+                unique_filename=False,
+                resource_type=resource_type,
+                type="upload",
+                upload_preset=None,  # otherwise taken from the global configuration
+                **options,
+            )
+
+        response = await self._call("upload", upload)
+        try:
+            return (
+                str(response["public_id"]),
+                str(response["secure_url"]),
+                int(response["bytes"]),
+                response.get("version"),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise StorageError(f"unexpected Cloudinary upload answer: {error!r}") from error
 
     def thumbnail_url(self, key: str, *, version: int | str | None = None) -> str:
         """The delivery URL of the thumbnail of the asset `key`; builds a URL, calls nothing."""
@@ -269,9 +291,11 @@ class CloudinaryStorage(BlobStorage):
         """Destroy the asset (and with it its derived thumbnails), invalidating CDN copies."""
         options = self._account.api_options()
 
+        resource_type = "raw" if f"/{EXPORTS_FOLDER}/" in key else "image"
+
         def destroy() -> Any:
             return cloudinary.uploader.destroy(
-                key, invalidate=True, resource_type="image", type="upload", **options
+                key, invalidate=True, resource_type=resource_type, type="upload", **options
             )
 
         response = await self._call("destroy", destroy)

@@ -12,7 +12,17 @@ from pathlib import Path
 from storyframe.domain.ports import Blob, BlobStorage
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
-CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
+FILE_EXTENSIONS = {
+    "mp4": "video/mp4",
+    "pdf": "application/pdf",
+    "zip": "application/zip",
+    "vtt": "text/vtt; charset=utf-8",
+}
+"""What exports are stored as, and the content type each is served with."""
+CONTENT_TYPES = {
+    **{ext: content_type for content_type, ext in EXTENSIONS.items()},
+    **FILE_EXTENSIONS,
+}
 THUMBNAIL_SUFFIX = ".thumb.webp"
 PARTIAL_PREFIX = ".tmp-"
 """A file being written, renamed to its key once whole; one a killed process left stays."""
@@ -21,6 +31,8 @@ KEY_PATTERN = re.compile(r"(?P<prefix>[0-9a-f]{2})/(?P=prefix)[0-9a-f]{62}\.(png
 FILE_PATTERN = re.compile(
     r"(?P<prefix>[0-9a-f]{2})/(?P=prefix)[0-9a-f]{62}(\.png|\.jpg|\.webp|\.thumb\.webp)"
 )
+EXPORT_PATTERN = re.compile(r"exports/[0-9a-f]{64}\.(mp4|pdf|zip|vtt)")
+"""`exports/ab12…ef.mp4`: an exported file (it has no thumbnail)."""
 
 
 def key_for(checksum: str, content_type: str) -> str:
@@ -43,7 +55,7 @@ class LocalStorage(BlobStorage):
 
     def path_of(self, key: str) -> Path | None:
         """The file of a key or of a key's thumbnail; None for anything that is neither."""
-        if not FILE_PATTERN.fullmatch(key):
+        if not (FILE_PATTERN.fullmatch(key) or EXPORT_PATTERN.fullmatch(key)):
             return None
         return self.root / key
 
@@ -63,6 +75,26 @@ class LocalStorage(BlobStorage):
             checksum=checksum,
         )
 
+    async def put_file(self, source: Path, *, checksum: str, extension: str) -> Blob:
+        key = f"exports/{checksum}.{extension}"
+        if not EXPORT_PATTERN.fullmatch(key):
+            raise ValueError(f"not a file storage keeps: {key!r}")
+        await asyncio.to_thread(self._put_file, source, key)
+        return Blob(
+            key=key,
+            url=self.url(key),
+            thumbnail_url=self.url(key),
+            byte_size=(self.root / key).stat().st_size,
+            checksum=checksum,
+        )
+
+    def _put_file(self, source: Path, key: str) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            with source.open("rb") as reader:
+                _write_atomically(target, lambda out: shutil.copyfileobj(reader, out, 1 << 20))
+
     def _put(self, source: Path, key: str, thumbnail: bytes) -> None:
         target = self.root / key
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +108,8 @@ class LocalStorage(BlobStorage):
     async def delete(self, key: str) -> None:
         if KEY_PATTERN.fullmatch(key):
             await asyncio.to_thread(self._delete, key)
+        elif EXPORT_PATTERN.fullmatch(key):
+            await asyncio.to_thread((self.root / key).unlink, missing_ok=True)
 
     def _delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -89,16 +123,24 @@ class LocalStorage(BlobStorage):
             return []
         found = (
             path.relative_to(self.root).as_posix()
-            for path in self.root.glob("??/*")
+            for pattern in ("??/*", "exports/*")
+            for path in self.root.glob(pattern)
             if path.is_file()
         )
-        return sorted(key for key in found if KEY_PATTERN.fullmatch(key))
+        return sorted(
+            key for key in found if KEY_PATTERN.fullmatch(key) or EXPORT_PATTERN.fullmatch(key)
+        )
 
     def partial_writes(self) -> list[Path]:
         """Files being written, or left half-written by a process that was killed."""
         if not self.root.is_dir():
             return []
-        return sorted(path for path in self.root.glob(f"??/{PARTIAL_PREFIX}*") if path.is_file())
+        return sorted(
+            path
+            for pattern in (f"??/{PARTIAL_PREFIX}*", f"exports/{PARTIAL_PREFIX}*")
+            for path in self.root.glob(pattern)
+            if path.is_file()
+        )
 
     async def exists(self, key: str) -> bool:
         path = self.path_of(key)
@@ -106,7 +148,8 @@ class LocalStorage(BlobStorage):
 
     async def read(self, key: str, *, url: str | None = None) -> bytes:
         """The file's bytes; `url` is not needed, the key says where the file is."""
-        path = self.path_of(key) if KEY_PATTERN.fullmatch(key) else None
+        known = KEY_PATTERN.fullmatch(key) or EXPORT_PATTERN.fullmatch(key)
+        path = self.path_of(key) if known else None
         if path is None:
             raise FileNotFoundError(key)
         return await asyncio.to_thread(path.read_bytes)

@@ -1,4 +1,5 @@
-"""Serving locally stored images: immutable, content-addressed, streamed from disk."""
+"""Serving locally stored images and exports: immutable, content-addressed, streamed from disk
+(with byte ranges, so a video plays while it downloads)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def media_endpoint(storage: LocalStorage) -> Callable[[Request], Awaitable[Respo
         if _matches(request.headers.get("if-none-match"), etag):
             return Response(status_code=304, headers=headers)
         content_type = "image/webp" if thumbnail else CONTENT_TYPES[name.rsplit(".", 1)[1]]
+        if name.endswith(".vtt"):  # subtitles are read by players on other origins
+            headers["Access-Control-Allow-Origin"] = "*"
         return FileResponse(path, media_type=content_type, headers=headers)
 
     return media

@@ -347,6 +347,10 @@ ANONYMOUS: dict[str, Call] = {
         "query($id: ID) { generations(videoId: $id) { totalCount } }",
         {"id": unknown_id("Video")},
     ),
+    "exports": (
+        "query($id: ID!) { exports(videoId: $id) { totalCount } }",
+        {"id": unknown_id("Video")},
+    ),
     **{
         field: _by_id(field, kind)
         for field, kind in [
@@ -397,6 +401,24 @@ ANONYMOUS: dict[str, Call] = {
     "generateFrameImages": _generate("Frame", "frame", "frameId"),
     "generateContextImages": _generate("Context", "context", "contextId"),
     "generateMainChatImages": _generate("MainChat", "main_chat", "mainChatId"),
+    "runDiagnostics": (
+        "mutation { runDiagnostics(input: {suite: OPENAI}) { run { id } userErrors { code } } }",
+        {},
+    ),
+    "exportVideo": (
+        "mutation($input: ExportVideoInput!) {"
+        " exportVideo(input: $input) { export { id } userErrors { code } } }",
+        {"input": {"videoId": unknown_id("Video"), "format": "PDF"}},
+    ),
+    "cancelExport": (
+        "mutation($id: ID!) {"
+        " cancelExport(input: {id: $id}) { export { id } userErrors { code } } }",
+        {"id": unknown_id("Export")},
+    ),
+    "deleteExport": (
+        "mutation($id: ID!) { deleteExport(input: {id: $id}) { deletedId userErrors { code } } }",
+        {"id": unknown_id("Export")},
+    ),
     "cancelGeneration": (
         "mutation($input: CancelGenerationInput!) {"
         " cancelGeneration(input: $input) { generation { id } userErrors { code } } }",

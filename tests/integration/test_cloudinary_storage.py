@@ -407,3 +407,27 @@ def test_the_secret_stays_out_of_repr() -> None:
     storage = CloudinaryStorage("cloudinary://key:hush@cloud?signature_algorithm=sha256")
     assert "hush" not in repr(storage)
     assert storage.cloud_name == "cloud"
+
+
+async def test_an_export_is_stored_as_a_raw_asset_served_as_is_and_destroyed_as_one(
+    storage: CloudinaryStorage, fake_cloudinary: FakeCloudinary, tmp_path: Path
+) -> None:
+    # given: a file that is no image (an exported video's bytes)
+    path = tmp_path / "export.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(range(256)) * 8)
+    checksum = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    # when it is stored
+    blob = await storage.put_file(path, checksum=checksum, extension="mp4")
+
+    # then: a raw asset whose public id keeps the extension, served byte for byte
+    assert blob.key == f"storyframe/exports/{checksum}.mp4"
+    assert fake_cloudinary.requests_to("/raw/upload")
+    assert (await _fetch(blob.url)).content == path.read_bytes()
+    assert blob.byte_size == path.stat().st_size
+    # and not listed among the images (`keys`), so the image collector never sees it
+    assert blob.key not in await storage.keys()
+    # and deleting it destroys the raw asset
+    await storage.delete(blob.key)
+    assert fake_cloudinary.requests_to("/raw/destroy")
+    assert blob.key not in fake_cloudinary.assets

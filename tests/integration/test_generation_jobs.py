@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from storyframe.db.tables import Generation, Message
 from storyframe.domain.image_provider import CallResult, ImageCall, ImageProvider, PartialSink
-from storyframe.domain.jobs import EventKind, Ticket
+from storyframe.domain.jobs import EventKind, GenerationEvent, Ticket
 from storyframe.runtime import Runtime, build_provider
 from storyframe.schema.ids import decode_pk, encode_id
 from storyframe.settings import Settings
@@ -77,6 +77,7 @@ async def test_a_generate_mutation_answers_at_once_with_the_generation_queued(
     async with runtime.events.subscribe(lambda e: e.kind is EventKind.FINISHED) as finished:
         provider.go.set()
         event = await anext(finished)
+    assert isinstance(event, GenerationEvent)
     assert encode_id("Generation", event.generation_id) == payload["generation"]["id"]
 
 

@@ -22,7 +22,7 @@ from sqlmodel import col
 from storyframe.db.engine import create_engine, session_factory
 from storyframe.db.repository import SqlUnitOfWork
 from storyframe.db.tables import Generation, Image, User
-from storyframe.domain.jobs import EventKind
+from storyframe.domain.jobs import EventKind, GenerationEvent
 from storyframe.domain.ports import Blob, Doomed
 from storyframe.providers.openai import OpenAIProvider
 from storyframe.services.deletion import doom_chat_history, doom_files
@@ -947,7 +947,9 @@ async def test_a_generation_the_sweep_gave_up_on_keeps_its_verdict(stack: OpenAI
         stack.fake.resume()
         await _until_idle(stack)
         # and whoever waits for it or follows it is told it has ended
-        assert (await asyncio.wait_for(anext(events), EVENT_SECONDS)).generation_id == swept
+        heard = await asyncio.wait_for(anext(events), EVENT_SECONDS)
+        assert isinstance(heard, GenerationEvent)
+        assert heard.generation_id == swept
 
     # then the image it made comes too late: it is not recorded, and its file is released
     (generation,) = await _generations(stack)

@@ -70,7 +70,9 @@ async def _take(
     taken: list[GenerationEvent] = []
     async with asyncio.timeout(EVENT_SECONDS):
         while not enough(taken):
-            taken.append(await anext(events))
+            event = await anext(events)
+            assert isinstance(event, GenerationEvent)
+            taken.append(event)
     return taken
 
 

@@ -24,7 +24,14 @@ from storyframe.cli import main
 from storyframe.db.engine import create_engine, normalize_url, session_factory
 from storyframe.db.migrate import upgrade
 from storyframe.db.tables import Generation, MainChat, Message, Project, User, Video
-from storyframe.domain.jobs import EventKind, GenerationEvent, Preview, Subscription
+from storyframe.domain.jobs import (
+    EventKind,
+    GenerationEvent,
+    JobEvent,
+    Preview,
+    Subscription,
+    is_generation,
+)
 from storyframe.events import PostgresEvents
 from storyframe.events.previews import delete_stale_previews
 from storyframe.events.wire import CHANNEL, asyncpg_dsn
@@ -135,6 +142,7 @@ async def received(stream: Subscription, count: int) -> list[GenerationEvent]:
     events: list[GenerationEvent] = []
     async with asyncio.timeout(DEADLINE_SECONDS):
         async for event in stream:
+            assert isinstance(event, GenerationEvent)
             events.append(event)
             if len(events) == count:
                 break
@@ -162,7 +170,7 @@ async def checkpoint(url: str) -> None:
         await connection.close()
 
 
-def everything(_event: GenerationEvent) -> bool:
+def everything(_event: JobEvent) -> bool:
     return True
 
 
@@ -338,8 +346,8 @@ async def test_a_subscriber_gets_only_what_it_accepts(database_url: str) -> None
         running(database_url) as api,
         running(database_url) as worker,
         api.subscribe(lambda e: e.kind is EventKind.FINISHED) as finished,
-        api.subscribe(lambda e: e.generation_id == second.id) as of_second,
-        worker.subscribe(lambda e: e.generation_id == first.id) as of_first,
+        api.subscribe(lambda e: is_generation(e) and e.generation_id == second.id) as of_second,
+        worker.subscribe(lambda e: is_generation(e) and e.generation_id == first.id) as of_first,
     ):
         # when
         for event in published:

@@ -1,127 +1,178 @@
-"""`storyframe selftest`: checks the generation set-up, offline or against (a fake) OpenAI."""
+"""`storyframe selftest [--suite openai|api] [--yes] [--json]` in a process of its own, offline
+(placeholder images) or against the fake OpenAI: the JSON report, the table, the exit status,
+and the checks that cost money held back without `--yes`."""
 
 from __future__ import annotations
 
+import io
 import json
+import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from storyframe.cli import main
+from storyframe.selftest import ACCOUNT, run_selftest
+from storyframe.services.diagnostics import Suite, plan
+from tests.support.apps import settings_for
 from tests.support.fake_openai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.support.servers import (
+    STOP_TIMEOUT,
+    STORYFRAME,
+    free_port,
+    run_storyframe,
+    server_environment,
+)
+
+PAID = ["openai.text", "openai.image", "openai.vision", "openai.edit"]
 
 
-def _selftest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = main(["selftest", *args])
-    report: dict[str, Any] = json.loads(capsys.readouterr().out)
-    return code, report
+def _environment(data_dir: Path, fake: FakeOpenAI | None = None, **extra: str) -> dict[str, str]:
+    """The test's environment for a command: its own data directory (and SQLite database),
+    the fake OpenAI's key and address when given, wide lines."""
+    env = server_environment(data_dir, free_port(), COLUMNS="250", **extra)
+    for name in ("OPENAI_BASE_URL", "OPENAI_IMAGE_MODEL", "OPENAI_VISION_MODEL", "LOG_LEVEL"):
+        env.pop(name, None)
+    if fake is not None:
+        env.update(OPENAI_API_KEY=fake.api_key, OPENAI_BASE_URL=fake.base_url)
+    return env
 
 
-def _checks(report: dict[str, Any]) -> dict[str, tuple[bool, str]]:
-    return {check["name"]: (check["ok"], check["detail"]) for check in report["checks"]}
-
-
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("STORYFRAME_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.delenv("OPENAI_IMAGE_MODEL", raising=False)
-
-
-@pytest.fixture
-def openai_env(monkeypatch: pytest.MonkeyPatch, fake_openai: FakeOpenAI) -> FakeOpenAI:
-    monkeypatch.setenv("OPENAI_API_KEY", fake_openai.api_key)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
-    return fake_openai
-
-
-def test_offline_it_makes_and_describes_a_placeholder(capsys: pytest.CaptureFixture[str]) -> None:
-    code, report = _selftest(capsys, "--generate")
-
-    assert code == 0
-    assert (report["ok"], report["provider"]) == (True, "placeholder")
-    checks = _checks(report)
-    assert list(checks) == ["configuration", "generation", "vision", "edit"]
-    assert all(ok for ok, _ in checks.values())
-    assert checks["generation"][1] == "one 1024x1024 image"
-
-
-def test_without_generate_it_only_asks_for_the_models(
-    capsys: pytest.CaptureFixture[str], openai_env: FakeOpenAI
-) -> None:
-    code, report = _selftest(capsys)
-
-    assert code == 0
-    assert list(_checks(report)) == ["configuration", "models"]
-    assert [r.endpoint for r in openai_env.requests] == ["models"]
-
-
-def test_against_openai_it_generates_describes_and_edits(
-    capsys: pytest.CaptureFixture[str], openai_env: FakeOpenAI
-) -> None:
-    code, report = _selftest(capsys, "--generate")
-
-    assert code == 0, report
-    assert report["imageModel"] == "gpt-image-2.6-flare"
-    checks = _checks(report)
-    assert checks["models"][0] is True
-    assert checks["generation"] == (True, "one 64x64 image")
-    assert checks["vision"][0] is True
-    assert checks["edit"] == (True, "one 64x64 image from a reference")
-    generation, edit = openai_env.requests_to("images")
-    assert (generation.endpoint, generation.params["quality"], generation.params["n"]) == (
-        "generations",
-        "low",
-        1,
+def _selftest_json(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any], str]:
+    """`storyframe selftest --json ...`: its exit status, its stdout read as JSON (which fails
+    unless stdout holds that JSON and nothing else), and its stderr (the log)."""
+    result = subprocess.run(
+        [str(STORYFRAME), "selftest", "--json", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=STOP_TIMEOUT,
+        check=False,
     )
-    assert edit.endpoint == "edits"
-    assert len(edit.files) == 1
-    costs = [c["estimatedCostUsd"] for c in report["checks"] if c["name"] != "models"]
-    assert all(cost is None or cost > 0 for cost in costs)
+    stdout, stderr = result.stdout.decode(), result.stderr.decode(errors="replace")
+    try:
+        report: dict[str, Any] = json.loads(stdout)
+    except ValueError:
+        pytest.fail(f"stdout is not JSON alone:\n{stdout}\nstderr:\n{stderr}")
+    return result.returncode, report, stderr
 
 
-def test_a_refused_key_fails_the_test(
-    capsys: pytest.CaptureFixture[str], openai_env: FakeOpenAI
+def _statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {check["name"]: check["status"] for check in report["checks"]}
+
+
+def test_offline_json_has_every_check_passed_against_the_placeholder(tmp_path: Path) -> None:
+    code, report, log = _selftest_json(_environment(tmp_path))
+
+    assert code == 0, log
+    assert (report["suite"], report["ok"], report["provider"]) == ("OPENAI", True, "placeholder")
+    assert _statuses(report) == {name: "PASSED" for name, _ in plan(Suite.OPENAI)}
+    image = next(check for check in report["checks"] if check["name"] == "openai.image")
+    (made,) = image["outputImages"]
+    assert (made["contentType"], made["width"], made["height"]) == ("image/png", 1024, 1024)
+    assert set(made) == {"contentType", "bytes", "width", "height"}
+    assert report["estimatedCostUsd"] == 0.0
+    assert set(image) >= {"durationMs", "skippedReason", "errorCode", "estimatedCostUsd"}
+
+
+def test_the_api_suite_runs_as_its_own_account_and_leaves_no_project(tmp_path: Path) -> None:
+    code, report, log = _selftest_json(_environment(tmp_path), "--suite", "api")
+
+    assert code == 0, log
+    assert report["suite"] == "API"
+    assert _statuses(report) == {name: "PASSED" for name, _ in plan(Suite.API)}
+    with sqlite3.connect(tmp_path / "storyframe.db") as database:
+        users = database.execute("SELECT email FROM users").fetchall()
+        projects = database.execute("SELECT count(*) FROM projects").fetchone()
+    assert users == [(ACCOUNT,)]
+    assert projects == (0,)
+
+    # a second run uses the same account
+    code, report, log = _selftest_json(_environment(tmp_path), "--suite", "api")
+
+    assert code == 0, log
+    with sqlite3.connect(tmp_path / "storyframe.db") as database:
+        assert database.execute("SELECT count(*) FROM users").fetchone() == (1,)
+
+
+def test_with_a_key_and_no_yes_the_paid_checks_are_skipped(
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    openai_env.fail("models", status=401, code="invalid_api_key")
-    openai_env.fail("generations", status=401, code="invalid_api_key")
+    code, report, log = _selftest_json(_environment(tmp_path, fake_openai), "--suite", "openai")
 
-    code, report = _selftest(capsys, "--generate")
+    assert code == 0, log
+    statuses = _statuses(report)
+    assert statuses == {**dict.fromkeys(PAID, "SKIPPED"), "openai.models": "PASSED"}
+    for check in report["checks"][:4]:
+        assert check["skippedReason"].startswith("costs money: run with --yes (about $0.0")
+    assert report["suiteEstimatedCostUsd"] > 0.01
+    assert [r.endpoint for r in fake_openai.requests] == ["models"]
+    assert fake_openai.api_key not in json.dumps(report)
 
-    assert code == 1
+
+def test_with_yes_every_check_runs_and_a_failed_one_exits_1(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.fail("generations", status=500, code="server_error")
+
+    code, report, log = _selftest_json(_environment(tmp_path, fake_openai), "--yes")
+
+    assert code == 1, log
     assert report["ok"] is False
-    checks = _checks(report)
-    assert checks["models"][0] is False
-    assert checks["models"][1].startswith("MISCONFIGURED")
-    assert checks["generation"][0] is False
-    assert "vision" not in checks
+    assert _statuses(report) == {
+        "openai.text": "PASSED",
+        "openai.image": "FAILED",
+        "openai.vision": "SKIPPED",
+        "openai.edit": "SKIPPED",
+        "openai.models": "PASSED",
+    }
+    failed = report["checks"][1]
+    assert failed["errorCode"] == "UNAVAILABLE"
+    assert fake_openai.api_key not in json.dumps(report)
 
 
-def test_a_retired_or_missing_model_fails_the_test(
-    capsys: pytest.CaptureFixture[str],
-    openai_env: FakeOpenAI,
-    monkeypatch: pytest.MonkeyPatch,
+def test_the_table_shows_each_check_with_its_status_and_the_cost(
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
-    monkeypatch.setenv("OPENAI_IMAGE_MODEL", "gpt-image-2")
-    openai_env.models = {"gpt-image-2": "2026-01-01"}
+    status, output = run_storyframe(_environment(tmp_path, fake_openai), "selftest")
 
-    code, report = _selftest(capsys)
+    assert status == 0, output
+    for _, title in plan(Suite.OPENAI):
+        assert title in output
+    assert output.count("SKIPPED") == 4
+    assert "PASSED" in output
+    assert "the checks that cost money are skipped: run with --yes (about $0.0" in output
+    assert "Estimated cost of this run: $0.0000" in output
+    # not a terminal: the final table only, no live display
+    assert "pending" not in output
+    assert "\x1b[" not in output
 
-    assert code == 1
-    assert _checks(report)["models"] == (
-        False,
-        "gpt-image-2 was shut down on 2026-01-01; gpt-5.4-mini is not offered",
+
+def test_the_table_of_the_api_suite(tmp_path: Path) -> None:
+    status, output = run_storyframe(_environment(tmp_path), "selftest", "--suite", "api")
+
+    assert status == 0, output
+    for _, title in plan(Suite.API):
+        assert title in output
+    assert output.count("PASSED") == 5
+    assert "scratch project deleted" in output
+
+
+async def test_a_terminal_sees_each_check_turn_from_pending_to_its_status(
+    tmp_path: Path,
+) -> None:
+    out = io.StringIO()
+    settings = settings_for(None, tmp_path)
+
+    code = await run_selftest(
+        settings, Suite.OPENAI, yes=False, as_json=False, out=out, terminal=True
     )
 
-
-def test_a_model_retiring_later_passes_with_a_warning(
-    capsys: pytest.CaptureFixture[str], openai_env: FakeOpenAI
-) -> None:
-    openai_env.models = {"gpt-image-2.6-flare": "2099-01-01", "gpt-5.4-mini": None}
-
-    code, report = _selftest(capsys)
-
     assert code == 0
-    assert _checks(report)["models"] == (True, "gpt-image-2.6-flare shuts down on 2099-01-01")
+    shown = out.getvalue()
+    # the live table first shows every check pending (the first running), then each done
+    assert shown.index("running…") < shown.index("pending") < shown.index("PASSED")
+    assert shown.count("pending") >= 4
+    for _, title in plan(Suite.OPENAI):
+        assert title in shown

@@ -89,6 +89,13 @@ class FakeCloudinary:
         """When set, every API call answers this status with an error."""
         self.deliver_with: int | None = None
         """When set, every delivery (a GET of an asset's URL) answers this status."""
+        self.deliveries = threading.Event()
+        """Cleared (`hold_deliveries`), deliveries wait until it is set again."""
+        self.deliveries.set()
+        self.deliveries_waiting = 0
+        """Deliveries being held now."""
+        self._let_through = 0
+        """Deliveries that still pass while they are held."""
         self.assets: dict[str, FakeAsset] = {}
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
@@ -111,6 +118,15 @@ class FakeCloudinary:
         secret = quote(api_secret or self.api_secret, safe="")
         prefix = quote(self.base_url, safe="")
         return f"cloudinary://{key}:{secret}@{self.cloud_name}?upload_prefix={prefix}"
+
+    def hold_deliveries(self, after: int = 0) -> None:
+        """Deliveries wait from now on (but the next `after`), until `release_deliveries`."""
+        with self.lock:
+            self._let_through = after
+        self.deliveries.clear()
+
+    def release_deliveries(self) -> None:
+        self.deliveries.set()
 
     def requests_to(self, path_suffix: str) -> list[RecordedRequest]:
         with self.lock:
@@ -163,7 +179,10 @@ class FakeCloudinary:
         if method == "POST" and path == api + "image/upload":
             self._check_signature(fields)
             return _json(200, self._upload(fields, file))
-        if method == "POST" and path == api + "image/destroy":
+        if method == "POST" and path == api + "raw/upload":
+            self._check_signature(fields)
+            return _json(200, self._upload(fields, file, raw=True))
+        if method == "POST" and path in (api + "image/destroy", api + "raw/destroy"):
             self._check_signature(fields)
             return _json(200, self._destroy(fields))
         listing = api + "resources/image/upload"
@@ -173,14 +192,31 @@ class FakeCloudinary:
         if method == "GET" and path.startswith(listing + "/"):
             self._check_basic_auth(headers)
             return _json(200, self._resource(path.removeprefix(listing + "/")))
+        raw = re.fullmatch(rf"/{re.escape(self.cloud_name)}/raw/upload/v(\d+)/(.+)", path)
+        if method == "GET" and raw:
+            return self._deliver_raw(int(raw[1]), raw[2])
         delivery = re.fullmatch(rf"/{re.escape(self.cloud_name)}/image/upload/v(\d+)/(.+)", path)
         if method == "GET" and delivery:
+            self._wait_to_deliver()
             if self.deliver_with is not None:
                 return self.deliver_with, "text/plain", b"injected failure"
             return self._deliver(int(delivery[1]), delivery[2])
         if path.startswith("/v1_1/"):
             raise _Failure(401 if path.split("/")[2] != self.cloud_name else 404, "no such API")
         return 404, "text/plain", b"Not Found"
+
+    def _wait_to_deliver(self) -> None:
+        with self.lock:
+            if self._let_through > 0:
+                self._let_through -= 1
+                return
+            self.deliveries_waiting += 1
+        try:
+            # bounded, so a test that forgets to release does not hang the fake's shutdown
+            self.deliveries.wait(timeout=120)
+        finally:
+            with self.lock:
+                self.deliveries_waiting -= 1
 
     def _check_signature(self, fields: dict[str, str]) -> None:
         if fields.get("api_key") != self.api_key:
@@ -211,7 +247,9 @@ class FakeCloudinary:
         ):
             raise _Failure(401, "Invalid credentials")
 
-    def _upload(self, fields: dict[str, str], file: tuple[str, bytes] | None) -> dict[str, Any]:
+    def _upload(
+        self, fields: dict[str, str], file: tuple[str, bytes] | None, *, raw: bool = False
+    ) -> dict[str, Any]:
         if file is None:
             raise _Failure(400, "Missing required parameter - file")
         public_id = fields.get("public_id") or hashlib.sha1(file[1]).hexdigest()[:20]
@@ -219,6 +257,11 @@ class FakeCloudinary:
             existing = self.assets.get(public_id)
             if existing is not None and fields.get("overwrite", "1") == "0":
                 return {**self._describe(existing), "existing": True}
+        if raw:  # kept as sent, its format the public id's extension
+            with self.lock:
+                asset = FakeAsset(public_id, file[1], "raw", 0, 0, next(self._versions))
+                self.assets[public_id] = asset
+                return {**self._describe(asset), "existing": False}
         try:
             with Image.open(BytesIO(file[1])) as image:
                 image_format = (image.format or "").lower().replace("jpeg", "jpg")
@@ -247,7 +290,9 @@ class FakeCloudinary:
             matching = sorted(
                 public_id
                 for public_id in self.assets
-                if public_id.startswith(prefix) and public_id > after
+                if public_id.startswith(prefix)
+                and public_id > after
+                and self.assets[public_id].format != "raw"
             )
             page = [self._describe(self.assets[public_id]) for public_id in matching[:size]]
         answer: dict[str, Any] = {"resources": page}
@@ -270,7 +315,25 @@ class FakeCloudinary:
             return 404, "text/plain", b"Not Found"
         return 200, f"image/{asset.format.replace('jpg', 'jpeg')}", asset.data
 
+    def _deliver_raw(self, version: int, public_id: str) -> tuple[int, str, bytes]:
+        with self.lock:
+            asset = self.assets.get(public_id)
+        if asset is None or asset.version != version or asset.format != "raw":
+            return 404, "text/plain", b"Not Found"
+        return 200, "application/octet-stream", asset.data
+
     def _describe(self, asset: FakeAsset) -> dict[str, Any]:
+        if asset.format == "raw":
+            url = f"{self.base_url}/{self.cloud_name}/raw/upload/v{asset.version}/{asset.public_id}"
+            return {
+                "public_id": asset.public_id,
+                "version": asset.version,
+                "resource_type": "raw",
+                "type": "upload",
+                "bytes": len(asset.data),
+                "url": url,
+                "secure_url": url,
+            }
         url = (
             f"{self.base_url}/{self.cloud_name}/image/upload/v{asset.version}/"
             f"{asset.public_id}.{asset.format}"

@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 from storyframe.db.places import TABLES, message_column, table_of
 from storyframe.db.tables import (
     Context,
+    Export,
     Frame,
     Generation,
     Image,
@@ -40,7 +41,7 @@ from storyframe.domain.places import Place, PlaceKind, PlaceOwner
 from storyframe.domain.ports import Doomed, FileReleaser, Repository, UnitOfWork
 
 Row = TypeVar("Row", bound=SQLModel)
-TableRow = Project | Video | Context | Frame | MainChat | Message | Image | Generation
+TableRow = Project | Video | Context | Frame | MainChat | Message | Image | Generation | Export
 
 MODELS: tuple[
     type[Project],
@@ -51,7 +52,8 @@ MODELS: tuple[
     type[Message],
     type[Image],
     type[Generation],
-] = (Project, Video, Context, Frame, MainChat, Message, Image, Generation)
+    type[Export],
+] = (Project, Video, Context, Frame, MainChat, Message, Image, Generation, Export)
 
 # ON DELETE CASCADE: deleting a row of the key deletes the rows of `model` whose `column` names it.
 _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
@@ -63,6 +65,7 @@ _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
         (Message, "video_id"),
         (Image, "video_id"),
         (Generation, "video_id"),
+        (Export, "video_id"),
     ),
     Context: ((Message, "context_id"),),
     Frame: ((Message, "frame_id"),),
@@ -70,6 +73,7 @@ _CASCADES: dict[type[SQLModel], tuple[tuple[type[SQLModel], str], ...]] = {
     Message: ((Image, "message_id"), (Generation, "message_id")),
     Image: (),
     Generation: (),
+    Export: (),
 }
 # The place a row is, for the placements that cascade with it.
 _PLACE_KIND: dict[type[SQLModel], PlaceKind] = {table: kind for kind, table in TABLES.items()}
@@ -228,6 +232,24 @@ class FakeStore:
             for frame in self.table(Frame).values():
                 if frame.selected_image_id == id:  # ON DELETE SET NULL
                     frame.selected_image_id = None
+
+
+class FakeExportRows:
+    """What the deletions the fakes serve ask of exports (the rest of exporting runs on real
+    databases only: its tests are integration tests)."""
+
+    def __init__(self, store: FakeStore) -> None:
+        self._store = store
+
+    async def file_keys_of_videos(self, video_ids: Iterable[int]) -> set[str]:
+        wanted = set(video_ids)
+        return {
+            key
+            for export in self._store.table(Export).values()
+            if export.video_id in wanted
+            for key in (export.storage_key, export.subtitles_key)
+            if key is not None
+        }
 
 
 class RepositoryClosed(Exception):
@@ -445,6 +467,19 @@ class FakeRepository(Repository):
         wanted = set(image_ids)
         images = self.store.table(Image)
         return {images[id_].storage_key for id_ in wanted if id_ in images}
+
+    @property
+    def exports(self) -> Any:
+        return FakeExportRows(self.store)
+
+    @property
+    def runs(self) -> Any:
+        raise NotImplementedError("diagnostics runs are tested on real databases")
+
+    async def delete_row(self, row: SQLModel) -> None:
+        row_id = getattr(row, "id", None)
+        if row_id is not None:
+            self.store.delete(type(row), row_id)
 
     async def delete(self, doomed: Doomed) -> None:
         store = self.store

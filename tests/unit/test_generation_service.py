@@ -147,6 +147,9 @@ class ScriptedProvider:
             raise self.analysis
         return self.analysis
 
+    async def complete(self, prompt: str, model: str) -> Description:
+        return Description("A clear sky is blue.", model)
+
     async def models(self) -> list[RemoteModel]:
         return [RemoteModel(DEFAULTS.image_model)]
 
@@ -223,19 +226,19 @@ class RecordingQueue:
     def enqueue(self, ticket: Ticket) -> None:
         self.enqueued.append(ticket)
         if self.work is not None:
-            self.tasks[ticket.generation_id] = asyncio.create_task(self.work(ticket.generation_id))
+            self.tasks[ticket.row_id] = asyncio.create_task(self.work(ticket.row_id))
         else:
             self.waiting.append(ticket)
 
     def cancel(self, generation_id: int) -> bool:
         self.cancelled.append(generation_id)
-        held = [t for t in self.waiting if t.generation_id == generation_id]
+        held = [t for t in self.waiting if t.row_id == generation_id]
         for ticket in held:
             self.waiting.remove(ticket)
         return bool(held)
 
     async def positions(self, generation_ids: Sequence[int]) -> dict[int, int]:
-        ids = [ticket.generation_id for ticket in self.waiting]
+        ids = [ticket.row_id for ticket in self.waiting]
         return {i: ids.index(i) + 1 for i in generation_ids if i in ids}
 
 
@@ -255,6 +258,7 @@ class Watch:
         self._hub.publish(MARK)
         seen: list[GenerationEvent] = []
         while (event := await anext(self._stream)) is not MARK:
+            assert isinstance(event, GenerationEvent)
             seen.append(event)
         return seen
 
@@ -707,7 +711,7 @@ async def test_the_work_goes_on_when_a_waiting_caller_is_cancelled(tmp_path: Pat
         await request
     pause.go.set()
     (ticket,) = e.queue.enqueued
-    await e.queue.tasks[ticket.generation_id]
+    await e.queue.tasks[ticket.row_id]
 
     # then
     (generation,) = e.d.uow.all(Generation)
@@ -824,7 +828,7 @@ async def test_an_expired_key_makes_a_new_generation(tmp_path: Path) -> None:
     assert (again.replayed, again.generation.id) == (True, later_id)
     assert generation_of(e, first_id).idempotency_key is None
     assert generation_of(e, later_id).idempotency_key == "key-1"
-    assert [ticket.generation_id for ticket in e.queue.enqueued] == [first_id, later_id]
+    assert [ticket.row_id for ticket in e.queue.enqueued] == [first_id, later_id]
 
 
 BAD_KEYS = {
@@ -1913,7 +1917,8 @@ async def test_the_sweep_interrupts_what_has_not_changed_for_longer_than_any_wor
             swept = await sweep.once(now=now)
         # then their subscribers hear they ended
         heard = [await anext(events), await anext(events)]
-    assert [(h.generation_id, h.video_id, h.owner_id) for h in heard] == [
+    told = [h for h in heard if isinstance(h, GenerationEvent)]
+    assert [(h.generation_id, h.video_id, h.owner_id) for h in told] == [
         (3, 103, FAKE_OWNER_ID),
         (5, 105, FAKE_OWNER_ID),
     ]

@@ -23,12 +23,12 @@ class Held:
         self._gates: dict[int, asyncio.Event] = {}
 
     async def work(self, ticket: Ticket) -> None:
-        self.started.append(ticket.generation_id)
-        gate = self._gates.setdefault(ticket.generation_id, asyncio.Event())
+        self.started.append(ticket.row_id)
+        gate = self._gates.setdefault(ticket.row_id, asyncio.Event())
         try:
             await gate.wait()
         except asyncio.CancelledError:
-            self.cancelled.append(ticket.generation_id)
+            self.cancelled.append(ticket.row_id)
             raise
 
     def release(self, generation_id: int) -> None:
@@ -183,16 +183,16 @@ async def test_a_generation_waiting_out_a_rate_limit_lends_its_slot_and_takes_it
     gates = {n: asyncio.Event() for n in (2, 3)}
 
     async def work(ticket: Ticket) -> None:
-        if ticket.generation_id == 1:
+        if ticket.row_id == 1:
             steps.append("1 calls")
             async with slot_lent():
                 waiting.set()
                 await wait_over.wait()
             steps.append("1 resumes")
             return
-        steps.append(f"{ticket.generation_id} runs")
-        await gates[ticket.generation_id].wait()
-        steps.append(f"{ticket.generation_id} ends")
+        steps.append(f"{ticket.row_id} runs")
+        await gates[ticket.row_id].wait()
+        steps.append(f"{ticket.row_id} ends")
 
     runner = InProcessRunner(per_user=1, total=1)
     runner.bind(work)
@@ -227,7 +227,7 @@ async def test_a_generation_stopped_while_its_slot_is_lent_ends_without_waiting_
     gate = asyncio.Event()
 
     async def work(ticket: Ticket) -> None:
-        if ticket.generation_id == 1:
+        if ticket.row_id == 1:
             try:
                 async with slot_lent():
                     waiting.set()
@@ -276,7 +276,7 @@ async def test_waits_of_one_generation_that_overlap_take_its_slot_back_once() ->
         steps.append(f"{name} goes on")
 
     async def work(ticket: Ticket) -> None:
-        if ticket.generation_id == 1:
+        if ticket.row_id == 1:
             await asyncio.gather(call(first_over, "a"), call(second_over, "b"))
             return
         steps.append("2 runs")

@@ -6,7 +6,7 @@ Calls made:
   (`POST /images/edits`, multipart, the references as `image[]` parts) when the call has
   reference images and the model takes some;
 - `chat.completions.create` (`POST /chat/completions`) with the images as data URLs, to
-  describe them;
+  describe them, or with text alone, to answer a prompt (`complete`);
 - `models.list` (`GET /models`, paged) for the models offered and their shutdown dates.
 
 A call for one image with previews wanted (`ImageCall.previews`) and a sink for them streams:
@@ -275,12 +275,23 @@ class OpenAIProvider:
     async def analyze(self, images: Sequence[Reference], question: str, model: str) -> Description:
         return await self._ask(images, question, model)
 
+    async def complete(self, prompt: str, model: str) -> Description:
+        message: ChatCompletionUserMessageParam = {"role": "user", "content": prompt}
+        return await self._chat(message, model, "to answer", "answer")
+
     async def _ask(self, images: Sequence[Reference], instruction: str, model: str) -> Description:
         content: list[ChatCompletionContentPartParam] = [{"type": "text", "text": instruction}]
         content += [
             {"type": "image_url", "image_url": {"url": data_url(image)}} for image in images
         ]
         message: ChatCompletionUserMessageParam = {"role": "user", "content": content}
+        return await self._chat(message, model, "to describe the images", "description")
+
+    async def _chat(
+        self, message: ChatCompletionUserMessageParam, model: str, refused: str, answer: str
+    ) -> Description:
+        """The model's text answer to one user message; `refused` says what it would not do,
+        `answer` what an empty answer lacks."""
         try:
             response = await self._client.chat.completions.create(
                 model=model, messages=[message], timeout=self._image_timeout / 3
@@ -295,8 +306,8 @@ class OpenAIProvider:
             if choice is not None and (
                 choice.message.refusal or choice.finish_reason == "content_filter"
             ):
-                raise ProviderError(Failure.REFUSED, "OpenAI refused to describe the images")
-            raise ProviderError(Failure.BAD_RESPONSE, "OpenAI gave an empty description")
+                raise ProviderError(Failure.REFUSED, f"OpenAI refused {refused}")
+            raise ProviderError(Failure.BAD_RESPONSE, f"OpenAI gave an empty {answer}")
         usage = (
             None
             if response.usage is None

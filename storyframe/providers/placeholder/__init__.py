@@ -13,7 +13,8 @@ hands the sink that many previews before it returns, as a model streaming its im
 small blurred JPEGs of the same picture (at most 256 pixels wide or high), coarsest first.
 
 `describe` cannot look at images without a vision model; it says so, and reports what can be
-known offline: each image's size, format and dominant colours.
+known offline: each image's size, format and dominant colours. `complete` answers any prompt
+with the same canned line, saying that no text model is configured.
 """
 
 from storyframe.providers.placeholder.describing import colour_name

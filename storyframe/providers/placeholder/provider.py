@@ -114,6 +114,13 @@ class PlaceholderProvider:
             lines.append(f"Question: {asked}")
         return await _summarised(images, lines)
 
+    async def complete(self, prompt: str, model: str) -> Description:
+        text = (
+            "Placeholder answer: no text model is configured, so the prompt is not answered "
+            "(made offline)."
+        )
+        return Description(text=text, model=PLACEHOLDER_MODEL, usage=None)
+
     async def models(self) -> list[RemoteModel]:
         return [RemoteModel(PLACEHOLDER_MODEL)]
 

@@ -7,10 +7,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 
 from storyframe.db.tables import Frame, Generation, Image, MainChat, Message
 from storyframe.domain.errors import DomainError, ErrorCode, NotFound
-from storyframe.domain.jobs import EventKind, Ticket
+from storyframe.domain.jobs import EventKind, GenerationEvent, Ticket, is_generation
 from storyframe.domain.places import Place, PlaceKind, chat_of
 from storyframe.domain.ports import (
     Repository,
@@ -76,7 +77,8 @@ class GenerationService:
         nothing; with another request it is refused."""
         if wait_seconds is None or self._gen.events is None:
             return await self._accept(request, idempotency_key)
-        async with self._gen.events.subscribe(lambda e: e.kind is EventKind.FINISHED) as stream:
+        finished = partial(is_generation, kind=EventKind.FINISHED)
+        async with self._gen.events.subscribe(finished) as stream:
             submitted = await self._accept(request, idempotency_key)
             generation = submitted.generation
             if generation.status in FINAL:
@@ -85,7 +87,10 @@ class GenerationService:
             try:
                 async with asyncio.timeout(wait_seconds):
                     async for event in stream:
-                        if event.generation_id == generation.id:
+                        if (
+                            isinstance(event, GenerationEvent)
+                            and event.generation_id == generation.id
+                        ):
                             break
             except TimeoutError:
                 pass
