@@ -33,6 +33,7 @@ from storyframe.storage.local import LocalStorage
 from storyframe.storage.media import media_endpoint
 from storyframe.view import StoryframeGraphQL
 from storyframe.web.assets import asset_routes
+from storyframe.web.diagnostics import diagnostics_routes
 
 STOP_TASKS_SECONDS = 5
 """How long shutdown waits for the background rounds (heartbeat, recovery) under way."""
@@ -99,6 +100,7 @@ def create_app(
             *_media_routes(runtime),
             *health_routes(runtime),
             *(asset_routes() if settings.graphiql else []),
+            *diagnostics_routes(),
         ],
         middleware=_middleware(settings),
         lifespan=lifespan,

@@ -1,2 +1,3 @@
-"""Pages Storyframe serves itself: GraphiQL at `GET /graphql`, with every file it loads carried in
-the package and served from `/graphiql/assets/`, so that it works with no internet."""
+"""Pages Storyframe serves itself: GraphiQL at `GET /graphql` and the diagnostics page at
+`GET /diagnostics`, with every file they load carried in the package and served by Storyframe,
+so that they work with no internet."""
