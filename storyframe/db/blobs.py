@@ -13,6 +13,8 @@ from sqlmodel import col, select
 from storyframe.db.tables import Export, Image
 from storyframe.domain.ports import BlobIndex
 
+KEYS_PER_STATEMENT = 1000
+
 _COLUMNS = (col(Image.storage_key), col(Export.storage_key), col(Export.subtitles_key))
 
 
@@ -32,10 +34,14 @@ class SqlBlobIndex(BlobIndex):
         self._sessions = sessions
 
     async def keys_in_use(self, keys: Collection[str]) -> set[str]:
-        if not keys:
-            return set()
+        wanted = sorted(keys)
+        found: set[str] = set()
         async with self._sessions() as session:
-            return {str(key) for key in (await session.execute(_referenced(keys))).scalars()}
+            # In slices: the statement names them three times, and drivers bound parameters.
+            for start in range(0, len(wanted), KEYS_PER_STATEMENT):
+                chunk = wanted[start : start + KEYS_PER_STATEMENT]
+                found |= {str(k) for k in (await session.execute(_referenced(chunk))).scalars()}
+        return found
 
     async def all_keys(self) -> set[str]:
         async with self._sessions() as session:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from storyframe.db.tables import DiagnosticRun
+from storyframe.db.tables import DiagnosticRun, User
 
 UNFINISHED = ("QUEUED", "RUNNING")
 
@@ -19,6 +19,12 @@ class SqlRunRows:
         self._owner_id = owner_id
 
     async def unfinished(self) -> int:
+        # Two requests of one user take turns on the user's row, so only one run starts.
+        await self._session.execute(
+            select(col(User.id))
+            .where(col(User.id) == self._owner_id)
+            .with_for_update(key_share=True)
+        )
         statement = select(func.count()).where(
             col(DiagnosticRun.owner_id) == self._owner_id,
             col(DiagnosticRun.status).in_(UNFINISHED),

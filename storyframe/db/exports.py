@@ -39,16 +39,20 @@ class SqlExportRows(ExportRows):
         self._queued = queued
 
     async def for_key(self, key: str) -> Export | None:
-        # Two requests with a key take turns on the user's row (as generations' do).
+        await self._take_turns()
+        statement = select(Export).where(
+            col(Export.owner_id) == self._owner_id, col(Export.idempotency_key) == key
+        )
+        return (await self._session.scalars(statement)).first()
+
+    async def _take_turns(self) -> None:
+        """Two requests of one user that check a key or the cap take turns on the user's row (a
+        no-op on SQLite, whose write transactions are already exclusive)."""
         await self._session.execute(
             select(col(User.id))
             .where(col(User.id) == self._owner_id)
             .with_for_update(key_share=True)
         )
-        statement = select(Export).where(
-            col(Export.owner_id) == self._owner_id, col(Export.idempotency_key) == key
-        )
-        return (await self._session.scalars(statement)).first()
 
     async def queue(self, export: Export) -> None:
         self._session.add(export)
@@ -62,6 +66,7 @@ class SqlExportRows(ExportRows):
                 col(Export.id) == export_id,
                 col(Export.status) == "QUEUED",
                 col(Export.owner_id) == self._owner_id,
+                col(Export.cancel_requested).is_(False),
             )
             .values(
                 status="RUNNING",
@@ -75,6 +80,7 @@ class SqlExportRows(ExportRows):
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def unfinished(self) -> int:
+        await self._take_turns()
         statement = select(func.count()).where(
             col(Export.owner_id) == self._owner_id, col(Export.status).in_(UNFINISHED_EXPORTS)
         )

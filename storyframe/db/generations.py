@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Update, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -59,7 +59,7 @@ class SqlJobStore(JobStore):
             .order_by(col(model.id))
         )
         async with self._sessions() as session:
-            await session.execute(_requeue(model, stale_before))
+            await _requeue(session, model, stale_before)
             rows = await session.execute(queued)
             await session.commit()
         return [
@@ -76,9 +76,9 @@ class SqlJobStore(JobStore):
 
     async def requeue_stale(self, stale_before: datetime) -> int:
         async with self._sessions() as session:
-            result = await session.execute(_requeue(self._model, stale_before))
+            requeued = await _requeue(session, self._model, stale_before)
             await session.commit()
-        return int(getattr(result, "rowcount", 0) or 0)
+        return requeued
 
     async def heartbeat(self, generation_ids: Collection[int], now: datetime) -> set[int]:
         if not generation_ids:
@@ -97,14 +97,27 @@ class SqlJobStore(JobStore):
         return {pk for pk, cancelled in rows if cancelled and pk is not None}
 
 
-def _requeue(model: Jobbed, stale_before: datetime) -> Update:
+async def _requeue(session: AsyncSession, model: Jobbed, stale_before: datetime) -> int:
+    """Put back to QUEUED the rows RUNNING in a process not heard of since `stale_before`; how
+    many. An export whose cancelling was asked ends CANCELLED instead: it was to stop anyway."""
     last_sign = func.coalesce(col(model.heartbeat_at), col(model.started_at), col(model.created_at))
+    stale = (col(model.status) == "RUNNING", last_sign < stale_before)
     values: dict[str, object] = {"status": "QUEUED"}
     if model is Generation:
         values["slot_state"] = None
-    return (
-        update(model)
-        .where(col(model.status) == "RUNNING", last_sign < stale_before)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    if model is Export:
+        await session.execute(
+            update(Export)
+            .where(*stale, col(Export.cancel_requested))
+            .values(
+                status="CANCELLED",
+                error_code="CANCELLED",
+                error_message="cancelled",
+                finished_at=func.current_timestamp(),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    result = await session.execute(
+        update(model).where(*stale).values(**values).execution_options(synchronize_session=False)
     )
+    return int(getattr(result, "rowcount", 0) or 0)

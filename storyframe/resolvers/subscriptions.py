@@ -154,21 +154,21 @@ async def follow_video(
                     yield sent
                 continue
             if isinstance(event, jobs.ExportEvent):
-                change = await export_change(info, event)
+                change, _ = await export_change(info, event)
                 if change is not None:
                     yield change
 
 
-async def export_change(info: Info_, event: jobs.ExportEvent) -> ExportEvent | None:
-    """The export re-read after the change; None when there is nothing to send (it is gone, or
-    a late QUEUED crossed the worker's first events)."""
+async def export_change(info: Info_, event: jobs.ExportEvent) -> tuple[ExportEvent | None, bool]:
+    """The export re-read after the change (None when there is nothing to send: a late QUEUED
+    crossed the worker's first events), and whether it still exists."""
     found = await info.context.services.reads.get_many(tables.Export, [event.export_id])
     now = found.get(event.export_id)
     if now is None:
-        return None
+        return None, False
     if event.kind is jobs.ExportEventKind.QUEUED and now.status != "QUEUED":
-        return None
-    return ExportEvent(kind=event.kind, export=Export.from_row(now))
+        return None, True
+    return ExportEvent(kind=event.kind, export=Export.from_row(now)), True
 
 
 def _viewer_id(info: Info_) -> int:
@@ -288,7 +288,9 @@ class Subscription:
                 return
             async for event in stream:
                 assert isinstance(event, jobs.ExportEvent)
-                change = await export_change(info, event)
+                change, exists = await export_change(info, event)
+                if not exists:  # deleted (with its video, or by itself): nothing more comes
+                    return
                 if change is not None:
                     yield change
                 if event.kind is jobs.ExportEventKind.FINISHED:

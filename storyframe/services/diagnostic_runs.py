@@ -196,6 +196,7 @@ class DiagnosticRuns:
                 if run is None or run.status != "RUNNING":
                     return
                 run.status = "QUEUED"
+                run.attempts = max(0, run.attempts - 1)  # handed back, not lost
                 run.heartbeat_at = None
                 run.checks = [
                     {"name": c.get("name"), "title": c.get("title"), "status": "PENDING"}

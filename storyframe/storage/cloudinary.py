@@ -291,7 +291,7 @@ class CloudinaryStorage(BlobStorage):
         """Destroy the asset (and with it its derived thumbnails), invalidating CDN copies."""
         options = self._account.api_options()
 
-        resource_type = "raw" if f"/{EXPORTS_FOLDER}/" in key else "image"
+        resource_type = self._resource_type(key)
 
         def destroy() -> Any:
             return cloudinary.uploader.destroy(
@@ -304,9 +304,13 @@ class CloudinaryStorage(BlobStorage):
             raise StorageError(f"Cloudinary could not destroy {key!r}: {result!r}")
 
     async def keys(self) -> list[str]:
-        """Public ids under the folder, read page by page from the Admin API."""
+        """Public ids under the folder, read page by page from the Admin API: the images, then
+        the exports (raw assets)."""
+        images = await self._list("image", f"{self._folder}/")
+        return images + await self._list("raw", f"{self._folder}/{EXPORTS_FOLDER}/")
+
+    async def _list(self, resource_type: str, prefix: str) -> list[str]:
         options = self._account.api_options()
-        prefix = f"{self._folder}/"
 
         def list_all() -> list[str]:
             keys: list[str] = []
@@ -314,7 +318,7 @@ class CloudinaryStorage(BlobStorage):
             cursor: str | None = None
             while True:
                 page = cloudinary.api.resources(
-                    resource_type="image",
+                    resource_type=resource_type,
                     type="upload",
                     prefix=prefix,
                     max_results=_PAGE_SIZE,
@@ -338,9 +342,11 @@ class CloudinaryStorage(BlobStorage):
         """Whether the asset is there (Admin API); failures other than "not found" raise."""
         options = self._account.api_options()
 
+        resource_type = self._resource_type(key)
+
         def exists() -> bool:
             try:
-                cloudinary.api.resource(key, resource_type="image", type="upload", **options)
+                cloudinary.api.resource(key, resource_type=resource_type, type="upload", **options)
             except cloudinary.exceptions.NotFound:
                 return False
             return True
@@ -385,6 +391,10 @@ class CloudinaryStorage(BlobStorage):
             and not parts.query
             and re.search(tail + r"\Z", parts.path) is not None
         )
+
+    def _resource_type(self, key: str) -> str:
+        """`raw` for an export, `image` for the rest."""
+        return "raw" if key.startswith(f"{self._folder}/{EXPORTS_FOLDER}/") else "image"
 
     async def _call(self, what: str, call: Callable[[], T]) -> T:
         try:

@@ -425,9 +425,12 @@ async def test_an_export_is_stored_as_a_raw_asset_served_as_is_and_destroyed_as_
     assert fake_cloudinary.requests_to("/raw/upload")
     assert (await _fetch(blob.url)).content == path.read_bytes()
     assert blob.byte_size == path.stat().st_size
-    # and not listed among the images (`keys`), so the image collector never sees it
-    assert blob.key not in await storage.keys()
+    # and listed among the keys, as stored, so that `storyframe gc` finds it when orphaned
+    assert blob.key in await storage.keys()
+    assert await storage.exists(blob.key)
     # and deleting it destroys the raw asset
     await storage.delete(blob.key)
     assert fake_cloudinary.requests_to("/raw/destroy")
     assert blob.key not in fake_cloudinary.assets
+    assert blob.key not in await storage.keys()
+    assert not await storage.exists(blob.key)

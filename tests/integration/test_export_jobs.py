@@ -4,8 +4,14 @@ in the queue for the next; none leaves a file or a work folder behind."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from sqlalchemy import update
+from sqlmodel import col
+
+from storyframe.db.engine import create_engine
+from storyframe.db.tables import Export
 from storyframe.settings import Settings
 from storyframe.storage.local import LocalStorage
 from tests.support.apps import owned_app, settings_with
@@ -17,6 +23,7 @@ from tests.support.exporting import (
     export_video,
     finished,
 )
+from tests.support.ids import pk_of
 from tests.support.polling import until
 
 
@@ -113,3 +120,35 @@ async def test_an_export_whose_images_cannot_be_read_fails_with_the_frame(
         assert failed["error"]["code"] == "EXPORT_FAILED"
         assert "frame 2" in failed["error"]["message"]
         assert _leftovers(settings) == []
+
+
+async def test_a_cancelled_export_left_running_by_a_dead_process_ends_cancelled(
+    settings: Settings,
+) -> None:
+    storage = _storage(settings)
+    async with owned_app(settings, storage=storage) as owned:
+        board = await a_storyboard(owned.gql, ["One"])
+        export = (await export_video(owned.gql, board.video_id, format="PDF"))["export"]
+        await until(lambda: storage.waiting == 1)
+    # given: the row as a process killed after its cancelling was asked leaves it: RUNNING,
+    # cancel requested, its heartbeat long stale
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Export)
+                .where(col(Export.id) == pk_of(export["id"]))
+                .values(
+                    status="RUNNING",
+                    cancel_requested=True,
+                    heartbeat_at=datetime.now(UTC) - timedelta(hours=1),
+                )
+            )
+    finally:
+        await engine.dispose()
+    # when the next process starts, it does not run it: it ends cancelled
+    async with owned_app(settings, new_owner=False) as owned:
+        ended = await finished(owned.gql, export["id"])
+    assert ended["status"] == "CANCELLED"
+    assert ended["url"] is None
+    assert _leftovers(settings) == []

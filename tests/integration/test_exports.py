@@ -153,6 +153,8 @@ async def test_an_empty_video_and_bad_options_are_user_errors(settings: Settings
             ({"fps": 61}, "fps"),
             ({"secondsPerFrame": 0.01}, "secondsPerFrame"),
             ({"transitionMs": 60_000}, "transitionMs"),
+            ({"idempotencyKey": "k" * 256}, "idempotencyKey"),
+            ({"idempotencyKey": "   "}, "idempotencyKey"),
         ):
             payload = await export_video(gql, board.video_id, format="MP4", **options)
             assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [

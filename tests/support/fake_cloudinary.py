@@ -185,13 +185,14 @@ class FakeCloudinary:
         if method == "POST" and path in (api + "image/destroy", api + "raw/destroy"):
             self._check_signature(fields)
             return _json(200, self._destroy(fields))
-        listing = api + "resources/image/upload"
-        if method == "GET" and path == listing:
-            self._check_basic_auth(headers)
-            return _json(200, self._list(query))
-        if method == "GET" and path.startswith(listing + "/"):
-            self._check_basic_auth(headers)
-            return _json(200, self._resource(path.removeprefix(listing + "/")))
+        for kind in ("image", "raw"):
+            listing = api + f"resources/{kind}/upload"
+            if method == "GET" and path == listing:
+                self._check_basic_auth(headers)
+                return _json(200, self._list(query, raw=kind == "raw"))
+            if method == "GET" and path.startswith(listing + "/"):
+                self._check_basic_auth(headers)
+                return _json(200, self._resource(path.removeprefix(listing + "/")))
         raw = re.fullmatch(rf"/{re.escape(self.cloud_name)}/raw/upload/v(\d+)/(.+)", path)
         if method == "GET" and raw:
             return self._deliver_raw(int(raw[1]), raw[2])
@@ -278,7 +279,7 @@ class FakeCloudinary:
             removed = self.assets.pop(fields.get("public_id", ""), None)
         return {"result": "ok" if removed else "not found"}
 
-    def _list(self, query: dict[str, str]) -> dict[str, Any]:
+    def _list(self, query: dict[str, str], *, raw: bool = False) -> dict[str, Any]:
         prefix = query.get("prefix", "")
         size = min(int(query.get("max_results", "10")), _ADMIN_MAX_RESULTS, self.page_size)
         after = (
@@ -292,7 +293,7 @@ class FakeCloudinary:
                 for public_id in self.assets
                 if public_id.startswith(prefix)
                 and public_id > after
-                and self.assets[public_id].format != "raw"
+                and (self.assets[public_id].format == "raw") == raw
             )
             page = [self._describe(self.assets[public_id]) for public_id in matching[:size]]
         answer: dict[str, Any] = {"resources": page}

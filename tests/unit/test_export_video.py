@@ -384,6 +384,19 @@ def test_progress_is_told_after_each_frame_and_a_raise_from_it_stops_the_renderi
     assert (tmp_path / "cancelled.mp4").exists()  # left for the caller to delete
 
 
+def test_a_long_frame_can_be_stopped_before_its_end(tmp_path: Path) -> None:
+    long = frame(tmp_path, 1, quadrants((64, 36), WARM), 600_000)  # ten minutes
+    told: list[tuple[int, int]] = []
+
+    def stop_at_once(done: int, total: int) -> None:
+        told.append((done, total))
+        raise InterruptedError("the export was cancelled")
+
+    with pytest.raises(InterruptedError):
+        render_video(sheet_of([long]), options(), tmp_path / "long.mp4", stop_at_once)
+    assert told == [(0, 1)]  # told within the frame, long before its 2400 pictures were made
+
+
 def test_each_image_is_converted_once_and_at_most_two_are_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

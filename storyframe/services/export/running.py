@@ -74,6 +74,8 @@ class ExportRun:
         """Steps done so far (images fetched, frames rendered): written by the rendering
         thread, read by the reporter."""
         self._folder = exporter.temporaries.root / f"export-{export_id}"
+        self._stored: list[Blob] = []
+        """What this run has put in blob storage so far: released unless it is recorded."""
 
     async def run_job(self) -> None:
         try:
@@ -82,27 +84,31 @@ class ExportRun:
             log.info("export not run", extra={"export_id": self._id, "reason": refused.message})
 
     async def run(self) -> None:
-        export, sheet_sources, names = await self._claim()
+        try:
+            export, sheet_sources, names = await self._claim()
+        except asyncio.CancelledError:  # stopped once claimed, maybe: recorded as stopped
+            await asyncio.shield(self._clear_then(self._record_stopped(self._stored)))
+            raise
         reporter = asyncio.create_task(self._report(export))
-        stored: list[Blob] = []
         # The work files go before the end is recorded: whoever sees it ended sees them gone.
         try:
             try:
                 made = await self._make(export, sheet_sources, names)
-                stored = await self._store(export, made)
+                await self._store(export, made)
             finally:
                 reporter.cancel()
                 await asyncio.gather(reporter, return_exceptions=True)
         except asyncio.CancelledError:
             self._stop.set()
-            await asyncio.shield(self._clear_then(self._record_stopped(export, stored)))
+            await asyncio.shield(self._clear_then(self._record_stopped(self._stored)))
             raise
         except Exception as error:
-            await asyncio.shield(self._clear_then(self._record_failed(export, error, stored)))
+            recording = self._record_failed(export, error, self._stored)
+            await asyncio.shield(self._clear_then(recording))
             if not isinstance(error, RenderFailed | DomainError):
                 log.exception("an export failed", extra={"export_id": self._id})
         else:
-            await asyncio.shield(self._clear_then(self._record_done(export, made, stored)))
+            await asyncio.shield(self._clear_then(self._record_done(made, self._stored)))
 
     async def _clear_then(self, recording: Coroutine[Any, Any, None]) -> None:
         try:
@@ -238,23 +244,31 @@ class ExportRun:
                 await worker
             raise
 
-    async def _store(self, export: Export, made: _Made) -> list[Blob]:
-        """The file (and its subtitles) in blob storage, under keys made from their bytes."""
+    async def _store(self, export: Export, made: _Made) -> None:
+        """The file (and its subtitles) in blob storage, under keys made from their bytes; an
+        upload under way when the run is stopped is let finish, so that its file is known (and
+        released)."""
         format_ = ExportFormat(export.format)
         checksum = await asyncio.to_thread(_sha256, made.file)
-        stored = [
-            await self._exporter.storage.put_file(
-                made.file, checksum=checksum, extension=EXTENSIONS[format_]
-            )
-        ]
+        await self._put(made.file, checksum, EXTENSIONS[format_])
         if made.subtitles is not None:
             vtt = self._folder / "subtitles.vtt"
             await asyncio.to_thread(vtt.write_text, made.subtitles, "utf-8")
-            digest = await asyncio.to_thread(_sha256, vtt)
-            stored.append(
-                await self._exporter.storage.put_file(vtt, checksum=digest, extension="vtt")
+            await self._put(vtt, await asyncio.to_thread(_sha256, vtt), "vtt")
+
+    async def _put(self, file: Path, checksum: str, extension: str) -> None:
+        async def put() -> None:
+            blob = await self._exporter.storage.put_file(
+                file, checksum=checksum, extension=extension
             )
-        return stored
+            self._stored.append(blob)
+
+        uploading = asyncio.ensure_future(put())
+        try:
+            await asyncio.shield(uploading)
+        except asyncio.CancelledError:
+            await asyncio.wait([uploading])
+            raise
 
     # -- reporting and recording ---------------------------------------------------------------
 
@@ -276,9 +290,14 @@ class ExportRun:
             written = done
             self._exporter.announce(ExportEventKind.PROGRESS, export)
 
-    async def _record_done(self, export: Export, made: _Made, stored: list[Blob]) -> None:
+    async def _record_done(self, made: _Made, stored: list[Blob]) -> None:
         async with self._uow() as repo:
             row = await repo.get(Export, self._id)
+            if row is not None and row.cancel_requested:
+                # Cancelled while its file was being stored: it ends cancelled, and the file goes.
+                await repo.commit()
+                await self._record_stopped(stored)
+                return
             if row is None or row.status != ExportStatus.RUNNING.value:
                 # Deleted (or ended elsewhere) meanwhile: its file is nobody's.
                 await self._exporter.files.release([blob.key for blob in stored])
@@ -302,7 +321,7 @@ class ExportRun:
         )
         self._exporter.announce(ExportEventKind.FINISHED, row)
 
-    async def _record_stopped(self, export: Export, stored: list[Blob]) -> None:
+    async def _record_stopped(self, stored: list[Blob]) -> None:
         """Cancelled by its user: it ends CANCELLED. Stopped by a shutdown: back to the queue,
         to start again in the next process."""
         try:

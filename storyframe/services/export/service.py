@@ -15,6 +15,7 @@ from storyframe.domain.jobs import ExportEventKind, Ticket
 from storyframe.domain.ports import Repository, UnitOfWork
 from storyframe.services.export.requests import Exporter, ExportRequest
 from storyframe.services.export.running import ExportRun
+from storyframe.services.generation.requests import check_idempotency_key
 
 STEPS = {ExportFormat.MP4: 2, ExportFormat.PDF: 2, ExportFormat.ZIP: 3}
 """Steps per frame an export's progress counts: each image fetched, then rendered (a ZIP renders
@@ -37,6 +38,7 @@ class ExportService:
         request gives back the first request's export and queues nothing; with another request
         it is refused."""
         options = request.options.checked()
+        check_idempotency_key(idempotency_key)
         digest = request.digest()
         async with self._uow() as repo:
             if idempotency_key is not None:

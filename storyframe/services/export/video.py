@@ -84,12 +84,18 @@ class VideoFacts:
     subtitles: str | None  # the WebVTT text when captions are SUBTITLES, else None
 
 
+CHECK_SECONDS = 2
+"""How much video at most is encoded between two calls of `progress`, so that a stopped export
+stops soon even in a frame of minutes."""
+
+
 def render_video(
     sheet: Sheet, options: VideoOptions, target: Path, progress: Progress
 ) -> VideoFacts:
     """Write the MP4 of `sheet` to `target` and say what it is.
 
-    `progress(done, total)` is told after each frame (total: the number of frames). When it
+    `progress(done, total)` is told after each frame (total: the number of frames), and again,
+    with the same count, every `CHECK_SECONDS` of video while a frame stays still. When it
     raises, rendering stops there and its exception reaches the caller; `target` is then left
     as it is, incomplete, for the caller to delete. Raises RenderFailed when an image cannot be
     read or the encoder fails, and ValueError for a sheet without frames. CPU-bound and
@@ -173,6 +179,8 @@ def _encode(
 ) -> None:
     by_frame = {cue.number: cue for cue in captions}
     time_base = Fraction(1, options.fps)
+    done = 0
+    every = CHECK_SECONDS * options.fps
 
     def send(picture: av.VideoFrame, index: int) -> None:
         picture.pts = index
@@ -187,6 +195,8 @@ def _encode(
             container.mux(_cue_packet(subtitles, cue))
         for index in shot.still():
             send(current, index)
+            if index % every == every - 1:
+                progress(done, len(frames))  # within a long frame: the caller may stop it here
         following: av.VideoFrame | None = None
         blends = shot.blends()
         if blends:
@@ -195,7 +205,8 @@ def _encode(
             for index, weight in blends:
                 send(_blend(planes_from, planes_to, weight, size), index)
             del planes_from, planes_to
-        progress(position + 1, len(frames))
+        done = position + 1
+        progress(done, len(frames))
         if position + 1 < len(frames):
             current = (
                 following

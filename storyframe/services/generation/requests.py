@@ -43,12 +43,7 @@ class Requests:
             raise DomainError(
                 ErrorCode.INVALID, f"imageCount must be 1 to {MAX_IMAGES}", ["imageCount"]
             )
-        if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.strip()):
-            raise DomainError(
-                ErrorCode.INVALID,
-                f"idempotencyKey must be 1 to {IDEMPOTENCY_KEY_MAX} characters, not blank",
-                ["idempotencyKey"],
-            )
+        check_idempotency_key(key)
         spec = self._spec(request.model)
         size = self._choice(request.size, self._gen.defaults.size, spec.sizes, "size")
         quality = self._choice(
@@ -156,3 +151,13 @@ def _digest(
         "quality": quality,
     }
     return hashlib.sha256(json.dumps(asked, sort_keys=True).encode()).hexdigest()
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """An idempotency key is 1 to 255 characters, not blank (a generation's or an export's)."""
+    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_MAX and key.strip()):
+        raise DomainError(
+            ErrorCode.INVALID,
+            f"idempotencyKey must be 1 to {IDEMPOTENCY_KEY_MAX} characters, not blank",
+            ["idempotencyKey"],
+        )
