@@ -54,6 +54,15 @@ class SqlExportRows(ExportRows):
             .with_for_update(key_share=True)
         )
 
+    async def locked(self, export_id: int) -> Export | None:
+        statement = (
+            select(Export)
+            .where(col(Export.id) == export_id, col(Export.owner_id) == self._owner_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return (await self._session.scalars(statement)).first()
+
     async def queue(self, export: Export) -> None:
         self._session.add(export)
         await self._session.flush()

@@ -59,6 +59,11 @@ class ExportRows(Protocol):
         turns here."""
         ...
 
+    async def locked(self, export_id: int) -> Export | None:
+        """The export, its row locked until the transaction ends (on PostgreSQL): a cancel, a
+        deletion and a run's record of its end take turns on it."""
+        ...
+
     async def queue(self, export: Export) -> None:
         """Add a QUEUED export; it is handed to the job queue as the transaction commits."""
 

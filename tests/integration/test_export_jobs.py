@@ -152,3 +152,32 @@ async def test_a_cancelled_export_left_running_by_a_dead_process_ends_cancelled(
     assert ended["status"] == "CANCELLED"
     assert ended["url"] is None
     assert _leftovers(settings) == []
+
+
+async def test_a_run_whose_export_another_run_has_started_records_nothing(
+    settings: Settings,
+) -> None:
+    storage = _storage(settings)
+    async with owned_app(settings, storage=storage) as owned:
+        board = await a_storyboard(owned.gql, ["One"])
+        export = (await export_video(owned.gql, board.video_id, format="PDF"))["export"]
+        await until(lambda: storage.waiting == 1)
+        # given: another process has started the export meanwhile (this one was thought dead)
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(Export)
+                    .where(col(Export.id) == pk_of(export["id"]))
+                    .values(attempts=Export.attempts + 1)
+                )
+        finally:
+            await engine.dispose()
+        # when this run goes on to its end
+        storage.released.set()
+        await until(lambda: owned.runtime.exports_runner.running == 0, seconds=60)
+        # then it recorded nothing: the export is the other run's, and its file is released
+        now = await export_of(owned.gql, export["id"])
+        assert now is not None
+        assert (now["status"], now["attempts"], now["url"]) == ("RUNNING", 2, None)
+        assert _leftovers(settings) == []

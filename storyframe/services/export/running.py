@@ -1,10 +1,11 @@
 """Running one export: claim its row, fetch the selected images through blob storage, render the
 file in a worker thread (reporting how far it got), store it, and record how it ended.
 
-Work files live in one folder per export under the data directory's temporary folder; it is
-emptied when the export starts (a run killed in the middle left it) and removed when it ends,
-so a file is either stored whole or not at all. A run stopped by a shutdown puts the export
-back in the queue; one stopped by its user ends CANCELLED.
+Work files live in one folder per start of an export under the data directory's temporary
+folder; what earlier starts left (a run killed in the middle) is removed when the export starts
+again, and the folder when it ends, so a file is either stored whole or not at all. A run whose
+export another run has started since (its process was thought dead) records nothing. A run
+stopped by a shutdown puts the export back in the queue; one stopped by its user ends CANCELLED.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from storyframe.db.tables import Export, Project, Video
 from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.domain.exports import ExportFormat, ExportStatus, FrameSource
 from storyframe.domain.jobs import ExportEventKind
-from storyframe.domain.ports import Blob, UnitOfWork
+from storyframe.domain.ports import Blob, Repository, UnitOfWork
 from storyframe.services.export.archive import render_archive
 from storyframe.services.export.requests import Exporter, ExportOptions
 from storyframe.services.export.sheets import (
@@ -73,8 +74,11 @@ class ExportRun:
         self._done = 0
         """Steps done so far (images fetched, frames rendered): written by the rendering
         thread, read by the reporter."""
-        self._folder = exporter.temporaries.root / f"export-{export_id}"
+        self._root = exporter.temporaries.root
+        self._folder = self._root / f"export-{export_id}"
         self._stored: list[Blob] = []
+        self._attempt = 0
+        """Which start of the export this run is: a record is refused once another has begun."""
         """What this run has put in blob storage so far: released unless it is recorded."""
 
     async def run_job(self) -> None:
@@ -110,6 +114,12 @@ class ExportRun:
         else:
             await asyncio.shield(self._clear_then(self._record_done(made, self._stored)))
 
+    async def _mine(self, repo: Repository) -> Export | None:
+        """The export's row, locked, if this run still holds it: None once it is gone, or once
+        another run has started it (its process was thought dead, and this one ran on)."""
+        row = await repo.exports.locked(self._id)
+        return row if row is not None and row.attempts == self._attempt else None
+
     async def _clear_then(self, recording: Coroutine[Any, Any, None]) -> None:
         try:
             await asyncio.to_thread(shutil.rmtree, self._folder, True)
@@ -127,6 +137,8 @@ class ExportRun:
                 raise DomainError(ErrorCode.INVALID, f"the export is {state} already")
             export = await repo.get(Export, self._id)
             assert export is not None
+            self._attempt = export.attempts
+            self._folder = self._root / f"export-{self._id}-{self._attempt}"
             video = await repo.get(Video, export.video_id)
             project = await repo.get(Project, video.project_id) if video is not None else None
             sources = await repo.exports.frames_by_id(export.frame_ids)
@@ -138,7 +150,7 @@ class ExportRun:
                 export, DomainError(ErrorCode.INTERRUPTED, "the export was interrupted"), []
             )
             raise DomainError(ErrorCode.INTERRUPTED, "the export was interrupted too often")
-        await asyncio.to_thread(_fresh_folder, self._folder)
+        await asyncio.to_thread(_fresh_folder, self._root, self._id, self._folder)
         self._exporter.announce(ExportEventKind.STARTED, export)
         return export, sources, names
 
@@ -281,7 +293,7 @@ class ExportRun:
             if done == written:
                 continue
             async with self._uow() as repo:
-                row = await repo.get(Export, self._id)
+                row = await self._mine(repo)
                 if row is None or row.status != ExportStatus.RUNNING.value:
                     return
                 row.progress_done = min(done, row.progress_total)
@@ -292,7 +304,7 @@ class ExportRun:
 
     async def _record_done(self, made: _Made, stored: list[Blob]) -> None:
         async with self._uow() as repo:
-            row = await repo.get(Export, self._id)
+            row = await self._mine(repo)
             if row is not None and row.cancel_requested:
                 # Cancelled while its file was being stored: it ends cancelled, and the file goes.
                 await repo.commit()
@@ -326,7 +338,7 @@ class ExportRun:
         to start again in the next process."""
         try:
             async with self._uow() as repo:
-                row = await repo.get(Export, self._id)
+                row = await self._mine(repo)
                 if row is None or row.status != ExportStatus.RUNNING.value:
                     await self._exporter.files.release([blob.key for blob in stored])
                     return
@@ -358,7 +370,7 @@ class ExportRun:
             code, message = ErrorCode.EXPORT_FAILED, "the export failed"
         try:
             async with self._uow() as repo:
-                row = await repo.get(Export, self._id)
+                row = await self._mine(repo)
                 if row is None or row.status != ExportStatus.RUNNING.value:
                     return
                 row.status = ExportStatus.FAILED.value
@@ -373,8 +385,11 @@ class ExportRun:
         self._exporter.announce(ExportEventKind.FINISHED, row)
 
 
-def _fresh_folder(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+def _fresh_folder(root: Path, export_id: int, folder: Path) -> None:
+    """An empty work folder for this start of the export; what earlier starts left (a killed
+    process's files) goes."""
+    for left in root.glob(f"export-{export_id}-*"):
+        shutil.rmtree(left, ignore_errors=True)
     folder.mkdir(parents=True)
 
 

@@ -96,7 +96,7 @@ class ExportService:
         """Stop a queued or running export: a queued one ends CANCELLED at once, a running one
         soon (its work files are removed, nothing is stored). One that has ended is refused."""
         async with self._uow() as repo:
-            export = await repo.get(Export, export_id)
+            export = await repo.exports.locked(export_id)
             if export is None:
                 raise NotFound("export", ["id"])
             if export.status not in UNFINISHED_EXPORTS:
@@ -112,7 +112,7 @@ class ExportService:
     async def delete(self, export_id: int) -> Export:
         """Delete an export and its file; one still running is cancelled first."""
         async with self._uow() as repo:
-            export = await repo.get(Export, export_id)
+            export = await repo.exports.locked(export_id)
             if export is None:
                 raise NotFound("export", ["id"])
             running = export.status in UNFINISHED_EXPORTS
