@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import cloudinary.api
 import cloudinary.exceptions
@@ -35,6 +34,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from storyframe.domain.ports import Blob, BlobStorage
+from storyframe.storage.cloudinary_account import Account
 
 __all__ = ["THUMBNAIL_TRANSFORMATION", "CloudinaryStorage", "StorageError"]
 
@@ -50,11 +50,6 @@ THUMBNAIL_TRANSFORMATION: Final[Mapping[str, str | int]] = {
 """Delivery transformation of thumbnails: `c_limit,f_webp,h_512,q_auto,w_512`."""
 
 _PAGE_SIZE: Final = 500  # the Admin API's largest page
-_DEFAULT_TIMEOUT: Final = 60.0
-_SIGNATURE_ALGORITHMS: Final = frozenset({"sha1", "sha256"})
-_QUERY_OPTIONS: Final = frozenset(
-    {"upload_prefix", "secure_distribution", "signature_algorithm", "signature_version", "timeout"}
-)
 _CHECKSUM: Final = re.compile(r"[A-Za-z0-9_-]+")
 _FOLDER: Final = re.compile(r"[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*")
 
@@ -66,109 +61,6 @@ EXPORTS_FOLDER = "exports"
 class StorageError(Exception):
     """Cloudinary could not be reached or refused a call (HTTP error, bad credentials, network
     failure, unreadable answer). The SDK's own exception is the `__cause__`."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Account:
-    """The settings of one CLOUDINARY_URL, as SDK per-call options."""
-
-    cloud_name: str
-    api_key: str
-    api_secret: str = field(repr=False)
-    upload_prefix: str | None
-    secure_distribution: str | None
-    signature_algorithm: str
-    signature_version: int
-    timeout: float
-
-    @classmethod
-    def parse(cls, url: str) -> _Account:
-        """Read `cloudinary://<api_key>:<api_secret>@<cloud_name>[/<secure_distribution>][?…]`."""
-        parts = urlsplit(url)
-        if parts.scheme != "cloudinary":
-            raise ValueError("a Cloudinary URL starts with cloudinary://")
-        try:
-            port = parts.port
-        except ValueError:
-            port = -1
-        cloud_name, api_key, api_secret = parts.hostname, parts.username, parts.password
-        if not cloud_name or not api_key or not api_secret or port is not None:
-            raise ValueError(
-                "a Cloudinary URL looks like cloudinary://<api_key>:<api_secret>@<cloud_name>"
-            )
-        if parts.fragment:
-            raise ValueError("a Cloudinary URL has no #fragment")
-        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
-        unknown = set(query) - _QUERY_OPTIONS
-        if unknown:
-            raise ValueError(
-                f"unsupported Cloudinary URL options {sorted(unknown)}; "
-                f"supported: {sorted(_QUERY_OPTIONS)}"
-            )
-        options = {key: values[-1] for key, values in query.items()}
-
-        upload_prefix = options.get("upload_prefix") or None
-        if upload_prefix is not None:
-            prefix_parts = urlsplit(upload_prefix)
-            if prefix_parts.scheme not in ("http", "https") or not prefix_parts.netloc:
-                raise ValueError("upload_prefix must be an http(s) URL")
-            upload_prefix = upload_prefix.rstrip("/")
-        algorithm = options.get("signature_algorithm", "sha1")
-        if algorithm not in _SIGNATURE_ALGORITHMS:
-            raise ValueError(f"signature_algorithm must be one of {sorted(_SIGNATURE_ALGORITHMS)}")
-        try:
-            version = int(options.get("signature_version", "2"))
-            timeout = float(options.get("timeout", _DEFAULT_TIMEOUT))
-        except ValueError:
-            raise ValueError("signature_version and timeout must be numbers") from None
-        if version not in (1, 2) or not timeout > 0:
-            raise ValueError("signature_version must be 1 or 2, timeout positive")
-        # A path names a private CDN distribution, as the SDK reads it.
-        distribution = parts.path.lstrip("/") or options.get("secure_distribution") or None
-        return cls(
-            cloud_name=cloud_name,
-            api_key=unquote(api_key),
-            api_secret=unquote(api_secret),
-            upload_prefix=upload_prefix,
-            secure_distribution=distribution,
-            signature_algorithm=algorithm,
-            signature_version=version,
-            timeout=timeout,
-        )
-
-    def api_options(self) -> dict[str, Any]:
-        """Options for Upload and Admin API calls, each overriding a global setting."""
-        return {
-            "cloud_name": self.cloud_name,
-            "api_key": self.api_key,
-            "api_secret": self.api_secret,
-            # None means the SDK's default host, https://api.cloudinary.com.
-            "upload_prefix": self.upload_prefix,
-            "oauth_token": None,
-            "signature_algorithm": self.signature_algorithm,
-            "signature_version": self.signature_version,
-            "timeout": self.timeout,
-        }
-
-    def url_options(self) -> dict[str, Any]:
-        """Options for building delivery URLs, each overriding a global setting."""
-        return {
-            "cloud_name": self.cloud_name,
-            "secure": True,
-            "private_cdn": self.secure_distribution is not None,
-            "secure_distribution": self.secure_distribution,
-            "cname": None,
-            "cdn_subdomain": False,
-            "secure_cdn_subdomain": False,
-            "sign_url": False,
-            "auth_token": False,
-            "shorten": False,
-            "use_root_path": False,
-            "force_version": True,
-            "use_fetch_format": False,
-            "responsive_width": False,
-            "dpr": None,
-        }
 
 
 def _download(url: str, key: str) -> bytes | None:
@@ -199,7 +91,7 @@ class CloudinaryStorage(BlobStorage):
 
     def __init__(self, url: str, folder: str = "storyframe") -> None:
         """`url` is a CLOUDINARY_URL; a ValueError tells what is wrong with it or `folder`."""
-        self._account = _Account.parse(url)
+        self._account = Account.parse(url)
         folder = folder.strip("/")
         if not _FOLDER.fullmatch(folder):
             raise ValueError("folder must be letters, digits, '-' and '_', separated by '/'")

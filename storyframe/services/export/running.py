@@ -27,13 +27,13 @@ from storyframe.domain.exports import ExportFormat, ExportStatus, FrameSource
 from storyframe.domain.jobs import ExportEventKind
 from storyframe.domain.ports import Blob, Repository, UnitOfWork
 from storyframe.services.export.archive import render_archive
+from storyframe.services.export.fetching import fetch_frames
 from storyframe.services.export.requests import Exporter, ExportOptions
 from storyframe.services.export.sheets import (
     Captions,
     Progress,
     RenderFailed,
     Sheet,
-    SheetFrame,
     VideoOptions,
 )
 from storyframe.services.export.storyboard import render_storyboard
@@ -51,7 +51,6 @@ CONTENT_TYPES = {
     ExportFormat.PDF: "application/pdf",
     ExportFormat.ZIP: "application/zip",
 }
-IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 class _Stopped(Exception):
@@ -161,7 +160,11 @@ class ExportRun:
     ) -> _Made:
         options = ExportOptions.of_record(export.options)
         format_ = ExportFormat(export.format)
-        frames = await self._fetch(sources, options)
+
+        def fetched() -> None:
+            self._done += 1
+
+        frames = await fetch_frames(self._exporter.storage, sources, options, self._folder, fetched)
         sheet = Sheet(
             project_name=names[0],
             video_title=names[1],
@@ -197,46 +200,6 @@ class ExportRun:
             lambda progress: render_archive(sheet, storyboard, target, progress), 2 * base
         )
         return _Made(target)
-
-    async def _fetch(self, sources: list[FrameSource], options: ExportOptions) -> list[SheetFrame]:
-        """Each selected image, read through blob storage to a work file, one at a time."""
-        default_ms = round(options.seconds_per_frame * 1000)
-        frames: list[SheetFrame] = []
-        for source in sources:
-            if source.image_id is None or source.storage_key is None:
-                continue  # its selection was cleared after the export was asked for
-            number = len(frames) + 1
-            try:
-                data = await self._exporter.storage.read(source.storage_key, url=source.url)
-            except Exception as error:
-                raise RenderFailed(
-                    f"the image of frame {number} could not be read ({type(error).__name__})",
-                    number,
-                ) from error
-            content_type = source.content_type or "image/png"
-            path = self._folder / f"{number:05d}.{IMAGE_EXTENSIONS.get(content_type, 'img')}"
-            await asyncio.to_thread(path.write_bytes, data)
-            frames.append(
-                SheetFrame(
-                    number=number,
-                    title=source.title,
-                    caption=source.caption,
-                    duration_ms=source.duration_ms or default_ms,
-                    prompt=source.prompt,
-                    final_prompt=source.final_prompt,
-                    model=source.model,
-                    image=path,
-                    width=source.width,
-                    height=source.height,
-                    content_type=content_type,
-                )
-            )
-            self._done += 1
-        if not frames:
-            raise DomainError(
-                ErrorCode.MISSING_SELECTION, "none of the frames has a selected image any more"
-            )
-        return frames
 
     async def _render(self, render: Callable[[Progress], T], base: int) -> T:
         """Run a renderer in a worker thread; its progress counts from `base`. Stopped, the
