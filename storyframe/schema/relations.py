@@ -67,6 +67,8 @@ RELATION = "storyframe.relation"
 """The key of a field's `Relation` in its Strawberry field's metadata (see `nodes`)."""
 DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
 """Where graphql-core's field keeps the Strawberry field it was made from."""
+DIRECT = "storyframe.direct"
+"""Where a field resolved directly keeps its `Relation`, for the executor's plans (`plans`)."""
 
 
 def relation_of(field: GraphQLField) -> Relation | None:
@@ -91,6 +93,7 @@ def resolve_relations_directly(schema: Schema) -> Schema:
             rel = relation_of(field)
             if rel is not None and not field.extensions[DEFINITION].extensions:
                 field.resolve = _direct(rel)
+                field.extensions[DIRECT] = rel
     return schema
 
 

@@ -11,7 +11,8 @@ import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from storyframe.api_schema import build_schema
-from storyframe.schema.leaves import LEAF, LeafExecutor, fast_leaves
+from storyframe.schema.leaves import LeafExecutor, fast_leaves
+from storyframe.schema.plans import LEAF
 
 
 @strawberry.enum
