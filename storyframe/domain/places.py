@@ -5,7 +5,7 @@ Adding a kind of place is a member here and a row in `storyframe.db.places`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -66,11 +66,19 @@ class PlaceOwner:
 def place_named_by(row: object, kinds: Iterable[PlaceKind] = PlaceKind) -> Place:
     """The place a row names in its place columns (`frame_id`, …, as a placement or a message
     has them): the one that is set. Raises ValueError when none is."""
-    for kind in kinds:
-        value = getattr(row, kind.column)
+    kinds = tuple(kinds)
+    found = place_in([getattr(row, kind.column) for kind in kinds], kinds)
+    if found is None:
+        raise ValueError(f"{type(row).__name__} {getattr(row, 'id', '?')} names no place")
+    return found
+
+
+def place_in(values: Sequence[int | None], kinds: Sequence[PlaceKind]) -> Place | None:
+    """The place the values of the `kinds`' columns (in that order) name: the one set."""
+    for kind, value in zip(kinds, values, strict=True):
         if value is not None:
             return Place(kind, value)
-    raise ValueError(f"{type(row).__name__} {getattr(row, 'id', '?')} names no place")
+    return None
 
 
 def chat_of(message: object) -> Place:

@@ -8,7 +8,6 @@ import strawberry
 
 from storyframe.db import tables
 from storyframe.domain.ports import Viewer
-from storyframe.schema.ids import encode_id
 from storyframe.schema.nodes import Node
 from storyframe.schema.payloads import Payload
 
@@ -21,15 +20,13 @@ class User(Node):
     @classmethod
     def from_row(cls, row: tables.User) -> User:
         assert row.id is not None
-        return cls(
-            id=strawberry.ID(encode_id("User", row.id)), email=row.email, created_at=row.created_at
-        )
+        return cls(pk=row.id, email=row.email, created_at=row.created_at)
 
     @classmethod
     def of_viewer(cls, viewer: Viewer) -> User:
         """The viewer, as read with their token."""
         return cls(
-            id=strawberry.ID(encode_id("User", viewer.user_id)),
+            pk=viewer.user_id,
             email=viewer.email,
             created_at=viewer.created_at,
         )

@@ -9,9 +9,9 @@ import strawberry
 from strawberry import Private
 
 from storyframe.db import tables
-from storyframe.domain.places import Place, PlaceKind, chat_of
+from storyframe.domain.places import CHATS, Place, PlaceKind, place_in
+from storyframe.schema.building import built
 from storyframe.schema.connection import Connection
-from storyframe.schema.ids import encode_id
 from storyframe.schema.images import Image, image_count_of_place, images_of_place
 from storyframe.schema.nodes import Columns, Node, page_of, paged, related
 from storyframe.schema.relations import Args, Target
@@ -87,9 +87,9 @@ class Frame(Chat):
         (pk, video_pk, title, order, selected, created_at, updated_at, duration_ms, caption) = (
             _FRAME_COLUMNS.of(row)
         )
-        assert pk is not None
-        return cls(
-            id=strawberry.ID(encode_id("Frame", pk)),
+        return built(
+            cls,
+            pk=pk,
             place=Place(PlaceKind.FRAME, pk),
             video_pk=video_pk,
             title=title,
@@ -128,7 +128,7 @@ def _of_video(kind: PlaceKind, row: tables.Context | tables.MainChat) -> dict[st
     """What a context and a main chat take from their rows alike."""
     assert row.id is not None
     return {
-        "id": strawberry.ID(encode_id(kind.type_name, row.id)),
+        "pk": row.id,
         "place": Place(kind, row.id),
         "video_pk": row.video_id,
         "created_at": row.created_at,
@@ -136,12 +136,13 @@ def _of_video(kind: PlaceKind, row: tables.Context | tables.MainChat) -> dict[st
     }
 
 
-_MESSAGE_COLUMNS = Columns("id", "prompt", "with_context", "final_prompt", "created_at")
+_MESSAGE_COLUMNS = Columns(
+    "id", "prompt", "with_context", "final_prompt", "created_at", *(kind.column for kind in CHATS)
+)
 
 
 @strawberry.type(description="A prompt in a chat, and the images it produced.")
 class Message(Node):
-    pk: Private[int]
     chat_place: Private[Place]
     prompt: str
     with_context: bool = strawberry.field(
@@ -171,12 +172,13 @@ class Message(Node):
 
     @classmethod
     def from_row(cls, row: tables.Message) -> Message:
-        pk, prompt, with_context, final_prompt, created_at = _MESSAGE_COLUMNS.of(row)
-        assert pk is not None
-        return cls(
-            id=strawberry.ID(encode_id("Message", pk)),
+        pk, prompt, with_context, final_prompt, created_at, *chats = _MESSAGE_COLUMNS.of(row)
+        chat = place_in(chats, CHATS)
+        assert chat is not None, "a message is in a chat"
+        return built(
+            cls,
             pk=pk,
-            chat_place=chat_of(row),
+            chat_place=chat,
             prompt=prompt,
             with_context=with_context,
             final_prompt=final_prompt,

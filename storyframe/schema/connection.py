@@ -9,6 +9,7 @@ import strawberry
 from strawberry.dataloader import DataLoader
 
 from storyframe.domain.pages import Page, PageRequest
+from storyframe.schema.building import Derived, built
 from storyframe.schema.ids import encode_cursor
 from storyframe.schema.relations import peek
 from storyframe.schema.request_context import RequestContext
@@ -32,7 +33,7 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[N]):
-    cursor: str
+    cursor: str = Derived(lambda edge: encode_cursor(edge.node.pk), "its node's pk")  # type: ignore[assignment]
     node: N
 
 
@@ -59,15 +60,17 @@ class Connection(Generic[N]):
         counter: tuple[DataLoader[Any, int], Hashable] | None = None,
     ) -> Connection[Any]:
         page = Page.from_rows(list(items), request)
-        cursors = [encode_cursor(item.pk) for item in page.items]
-        return cls(
-            edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, page.items, strict=True)],
-            nodes=page.items,
-            page_info=PageInfo(
+        nodes = page.items
+        return built(  # one connection for each parent of a list: built as the nodes are
+            cls,
+            edges=[built(Edge, node=node) for node in nodes],
+            nodes=nodes,
+            page_info=built(
+                PageInfo,
                 has_next_page=page.has_next,
                 has_previous_page=page.has_previous,
-                start_cursor=cursors[0] if cursors else None,
-                end_cursor=cursors[-1] if cursors else None,
+                start_cursor=encode_cursor(nodes[0].pk) if nodes else None,
+                end_cursor=encode_cursor(nodes[-1].pk) if nodes else None,
             ),
             counter=counter,
         )

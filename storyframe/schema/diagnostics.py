@@ -12,7 +12,6 @@ from strawberry.scalars import JSON
 
 from storyframe.db import tables
 from storyframe.domain import jobs
-from storyframe.schema.ids import encode_id
 from storyframe.schema.nodes import Node
 from storyframe.schema.payloads import Payload
 from storyframe.services import diagnostics
@@ -136,7 +135,7 @@ class DiagnosticsRun(Node):
         assert row.id is not None
         checks = [DiagnosticCheck.of(check) for check in row.checks]
         return cls(
-            id=strawberry.ID(encode_id("DiagnosticsRun", row.id)),
+            pk=row.id,
             suite=diagnostics.Suite(row.suite),
             status=DiagnosticsRunStatus(row.status),
             placeholder=row.placeholder,

@@ -12,7 +12,6 @@ from strawberry import Private
 from storyframe.db import tables
 from storyframe.domain import exports, jobs
 from storyframe.schema.errors import ErrorCode
-from storyframe.schema.ids import encode_id
 from storyframe.schema.nodes import Node
 from storyframe.schema.payloads import Payload
 from storyframe.schema.projects import Video
@@ -92,7 +91,6 @@ class ExportError:
     "with its `progress`, then SUCCEEDED with a permanent `url` (or FAILED, CANCELLED)."
 )
 class Export(Node):
-    pk: Private[int]
     video_pk: Private[int]
     format: ExportFormat  # type: ignore[valid-type]
     status: ExportStatus  # type: ignore[valid-type]
@@ -130,7 +128,6 @@ class Export(Node):
             else None
         )
         return cls(
-            id=strawberry.ID(encode_id("Export", row.id)),
             pk=row.id,
             video_pk=row.video_id,
             format=exports.ExportFormat(row.format),

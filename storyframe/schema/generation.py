@@ -16,7 +16,6 @@ from storyframe.domain.image_provider import Usage
 from storyframe.domain.model_catalogue import PLACEHOLDER_MODEL
 from storyframe.schema.chats import Message
 from storyframe.schema.errors import ErrorCode
-from storyframe.schema.ids import encode_id
 from storyframe.schema.images import Image
 from storyframe.schema.nodes import Columns, Node
 from storyframe.schema.payloads import Payload
@@ -99,7 +98,6 @@ _GENERATION_COLUMNS = Columns(
     "cost and how it went. Kept apart from the message, whose prompt stays even when this fails."
 )
 class Generation(Node):
-    pk: Private[int]
     message_pk: Private[int]
     status: GenerationStatus  # type: ignore[valid-type]
     provider: str = strawberry.field(description="`openai`, or `placeholder` without a key.")
@@ -192,7 +190,6 @@ class Generation(Node):
                 output_tokens=output,
             )
         return cls(
-            id=strawberry.ID(encode_id("Generation", pk)),
             pk=pk,
             message_pk=message_pk,
             status=generation.GenerationStatus(status),

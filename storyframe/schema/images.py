@@ -10,7 +10,7 @@ from strawberry import Private
 
 from storyframe.db import tables
 from storyframe.domain.places import Place
-from storyframe.schema.ids import encode_id
+from storyframe.schema.building import built
 from storyframe.schema.nodes import Columns, Node, page_of, related
 from storyframe.schema.relations import Args, Target
 from storyframe.schema.request_context import Info_, Loaders
@@ -37,7 +37,6 @@ _IMAGE_COLUMNS = Columns(
 
 @strawberry.type(description="An image and where it is stored.")
 class Image(Node):
-    pk: Private[int]
     project_pk: Private[int]
     message_pk: Private[int | None]
     url: str = strawberry.field(description="An absolute, permanent URL of the image.")
@@ -77,9 +76,8 @@ class Image(Node):
             placeholder,
             created_at,
         ) = _IMAGE_COLUMNS.of(row)
-        assert pk is not None
-        return cls(
-            id=strawberry.ID(encode_id("Image", pk)),
+        return built(
+            cls,
             pk=pk,
             project_pk=project_pk,
             message_pk=message_pk,

@@ -12,7 +12,7 @@ from storyframe.db import tables
 from storyframe.domain.places import Place, PlaceKind
 from storyframe.schema.chats import Context, Frame, MainChat
 from storyframe.schema.connection import Connection
-from storyframe.schema.ids import decode_pk, encode_id
+from storyframe.schema.ids import decode_pk
 from storyframe.schema.images import Image, image_count_of_place, images_of_place
 from storyframe.schema.nodes import AFTER, FIRST, Node, page, page_of, paged, related
 from storyframe.schema.relations import Args, Target
@@ -21,7 +21,6 @@ from storyframe.schema.request_context import Loaders
 
 @strawberry.type(description="A video: an ordered list of frames, a context and main chats.")
 class Video(Node):
-    pk: Private[int]
     project_pk: Private[int]
     name: str
     created_at: datetime
@@ -43,7 +42,7 @@ class Video(Node):
 
     @classmethod
     def from_row(cls, row: tables.Video) -> Video:
-        return cls(**_named("Video", row), project_pk=row.project_id)
+        return cls(**_named(row), project_pk=row.project_id)
 
 
 def _video_count(loaders: Loaders, project: Project, _: Args) -> Target:
@@ -66,7 +65,6 @@ def _project_images_key(project: Project, args: Args) -> tuple[int, int | None]:
 
 @strawberry.type(description="A project: videos, and a gallery of images.")
 class Project(Node):
-    pk: Private[int]
     place: Private[Place]
     name: str
     created_at: datetime
@@ -102,15 +100,14 @@ class Project(Node):
 
     @classmethod
     def from_row(cls, row: tables.Project) -> Project:
-        fields = _named("Project", row)
+        fields = _named(row)
         return cls(**fields, place=Place(PlaceKind.GALLERY, fields["pk"]))
 
 
-def _named(type_name: str, row: tables.Project | tables.Video) -> dict[str, Any]:
+def _named(row: tables.Project | tables.Video) -> dict[str, Any]:
     """What a project and a video take from their rows alike."""
     assert row.id is not None
     return {
-        "id": strawberry.ID(encode_id(type_name, row.id)),
         "pk": row.id,
         "name": row.name,
         "created_at": row.created_at,
