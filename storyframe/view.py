@@ -39,6 +39,13 @@ RETRY_AFTER_SECONDS = 5
 """How long a client is asked to wait before trying again while the database is unreachable."""
 
 
+def _release(request: Request) -> None:
+    """The request is over: its context lets go of what it loaded (see `Loaders.close`)."""
+    context = getattr(request.state, "context", None)
+    if isinstance(context, RequestContext):
+        context.release()
+
+
 def bearer_token(authorization: str | None) -> str | None:
     scheme, _, token = (authorization or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
@@ -72,6 +79,7 @@ class StoryframeGraphQL(GraphQLOverHTTP):
     ) -> RequestContext:
         context = RequestContext(self._runtime, request)
         if isinstance(request, Request):
+            request.state.context = context  # released once the response has been sent
             context.viewer = await self._viewer(bearer_token(request.headers.get("authorization")))
             if request.headers.get("content-type", "").startswith("multipart/"):
                 # An upload's body arrives after this, for as long as the client takes.
@@ -106,7 +114,11 @@ class StoryframeGraphQL(GraphQLOverHTTP):
         try:
             # The token lookup and every read of the request share one connection.
             async with self._runtime.reads.held():
-                response = await self.run(request)
+                try:
+                    response = await self.run(request)
+                except BaseException:  # cancelled (a time limit), say: stop its reads first
+                    _release(request)
+                    raise
         except HTTPException as refused:
             code = _HTTP_ERROR_CODES.get(refused.status_code, "BAD_REQUEST")
             headers = None
@@ -128,7 +140,10 @@ class StoryframeGraphQL(GraphQLOverHTTP):
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 media_type=response_media_type(request.headers.get("accept")) or JSON,
             )
-        await response(scope, receive, send)
+        try:
+            await response(scope, receive, send)
+        finally:
+            _release(request)
 
     async def process_result(
         self, request: Request, result: ExecutionResult

@@ -20,6 +20,7 @@ from storyframe.schema.diagnostics import DiagnosticsRun
 from storyframe.schema.exports import Export
 from storyframe.schema.generation import Generation
 from storyframe.schema.images import Image
+from storyframe.schema.loader import Loader
 from storyframe.schema.projects import Project, Video
 from storyframe.schema.request_context import LoaderFactory, Loaders
 from storyframe.services.container import Services
@@ -35,7 +36,7 @@ def _by_id(reader: Reader, model: type[Row], wrap: Callable[[Row], V]) -> DataLo
         rows = await reader.get_many(model, ids)
         return [wrap(rows[i]) if i in rows else None for i in ids]
 
-    return DataLoader(load)
+    return Loader(load)
 
 
 def _grouped(
@@ -45,7 +46,7 @@ def _grouped(
         found = await fetch(keys)
         return [[wrap(row) for row in found.get(key, ())] for key in keys]
 
-    return DataLoader(load)
+    return Loader(load)
 
 
 def _counts(fetch: Callable[[list[K]], Awaitable[Mapping[K, int]]]) -> DataLoader[K, int]:
@@ -53,7 +54,7 @@ def _counts(fetch: Callable[[list[K]], Awaitable[Mapping[K, int]]]) -> DataLoade
         found = await fetch(keys)
         return [found.get(key, 0) for key in keys]
 
-    return DataLoader(load)
+    return Loader(load)
 
 
 def _paged(
@@ -77,7 +78,7 @@ def _paged(
             for key in keys
         ]
 
-    return DataLoader(load)
+    return Loader(load)
 
 
 async def _contexts_of_videos(reader: Reader, ids: list[int]) -> list[Context | None]:
@@ -106,11 +107,11 @@ FACTORIES: dict[str, LoaderFactory] = {
     "generation": lambda r, _: _by_id(r, tables.Generation, Generation.from_row),
     "export": lambda r, _: _by_id(r, tables.Export, Export.from_row),
     "diagnostics_run": lambda r, _: _by_id(r, tables.DiagnosticRun, DiagnosticsRun.from_row),
-    "generation_of_message": lambda r, _: DataLoader(partial(_generations_of_messages, r)),
+    "generation_of_message": lambda r, _: Loader(partial(_generations_of_messages, r)),
     "videos_of_project": lambda r, loaders: _paged(
         r.videos_of_projects, Video.from_row, lambda: loaders.video_count
     ),
-    "context_of_video": lambda r, _: DataLoader(partial(_contexts_of_videos, r)),
+    "context_of_video": lambda r, _: Loader(partial(_contexts_of_videos, r)),
     "frames_of_video": lambda r, _: _grouped(r.frames_of_videos, Frame.from_row),
     "main_chats_of_video": lambda r, _: _grouped(r.main_chats_of_videos, MainChat.from_row),
     "messages_of_chat": lambda r, loaders: _paged(
@@ -125,13 +126,13 @@ FACTORIES: dict[str, LoaderFactory] = {
         r.images_of_projects, Image.from_row, lambda: loaders.project_image_count
     ),
     "places_of_image": lambda r, _: _grouped(r.places_of_images, lambda place: place),
-    "project_count": lambda r, _: DataLoader(partial(_count_projects, r)),
+    "project_count": lambda r, _: Loader(partial(_count_projects, r)),
     "video_count": lambda r, _: _counts(r.count_videos),
     "project_image_count": lambda r, _: _counts(r.count_project_images),
     "frame_count": lambda r, _: _counts(r.count_frames),
     "message_count": lambda r, _: _counts(r.count_messages),
     "place_image_count": lambda r, _: _counts(r.count_place_images),
-    "queue_position": lambda _, loaders: DataLoader(partial(_positions, loaders.jobs)),
+    "queue_position": lambda _, loaders: Loader(partial(_positions, loaders.jobs)),
 }
 """How each of a request's loaders is made, from its reader (and the other loaders it uses)."""
 

@@ -16,6 +16,7 @@ from storyframe.domain.jobs import JobQueue
 from storyframe.domain.pages import PageRequest
 from storyframe.domain.places import Place
 from storyframe.domain.ports import Reader, Viewer
+from storyframe.schema.loader import Loader
 from storyframe.services.accounts import AccountService
 from storyframe.services.container import Services
 
@@ -98,6 +99,16 @@ class Loaders:
         for name in self.made():
             getattr(self, name).clear_all()
 
+    def close(self) -> None:
+        """The request is over: stop the reads still under way (a request cancelled in the
+        middle of a batch) and let go of the loaders made so far, with everything they loaded.
+        They reach each other (a page's loader makes its count's), so left to themselves they
+        would wait for the cyclic garbage collector, holding every object the request read."""
+        for name in self.made():
+            loader = self.__dict__.pop(name)
+            if isinstance(loader, Loader):
+                loader.cancel()
+
     def of_type(self, type_name: str) -> DataLoader[int, Any]:
         """The loader of a node type's objects by primary key (`Frame`, `Project`, …)."""
         loader: DataLoader[int, Any] = getattr(self, _NODE_LOADERS[type_name])
@@ -159,6 +170,12 @@ class RequestContext:
     @property
     def loaders(self) -> Loaders:
         return self._scope()[1]
+
+    def release(self) -> None:
+        """The request has been answered: its loaders and what they loaded can go at once."""
+        if self._scoped is not None:
+            self._scoped[1].close()
+            self._scoped = None
 
     def _scope(self) -> tuple[Services, Loaders]:
         if self._scoped is None:
