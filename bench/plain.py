@@ -5,7 +5,7 @@
 - `GET /plain/storyboard?id=<Video ID>`: the same document the storyboard query answers
   (`{"data": {"video": {"frames": [...]}}}`), read through the same `Reader` methods in the same
   rounds as the GraphQL prefetch and encoded with orjson, with no GraphQL execution at all;
-- `POST /plain/small`, `POST /plain/typename`, `POST /plain/update-frame`: the floors of
+- `POST /plain/small`, `/plain/typename`, `/plain/viewer`, `/plain/update-frame`: the floors of
   `bench.small`, which answer precomputed bytes (whatever the request) with the content type they
   were given, set beforehand with `PUT /bench/answers/<name>` (the body and its content type);
 - `GET /bench/stats`: how many SQL statements the app's engine has executed so far (BEGIN and
@@ -166,7 +166,7 @@ def bench_routes(runtime: Runtime, count: StatementCount, gc_time: GcTime) -> li
     return [Route("/plain/storyboard", plain_storyboard), Route("/bench/stats", stats)]
 
 
-SMALL_CASES = ("small", "typename", "update-frame")
+SMALL_CASES = ("small", "typename", "viewer", "update-frame")
 """The floors of `bench.small`: `POST /plain/<name>` answers what `PUT /bench/answers/<name>`
 set."""
 

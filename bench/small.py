@@ -6,11 +6,12 @@
 Seeds a user with a few projects, a video and a frame into a fresh SQLite database in a temporary
 directory (or the given database, or a throwaway PostgreSQL server), starts the real server with
 uvicorn in a subprocess on a free loopback port (`bench.plain:create_bench_app`, as
-`bench.storyboard` does), and drives three small requests with the user's bearer token, each
+`bench.storyboard` does), and drives four small requests with the user's bearer token, each
 against a plain Starlette endpoint of the same app that answers the same bytes, precomputed:
 
 - `small`: `{ viewer { id } projects(first: 5) { nodes { id name } } }`;
-- `typename`: `{ __typename }`;
+- `typename`: `{ __typename }` (which needs no viewer, so the token is not read);
+- `viewer`: `{ viewer { id } }`, the token's lookup and nothing else;
 - `update-frame`: the `updateFrame` mutation retitling the frame (its answer's `updatedAt`
   changes from one request to the next, so the floor answers bytes of the same size and shape).
 
@@ -61,6 +62,7 @@ from storyframe.settings import Settings
 PROJECTS = 5
 SMALL = "{ viewer { id } projects(first: 5) { nodes { id name } } }"
 TYPENAME = "{ __typename }"
+VIEWER = "{ viewer { id } }"
 UPDATE_FRAME = (
     "mutation UpdateFrame($input: UpdateFrameInput!) { updateFrame(input: $input) "
     "{ userErrors { field message code } frame { id title updatedAt } } }"
@@ -222,6 +224,7 @@ def cases(host: str, seeded: Seeded) -> list[Case]:
     found = [
         Case("small", "small query", *pair("small", SMALL), target=15.0),
         Case("typename", "{ __typename }", *pair("typename", TYPENAME), target=8.0),
+        Case("viewer", "{ viewer { id } }", *pair("viewer", VIEWER), target=None),
         Case(
             "update-frame",
             "updateFrame",
@@ -246,6 +249,8 @@ def _check_answer(case: Case, status: int, body: bytes, seeded: Seeded) -> Any:
         assert len(nodes) == PROJECTS, data
     elif case.name == "typename":
         assert data == {"__typename": "Query"}, data
+    elif case.name == "viewer":
+        assert data == {"viewer": {"id": seeded.user_id}}, data
     else:
         assert data["updateFrame"]["userErrors"] == [], data
         assert data["updateFrame"]["frame"]["id"] == seeded.frame_id, data

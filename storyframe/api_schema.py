@@ -26,6 +26,7 @@ from storyframe.resolvers.subscriptions import Subscription
 from storyframe.resolvers.uploads import UploadMutation
 from storyframe.schema.cost import ListBound, length_of
 from storyframe.schema.errors import CodedErrors
+from storyframe.schema.identify import Identify
 from storyframe.schema.leaves import LeafExecutor, fast_leaves
 from storyframe.schema.limits import (
     CheckDocuments,
@@ -71,6 +72,7 @@ def build_schema(
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         CodedErrors,
         lambda: CheckDocuments(checks=checks_of),
+        Identify,
     ]
     schema = Schema(
         query=merge_types("Query", (Query, AccountQuery, GenerationQuery, ExportQuery)),

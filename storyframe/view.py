@@ -39,6 +39,13 @@ RETRY_AFTER_SECONDS = 5
 """How long a client is asked to wait before trying again while the database is unreachable."""
 
 
+def _raise_unread(request: Request) -> None:
+    """The error that kept the request's token from being read, if one did (`Identify`)."""
+    context = getattr(request.state, "context", None)
+    if isinstance(context, RequestContext) and context.unread is not None:
+        raise context.unread
+
+
 def _release(request: Request) -> None:
     """The request is over: its context lets go of what it loaded (see `Loaders.close`)."""
     context = getattr(request.state, "context", None)
@@ -80,10 +87,9 @@ class StoryframeGraphQL(GraphQLOverHTTP):
         context = RequestContext(self._runtime, request)
         if isinstance(request, Request):
             request.state.context = context  # released once the response has been sent
-            context.viewer = await self._viewer(bearer_token(request.headers.get("authorization")))
-            if request.headers.get("content-type", "").startswith("multipart/"):
-                # An upload's body arrives after this, for as long as the client takes.
-                await self._runtime.reads.release()
+            # Read just before the operation runs, if it needs a viewer (`Identify`): not
+            # while an upload's body arrives, not at all for `{ __typename }`.
+            context.token = bearer_token(request.headers.get("authorization"))
         return context
 
     async def on_ws_connect(self, context: RequestContext) -> dict[str, object] | None:
@@ -119,6 +125,7 @@ class StoryframeGraphQL(GraphQLOverHTTP):
                 except BaseException:  # cancelled (a time limit), say: stop its reads first
                     _release(request)
                     raise
+                _raise_unread(request)
         except HTTPException as refused:
             code = _HTTP_ERROR_CODES.get(refused.status_code, "BAD_REQUEST")
             headers = None

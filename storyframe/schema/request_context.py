@@ -158,6 +158,10 @@ class RequestContext:
     app: Scopes
     request: Request | WebSocket | None = None
     viewer: Viewer | None = None
+    token: str | None = None
+    """A bearer token not read yet (`identify`): read before an operation that needs a viewer."""
+    unread: Exception | None = None
+    """Why the token could not be read (the database unreachable, say), if it could not."""
     connection_params: dict[str, object] | None = None  # set from a WebSocket's connection_init
     subscriptions: int = 0
     """The subscriptions a WebSocket holds now."""
@@ -170,6 +174,13 @@ class RequestContext:
     @property
     def loaders(self) -> Loaders:
         return self._scope()[1]
+
+    async def identify(self) -> None:
+        """Who the bearer token given names, if it has not been read yet: `viewer` (None for
+        a token that is unknown, expired or revoked)."""
+        token, self.token = self.token, None
+        if token is not None:
+            self.viewer = await self.app.accounts.authenticate(token)
 
     def release(self) -> None:
         """The request has been answered: its loaders and what they loaded can go at once."""

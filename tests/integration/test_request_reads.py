@@ -102,13 +102,66 @@ async def test_the_token_lookup_and_every_read_share_one_connection(
         watch.clear()
         wide = await gql.data(WIDE)
 
-    # then: the token alone; then the token, the projects, their count, their videos' counts
-    # and their videos (none, so no frames are read): each request on one connection
+    # then: nothing for `{ __typename }`, which needs no viewer (`Identify`); then the token,
+    # the projects, their count, their videos' counts and their videos (none, so no frames are
+    # read): each request on one connection
     assert typename == {"__typename": "Query"}
-    assert alone == 1
+    assert alone == 0
     assert wide["projects"]["totalCount"] == 2
     assert watch.checkouts == 1
     assert len(watch.statements) == 5
+
+
+LOG_OUT = "mutation { logOut { userErrors { code } } }"
+
+
+@pytest.mark.parametrize(
+    ("query", "reads_the_token"),
+    [
+        ("{ __typename }", False),
+        (
+            "query M { ...M } fragment M on Query { __typename ... on Query { __typename } }",
+            False,
+        ),
+        ("{ __schema { queryType { name } } }", False),
+        ("query Meta { ...Meta } fragment Meta on Query { __typename viewer { id } }", True),
+        ("{ __typename viewer { id } }", True),
+        ("mutation { __typename }", False),
+    ],
+    ids=["typename", "fragments", "introspection", "fragment-with-viewer", "viewer", "mutation"],
+)
+async def test_the_token_is_read_only_by_an_operation_that_needs_a_viewer(
+    runtime: Runtime, gql: GraphQLClient, query: str, reads_the_token: bool
+) -> None:
+    # when
+    with watching(runtime) as watch:
+        data = await gql.data(query)
+
+    # then
+    assert ("viewer" in data) is reads_the_token
+    assert (watch.checkouts, len(watch.statements)) == ((1, 1) if reads_the_token else (0, 0))
+    if reads_the_token:
+        assert data["viewer"]["id"]
+
+
+async def test_a_revoked_token_is_no_ones_on_the_next_request_that_needs_a_viewer(
+    runtime: Runtime, gql: GraphQLClient
+) -> None:
+    # given: a token logged out
+    assert (await gql.data(LOG_OUT))["logOut"]["userErrors"] == []
+
+    # when: a request that needs no viewer, then one that does
+    with watching(runtime) as watch:
+        meta = await gql.data("{ __typename }")
+        looked_up = watch.checkouts
+        viewer = await gql.data("{ viewer { id } }")
+        projects = await gql.execute("{ projects { totalCount } }")
+
+    # then: the first answers without a lookup; the next ones find the token no one's
+    assert meta == {"__typename": "Query"}
+    assert looked_up == 0
+    assert viewer == {"viewer": None}
+    assert projects["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_a_request_makes_only_the_loaders_its_fields_use(runtime: Runtime) -> None:
