@@ -4,13 +4,16 @@ before it runs."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError, GraphQLSchema
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from storyframe.domain.model_catalogue import IMAGE_MODELS
 from storyframe.domain.pages import MAX_PAGE
@@ -59,6 +62,31 @@ MUTATIONS = (
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """CodedErrors logs the unexpected errors with their ids; expected ones are not news."""
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """As Strawberry's, but a subscription is refused: it runs over a WebSocket
+        (`subscribe`), and executed once over HTTP it could only fail (its field answers a
+        stream). The HTTP view answers 400 `BAD_REQUEST`: "subscriptions are not allowed when
+        using POST"."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed - {OperationType.SUBSCRIPTION},
+            operation_extensions,
+        )
 
 
 def build_schema(

@@ -101,3 +101,20 @@ async def test_an_unsupported_method_is_refused_with_a_code(http: httpx.AsyncCli
     _assert_refused(
         response, 405, "METHOD_NOT_ALLOWED", "GraphQL only supports GET and POST requests."
     )
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_subscription_over_http_is_refused_with_a_code(
+    http: httpx.AsyncClient, method: str
+) -> None:
+    subscription = 'subscription { exportUpdated(id: "RXhwb3J0OjE") { kind } }'
+
+    if method == "GET":
+        response = await http.get("/graphql", params={"query": subscription})
+    else:
+        response = await http.post("/graphql", json={"query": subscription})
+
+    # subscriptions run over the WebSocket; executed once, they could only fail
+    _assert_refused(
+        response, 400, "BAD_REQUEST", f"subscriptions are not allowed when using {method}"
+    )
