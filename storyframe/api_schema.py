@@ -77,16 +77,24 @@ class Schema(strawberry.Schema):
         (`subscribe`), and executed once over HTTP it could only fail (its field answers a
         stream). The HTTP view answers 400 `BAD_REQUEST`: "subscriptions are not allowed when
         using POST"."""
-        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        allowed = (
+            _ONCE
+            if allowed_operation_types is None
+            else set(allowed_operation_types) - {OperationType.SUBSCRIPTION}
+        )
         return await super().execute(
             query,
             variable_values,
             context_value,
             root_value,
             operation_name,
-            allowed - {OperationType.SUBSCRIPTION},
+            allowed,
             operation_extensions,
         )
+
+
+_ONCE = frozenset(DEFAULT_ALLOWED_OPERATION_TYPES - {OperationType.SUBSCRIPTION})
+"""What an operation executed once may be: a query or a mutation."""
 
 
 def build_schema(

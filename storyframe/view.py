@@ -39,16 +39,20 @@ RETRY_AFTER_SECONDS = 5
 """How long a client is asked to wait before trying again while the database is unreachable."""
 
 
+_CONTEXT = "storyframe.context"
+"""Where a request's scope keeps its GraphQL context."""
+
+
 def _raise_unread(request: Request) -> None:
     """The error that kept the request's token from being read, if one did (`Identify`)."""
-    context = getattr(request.state, "context", None)
+    context = request.scope.get(_CONTEXT)
     if isinstance(context, RequestContext) and context.unread is not None:
         raise context.unread
 
 
 def _release(request: Request) -> None:
     """The request is over: its context lets go of what it loaded (see `Loaders.close`)."""
-    context = getattr(request.state, "context", None)
+    context = request.scope.get(_CONTEXT)
     if isinstance(context, RequestContext):
         context.release()
 
@@ -86,7 +90,7 @@ class StoryframeGraphQL(GraphQLOverHTTP):
     ) -> RequestContext:
         context = RequestContext(self._runtime, request)
         if isinstance(request, Request):
-            request.state.context = context  # released once the response has been sent
+            request.scope[_CONTEXT] = context  # released once the response has been sent
             # Read just before the operation runs, if it needs a viewer (`Identify`): not
             # while an upload's body arrives, not at all for `{ __typename }`.
             context.token = bearer_token(request.headers.get("authorization"))

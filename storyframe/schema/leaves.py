@@ -5,10 +5,10 @@ Most of a large answer is leaves (an image's `url`, a frame's `title`): for each
 builds a resolve info, calls Strawberry's resolver (which reads the attribute), then completes
 the value (non-null check, the scalar's `serialize`). `fast_leaves` marks every field that is a
 plain attribute (of a scalar or enum type: a leaf); `LeafExecutor.execute_field` reads a leaf
-and serializes it itself, and an object or a list whose selection its `Planner` can compile
-(`plans`) is answered as a whole. Anything unusual (arguments, middleware, a missing or
-unserializable value, null where null is not allowed) goes the usual way, so the answers and
-the errors stay exactly graphql-core's.
+and serializes it itself, and a list whose items' selection its `Planner` can compile
+(`plans`) is answered as a whole, objects and lists below included. Anything unusual
+(arguments, middleware, a missing or unserializable value, null where null is not allowed)
+goes the usual way, so the answers and the errors stay exactly graphql-core's.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ from storyframe.schema.plans import ATTRIBUTE, LEAF, Planner
 from storyframe.schema.relations import DEFINITION
 
 _MISSING = object()
+
+PLANNED_LENGTH = 2
+"""The shortest list worth planning: a plan is made once per execution, and for one object it
+costs about what graphql-core's way (with the leaves read straight) does. A lone object is
+never planned for the same reason; the lists below it are."""
 
 
 def fast_leaves(schema: Schema) -> Schema:
@@ -88,28 +93,6 @@ class LeafExecutor(StrawberryGraphQLCoreExecutionContext):
             )
         return self._planner
 
-    def collect_and_execute_subfields(
-        self,
-        return_type: GraphQLObjectType,
-        field_details_list: FieldDetailsList,
-        path: Path,
-        result: Any,
-        position_context: Any,
-    ) -> Any:
-        """An object whose selection can be planned is answered whole; any other (or one
-        whose plan meets something unexpected) goes the usual way, field by field."""
-        grouped, new_defer_usages, _ = self.collect_subfields(return_type, field_details_list)
-        planner = None if new_defer_usages else self.planner
-        answer = None if planner is None else planner.object(return_type, grouped)
-        if answer is not None:
-            try:
-                return answer(result)
-            except Exception:  # the usual way below answers it exactly
-                pass
-        return self.execute_collected_subfields(
-            return_type, result, path, grouped, new_defer_usages, position_context
-        )
-
     def complete_iterable_value(
         self,
         item_type: GraphQLOutputType,
@@ -126,6 +109,7 @@ class LeafExecutor(StrawberryGraphQLCoreExecutionContext):
         if (
             planner is not None
             and isinstance(items, list)
+            and len(items) >= PLANNED_LENGTH
             and self.get_stream_usage(field_details_list, path) is None
             and (item := planner.value(item_type, field_details_list)) is not None
         ):

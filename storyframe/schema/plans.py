@@ -12,7 +12,7 @@ graphql-core answers it field by field as usual, planning again below where it c
 
 A plan never reports an error: whatever it does not expect (a value still loading, a null where
 null is not allowed, an error loading, a value its scalar refuses) raises inside it, and the
-caller answers the same object or list the usual way, so the answers and errors stay exactly
+caller answers the same list the usual way, so the answers and errors stay exactly
 graphql-core's. Reads are idempotent (an attribute, a DataLoader's cache), so starting over
 repeats nothing that matters.
 """
