@@ -273,6 +273,10 @@ class Blob:
     checksum: str
 
 
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+"""The image types stored, and the file extension each takes."""
+
+
 class BlobStorage(Protocol):
     """Where image bytes live. Keys come from content hashes, so identical bytes are one blob."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import strawberry
 
@@ -27,6 +27,8 @@ from storyframe.schema.request_context import Info_
 from storyframe.services.generation.outcome import UNFINISHED
 
 Initial = Callable[[], Awaitable[list[tables.Generation]]]
+Row = TypeVar("Row")
+Sent = TypeVar("Sent")
 VideoEvent = Annotated[
     GenerationEvent | ExportEvent,
     strawberry.union(
@@ -160,15 +162,66 @@ async def follow_video(
 
 
 async def export_change(info: Info_, event: jobs.ExportEvent) -> tuple[ExportEvent | None, bool]:
-    """The export re-read after the change (None when there is nothing to send: a late QUEUED
-    crossed the worker's first events), and whether it still exists."""
+    """The export re-read after the change (None when there is nothing to send), and whether
+    it still exists."""
     found = await info.context.services.reads.get_many(tables.Export, [event.export_id])
     now = found.get(event.export_id)
-    if now is None:
-        return None, False
-    if event.kind is jobs.ExportEventKind.QUEUED and now.status != "QUEUED":
-        return None, True
-    return ExportEvent(kind=event.kind, export=Export.from_row(now)), True
+    return (None, False) if now is None else (_export_answer(event, now), True)
+
+
+def _export_answer(event: jobs.JobEvent | None, row: tables.Export) -> ExportEvent | None:
+    """An export's event as sent: its state, or the change (None for a late QUEUED, which
+    crossed the worker's first events)."""
+    if event is None:
+        return ExportEvent(kind=jobs.ExportEventKind.STATE, export=Export.from_row(row))
+    assert isinstance(event, jobs.ExportEvent)
+    if event.kind is jobs.ExportEventKind.QUEUED and row.status != "QUEUED":
+        return None
+    return ExportEvent(kind=event.kind, export=Export.from_row(row))
+
+
+def _run_answer(event: jobs.JobEvent | None, row: tables.DiagnosticRun) -> DiagnosticsRunEvent:
+    """A diagnostics run's event as sent: its state, or a change with the check it names."""
+    run = DiagnosticsRun.from_row(row)
+    if event is None:
+        return DiagnosticsRunEvent(kind=jobs.DiagnosticsEventKind.STATE, run=run, check=None)
+    assert isinstance(event, jobs.DiagnosticsEvent)
+    index = event.check_index
+    check = run.checks[index] if index is not None and index < len(run.checks) else None
+    return DiagnosticsRunEvent(kind=event.kind, run=run, check=check)
+
+
+async def _follow_row(
+    info: Info_,
+    accepts: Callable[[jobs.JobEvent], bool],
+    read: Callable[[], Awaitable[Row | None]],
+    answer: Callable[[jobs.JobEvent | None, Row], Sent | None],
+    *,
+    missing: str,
+    unfinished: Callable[[Row], bool],
+    last: Callable[[jobs.JobEvent], bool],
+) -> AsyncIterator[Sent]:
+    """One job row's subscription: its state first (NotFound when it does not exist), then,
+    while it is unfinished, each event answered with the row re-read after it, until the `last`
+    event or until the row is gone (deleted, by itself or with its video)."""
+    async with following(info, accepts) as stream:
+        found = await read()
+        if found is None:
+            raise NotFound(missing, ["id"])
+        state = answer(None, found)
+        if state is not None:
+            yield state
+        if not unfinished(found):
+            return
+        async for event in stream:
+            now = await read()
+            if now is None:
+                return
+            change = answer(event, now)
+            if change is not None:
+                yield change
+            if last(event):
+                return
 
 
 def _viewer_id(info: Info_) -> int:
@@ -245,25 +298,19 @@ class Subscription:
                 and event.owner_id == owner
             )
 
-        async with following(info, accepts) as stream:
-            found = (await reads.get_many(tables.DiagnosticRun, [pk])).get(pk)
-            if found is None:
-                raise NotFound("diagnostics run", ["id"])
-            run = DiagnosticsRun.from_row(found)
-            yield DiagnosticsRunEvent(kind=jobs.DiagnosticsEventKind.STATE, run=run, check=None)
-            if found.status not in ("QUEUED", "RUNNING"):
-                return
-            async for event in stream:
-                assert isinstance(event, jobs.DiagnosticsEvent)
-                now = (await reads.get_many(tables.DiagnosticRun, [pk])).get(pk)
-                if now is None:
-                    return
-                run = DiagnosticsRun.from_row(now)
-                index = event.check_index
-                check = run.checks[index] if index is not None and index < len(run.checks) else None
-                yield DiagnosticsRunEvent(kind=event.kind, run=run, check=check)
-                if event.kind is jobs.DiagnosticsEventKind.FINISHED:
-                    return
+        async def read() -> tables.DiagnosticRun | None:
+            return (await reads.get_many(tables.DiagnosticRun, [pk])).get(pk)
+
+        async for sent in _follow_row(
+            info,
+            accepts,
+            read,
+            _run_answer,
+            missing="diagnostics run",
+            unfinished=lambda run: run.status in ("QUEUED", "RUNNING"),
+            last=lambda event: event.kind is jobs.DiagnosticsEventKind.FINISHED,
+        ):
+            yield sent
 
     @strawberry.subscription(
         description="Every change of one export: first its state as it stands, then queued, "
@@ -279,22 +326,19 @@ class Subscription:
         def accepts(event: jobs.JobEvent) -> bool:
             return jobs.is_export(event) and event.export_id == pk and event.owner_id == owner
 
-        async with following(info, accepts) as stream:
-            found = await info.context.services.reads.get_many(tables.Export, [pk])
-            if pk not in found:
-                raise NotFound("export", ["id"])
-            yield ExportEvent(kind=jobs.ExportEventKind.STATE, export=Export.from_row(found[pk]))
-            if found[pk].status not in UNFINISHED_EXPORTS:
-                return
-            async for event in stream:
-                assert isinstance(event, jobs.ExportEvent)
-                change, exists = await export_change(info, event)
-                if not exists:  # deleted (with its video, or by itself): nothing more comes
-                    return
-                if change is not None:
-                    yield change
-                if event.kind is jobs.ExportEventKind.FINISHED:
-                    return
+        async def read() -> tables.Export | None:
+            return (await info.context.services.reads.get_many(tables.Export, [pk])).get(pk)
+
+        async for sent in _follow_row(
+            info,
+            accepts,
+            read,
+            _export_answer,
+            missing="export",
+            unfinished=lambda export: export.status in UNFINISHED_EXPORTS,
+            last=lambda event: event.kind is jobs.ExportEventKind.FINISHED,
+        ):
+            yield sent
 
     @strawberry.subscription(
         description="Every change of a video's generations and exports, in one subscription: "

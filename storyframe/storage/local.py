@@ -9,9 +9,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from storyframe.domain.ports import Blob, BlobStorage
+from storyframe.domain.ports import IMAGE_EXTENSIONS, Blob, BlobStorage
 
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 FILE_EXTENSIONS = {
     "mp4": "video/mp4",
     "pdf": "application/pdf",
@@ -20,7 +19,7 @@ FILE_EXTENSIONS = {
 }
 """What exports are stored as, and the content type each is served with."""
 CONTENT_TYPES = {
-    **{ext: content_type for content_type, ext in EXTENSIONS.items()},
+    **{ext: content_type for content_type, ext in IMAGE_EXTENSIONS.items()},
     **FILE_EXTENSIONS,
 }
 THUMBNAIL_SUFFIX = ".thumb.webp"
@@ -38,7 +37,7 @@ EXPORT_PATTERN = re.compile(r"exports/[0-9a-f]{64}\.(mp4|pdf|zip|vtt)")
 def key_for(checksum: str, content_type: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", checksum):
         raise ValueError("checksum must be a SHA-256 hex digest")
-    return f"{checksum[:2]}/{checksum}.{EXTENSIONS[content_type]}"
+    return f"{checksum[:2]}/{checksum}.{IMAGE_EXTENSIONS[content_type]}"
 
 
 def thumbnail_key(key: str) -> str:

@@ -19,9 +19,9 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any, Final
 
+from storyframe.domain.ports import IMAGE_EXTENSIONS
 from storyframe.services.export.sheets import Progress, RenderFailed, Sheet, SheetFrame
 
-EXTENSIONS: Final = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 SLUG_LENGTH: Final = 60
 _COPY_CHUNK: Final = 1024 * 1024
 _ZIP64_FROM: Final = 2**31 - 1  # a larger entry needs ZIP64 sizes from its header on
@@ -47,7 +47,7 @@ def frame_file(frame: SheetFrame, count: int) -> str:
     """Where a frame's image goes in the archive: `frames/001-<slug>.<ext>`, numbered with as
     many digits as the largest number needs, three at least."""
     digits = max(3, len(str(count)))
-    extension = EXTENSIONS.get(frame.content_type)
+    extension = IMAGE_EXTENSIONS.get(frame.content_type)
     if extension is None:
         raise RenderFailed(f"frame {frame.number}: not an exportable image type", frame.number)
     return f"frames/{frame.number:0{digits}d}-{slug(frame.title)}.{extension}"

@@ -10,11 +10,9 @@ from pathlib import Path
 
 from storyframe.domain.errors import DomainError, ErrorCode
 from storyframe.domain.exports import FrameSource
-from storyframe.domain.ports import BlobStorage
+from storyframe.domain.ports import IMAGE_EXTENSIONS, BlobStorage
 from storyframe.services.export.requests import ExportOptions
 from storyframe.services.export.sheets import RenderFailed, SheetFrame
-
-IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 async def fetch_frames(
